@@ -1,0 +1,42 @@
+#include "common/error.h"
+
+namespace cr {
+
+std::string_view CodeName(ErrorCode code) {
+  switch (code) {
+#define CR_NAME(name, exit_code, http) \
+  case ErrorCode::name:                \
+    return #name;
+    CR_ERROR_CODES(CR_NAME)
+#undef CR_NAME
+  }
+  return "INTERNAL";
+}
+
+int ExitCode(ErrorCode code) {
+  switch (code) {
+#define CR_EXIT(name, exit_code, http) \
+  case ErrorCode::name:                \
+    return exit_code;
+    CR_ERROR_CODES(CR_EXIT)
+#undef CR_EXIT
+  }
+  return 1;
+}
+
+int HttpStatus(ErrorCode code) {
+  switch (code) {
+#define CR_HTTP(name, exit_code, http) \
+  case ErrorCode::name:                \
+    return http;
+    CR_ERROR_CODES(CR_HTTP)
+#undef CR_HTTP
+  }
+  return 500;
+}
+
+std::string Error::ToString() const {
+  return fmt::format("cleanroom: error[{}]: {}", CodeName(code), message);
+}
+
+}  // namespace cr

@@ -1,0 +1,193 @@
+#include "common/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+
+namespace cr {
+namespace {
+
+std::string Errno() { return std::string(strerror(errno)); }
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail(ErrorCode::INTERNAL, "cannot write {}: {}", path, Errno());
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::string> ReadFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}: {}", path, Errno());
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}: {}", path, strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open directory {}: {}", dir, Errno());
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Fail(ErrorCode::INTERNAL, "cannot sync directory {}: {}", dir, Errno());
+  return Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
+                       Overwrite overwrite) {
+  if (overwrite == Overwrite::kRefuse && PathExists(path)) {
+    return Fail(ErrorCode::FILE_EXISTS, "{} already exists; refusing to overwrite it", path);
+  }
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot create a file beside {}: {}", path, Errno());
+  auto cleanup = [&] { ::unlink(tmp.c_str()); };
+  if (::fchmod(fd, mode) != 0) {
+    ::close(fd);
+    cleanup();
+    return Fail(ErrorCode::INTERNAL, "cannot set mode of {}: {}", path, Errno());
+  }
+  auto written = WriteAll(fd, data, path);
+  if (!written || ::fsync(fd) != 0) {
+    ::close(fd);
+    cleanup();
+    if (!written) return written;
+    return Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", path, Errno());
+  }
+  ::close(fd);
+  if (overwrite == Overwrite::kRefuse) {
+    // link() fails if the target exists, so a concurrent writer cannot be clobbered.
+    if (::link(tmp.c_str(), path.c_str()) != 0) {
+      int e = errno;
+      cleanup();
+      if (e == EEXIST) {
+        return Fail(ErrorCode::FILE_EXISTS, "{} already exists; refusing to overwrite it", path);
+      }
+      return Fail(ErrorCode::INTERNAL, "cannot create {}: {}", path, strerror(e));
+    }
+    cleanup();
+  } else if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    cleanup();
+    return Fail(ErrorCode::INTERNAL, "cannot replace {}: {}", path, strerror(e));
+  }
+  return SyncDir(DirName(path));
+}
+
+Status AppendLineDurable(const std::string& path, std::string_view line, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open {}: {}", path, Errno());
+  std::string buf(line);
+  buf.push_back('\n');
+  auto st = WriteAll(fd, buf, path);
+  if (st && ::fsync(fd) != 0) st = Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", path, Errno());
+  ::close(fd);
+  return st;
+}
+
+Status RemoveFileDurable(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Fail(ErrorCode::INTERNAL, "cannot remove {}: {}", path, Errno());
+  }
+  return SyncDir(DirName(path));
+}
+
+Status MakeDirs(const std::string& path, mode_t mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Fail(ErrorCode::INTERNAL, "cannot create directory {}: {}", path, ec.message());
+  ::chmod(path.c_str(), mode);
+  return Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string JoinPath(const std::string& base_dir, const std::string& rel) {
+  if (!rel.empty() && rel[0] == '/') return rel;
+  if (base_dir.empty() || base_dir == ".") return rel;
+  return base_dir + "/" + rel;
+}
+
+long long NowUnix() {
+  if (const char* fake = std::getenv("CLEANROOM_NOW"); fake && *fake) {
+    return std::atoll(fake);
+  }
+  return static_cast<long long>(std::time(nullptr));
+}
+
+std::string NowRfc3339() {
+  time_t t = static_cast<time_t>(NowUnix());
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string ToHex(std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+bool FromHex(std::string_view hex, std::string* out) {
+  if (hex.size() % 2) return false;
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = val(hex[i]), lo = val(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
+
+}  // namespace cr

@@ -1,0 +1,56 @@
+// File access: whole-file reads, atomic writes (write, fsync, rename) and
+// durable appends. Every write in the room goes through here.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace cr {
+
+// Reads the whole file. FILE_UNREADABLE when it is missing or unreadable.
+Result<std::string> ReadFile(const std::string& path);
+
+enum class Overwrite { kAllow, kRefuse };
+
+// Writes `data` to a temporary file beside `path`, fsyncs it, then renames it
+// over `path` and fsyncs the directory: readers see the old bytes or the new,
+// never half. With Overwrite::kRefuse an existing `path` is an error
+// (FILE_EXISTS) and is left untouched (the final step is link(), not rename()).
+Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644,
+                       Overwrite overwrite = Overwrite::kAllow);
+
+// Appends one line (a '\n' is added) with O_APPEND and fsyncs.
+Status AppendLineDurable(const std::string& path, std::string_view line, mode_t mode = 0644);
+
+// Removes a file and fsyncs its directory; a missing file is not an error.
+Status RemoveFileDurable(const std::string& path);
+
+// Creates a directory (and parents) with `mode`.
+Status MakeDirs(const std::string& path, mode_t mode = 0755);
+
+// fsyncs a directory so a rename or unlink inside it is durable.
+Status SyncDir(const std::string& dir);
+
+bool PathExists(const std::string& path);
+
+// Directory part of a path ("." when there is none).
+std::string DirName(const std::string& path);
+
+// `rel` resolved against the directory `base_dir` unless it is absolute.
+std::string JoinPath(const std::string& base_dir, const std::string& rel);
+
+// Seconds since the epoch. Tests can pin it with CLEANROOM_NOW=SECONDS.
+long long NowUnix();
+
+// RFC 3339 UTC timestamp of NowUnix().
+std::string NowRfc3339();
+
+std::string ToHex(std::string_view bytes);
+// Empty optional-like failure: returns false when `hex` is not valid hex.
+bool FromHex(std::string_view hex, std::string* out);
+
+}  // namespace cr

@@ -1,0 +1,151 @@
+// The collaboration spec (PRODUCT.md §3): parse and validate every field,
+// hash the exact bytes (plus the bytes of every key file it names), and sign
+// and verify parties' signatures over that hash.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+
+namespace cr::spec {
+
+enum class ColumnType { kString, kInteger, kDouble, kBoolean, kDate, kTimestamp };
+enum class Role { kJoinKey, kDimension, kMetric, kSensitive };
+enum class Normalize { kNone, kEmail, kPhone, kText };
+enum class RuleKind { kAggregation, kList, kCustom };
+enum class AggFn { kCount, kCountDistinct, kSum, kAvg, kStddev, kMedian };
+
+// Spec spelling of each enum ("string", "join_key", "email", "aggregation", "count_distinct").
+std::string_view Name(ColumnType t);
+std::string_view Name(Role r);
+std::string_view Name(Normalize n);
+std::string_view Name(RuleKind k);
+std::string_view Name(AggFn f);
+// DuckDB type name of a column type ("VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP").
+std::string_view DuckDbType(ColumnType t);
+
+struct Column {
+  std::string name;
+  ColumnType type = ColumnType::kString;
+  Role role = Role::kDimension;
+  Normalize normalize = Normalize::kNone;
+  std::optional<std::pair<double, double>> bounds;  // metric/sensitive numeric columns
+};
+
+struct Rule {
+  RuleKind kind = RuleKind::kAggregation;
+  std::vector<std::string> receivers;                       // party names
+  // aggregation
+  std::map<std::string, std::vector<AggFn>> aggregates;     // column -> allowed functions
+  std::optional<int64_t> min_distinct_units;
+  std::vector<std::string> join_operators = {"and"};        // subset of {and, or}
+  std::map<std::string, std::vector<std::string>> public_values;  // dimension -> values
+  bool require_dp = false;
+  // list
+  std::vector<std::string> list_columns;
+  // custom
+  std::vector<std::string> templates;
+};
+
+struct Dataset {
+  std::string name;
+  std::string owner;                // party name
+  std::string privacy_unit_column;  // a join_key column
+  std::vector<Column> columns;      // in spec order
+  Rule rule;
+
+  const Column* FindColumn(std::string_view column) const;
+};
+
+struct Party {
+  std::string name;
+  std::string public_key_source;    // as written in the spec: key text or a path
+  std::string key_bytes;            // exact bytes of the key file ("" when inline)
+  crypto::PublicIdentity key;
+  std::vector<std::string> abilities;  // contribute | query | receive_results
+
+  bool Can(std::string_view ability) const;
+};
+
+struct Dp {
+  double epsilon = 0;
+  double delta = 0;
+  int64_t max_groups_per_unit = 1;
+  std::string refresh = "none";  // none | daily | weekly | monthly
+};
+
+struct Privacy {
+  std::string unit = "person";
+  int64_t min_distinct_units = 50;
+  std::optional<Dp> dp;
+};
+
+struct TemplateParam {
+  std::string name;
+  ColumnType type = ColumnType::kString;
+};
+
+struct Template {
+  std::string name;
+  std::vector<TemplateParam> parameters;  // in spec order
+  std::string sql;
+};
+
+struct Spec {
+  std::string collaboration;
+  std::string description;
+  std::string region;
+  int64_t retention_days = 0;  // 0: no automatic disposal
+  std::vector<Party> parties;  // in spec order
+  Privacy privacy;
+  std::vector<Dataset> datasets;  // in spec order
+  std::vector<Template> templates;
+
+  std::string bytes;  // the exact bytes parsed
+  std::string hash;   // hex SHA-256 over the bytes and every named key file's bytes
+
+  const Party* FindParty(std::string_view name) const;
+  const Party* FindPartyByKey(const crypto::PublicIdentity& key) const;
+  const Dataset* FindDataset(std::string_view name) const;
+  const Template* FindTemplate(std::string_view name) const;
+  // Strictest threshold for a dataset: its rule's min_distinct_units, else the default.
+  int64_t MinDistinctUnits(const Dataset& d) const;
+};
+
+// Parses and validates `bytes`. Key paths resolve against `base_dir`.
+// SPEC_INVALID (exit 7) with a message naming the offending field path
+// (e.g. "datasets.impressions.columns.cost.bounds"); KEY_INVALID/FILE_UNREADABLE
+// for a party's key.
+Result<Spec> Parse(std::string_view bytes, const std::string& base_dir);
+// Reads the file and parses it with its own directory as base_dir.
+Result<Spec> Load(const std::string& path);
+
+// ----- Signatures ------------------------------------------------------------------
+
+// Contents of SPEC.NAME.sig (JSON): who signed which spec hash.
+struct Signature {
+  std::string party;
+  std::string collaboration;
+  std::string spec_hash;        // hex
+  std::string signature;        // raw 64 bytes
+};
+
+// Signs spec.hash with `id`, which must be one of the spec's parties
+// (UNKNOWN_SIGNER otherwise). Returns the signature; see SignatureToJson.
+Result<Signature> Sign(const Spec& spec, const crypto::Identity& id);
+std::string SignatureToJson(const Signature& sig);
+Result<Signature> SignatureFromJson(std::string_view text);  // BAD_INPUT when malformed
+
+// Checks one signature against the spec: UNKNOWN_SIGNER (party not in the
+// spec), SPEC_MISMATCH (signed another spec hash or collaboration),
+// SIGNATURE_INVALID (bytes do not verify under that party's key).
+Status Verify(const Spec& spec, const Signature& sig);
+
+}  // namespace cr::spec

@@ -1,0 +1,68 @@
+#include "common/files.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "testing/temp_dir.h"
+
+namespace cr {
+namespace {
+
+using testing::TempDir;
+
+TEST(FilesTest, AtomicWriteReplacesAndLeavesNoTemporaries) {
+  TempDir dir;
+  std::string p = dir / "f";
+  ASSERT_TRUE(WriteFileAtomic(p, "one"));
+  ASSERT_TRUE(WriteFileAtomic(p, "two", 0600));
+  EXPECT_EQ(*ReadFile(p), "two");
+  struct stat st;
+  ASSERT_EQ(stat(p.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(testing::Snapshot(dir.path()).size(), 1u);
+}
+
+TEST(FilesTest, RefuseOverwriteKeepsOldBytes) {
+  TempDir dir;
+  std::string p = dir / "f";
+  ASSERT_TRUE(WriteFileAtomic(p, "old", 0644, Overwrite::kRefuse));
+  auto st = WriteFileAtomic(p, "new", 0644, Overwrite::kRefuse);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::FILE_EXISTS);
+  EXPECT_EQ(*ReadFile(p), "old");
+  EXPECT_EQ(testing::Snapshot(dir.path()).size(), 1u);
+}
+
+TEST(FilesTest, ReadMissingIsUnreadable) {
+  auto r = ReadFile("/nonexistent/file");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::FILE_UNREADABLE);
+}
+
+TEST(FilesTest, AppendAddsLines) {
+  TempDir dir;
+  std::string p = dir / "log";
+  ASSERT_TRUE(AppendLineDurable(p, "a"));
+  ASSERT_TRUE(AppendLineDurable(p, "b"));
+  EXPECT_EQ(*ReadFile(p), "a\nb\n");
+}
+
+TEST(FilesTest, HexRoundTrip) {
+  std::string out;
+  EXPECT_EQ(ToHex(std::string("\x00\xff\x10", 3)), "00ff10");
+  ASSERT_TRUE(FromHex("00ff10", &out));
+  EXPECT_EQ(out, std::string("\x00\xff\x10", 3));
+  EXPECT_FALSE(FromHex("0g", &out));
+  EXPECT_FALSE(FromHex("abc", &out));
+}
+
+TEST(FilesTest, PinnedClock) {
+  setenv("CLEANROOM_NOW", "86400", 1);
+  EXPECT_EQ(NowUnix(), 86400);
+  EXPECT_EQ(NowRfc3339(), "1970-01-02T00:00:00Z");
+  unsetenv("CLEANROOM_NOW");
+}
+
+}  // namespace
+}  // namespace cr
