@@ -126,6 +126,11 @@ struct Spec {
 Result<Spec> Parse(std::string_view bytes, const std::string& base_dir);
 // Reads the file and parses it with its own directory as base_dir.
 Result<Spec> Load(const std::string& path);
+// Parses `bytes` taking each key file from `key_files` (public_key as written in
+// the spec -> the file's exact bytes) instead of the disk: how a room re-reads
+// the copies it stored. FILE_UNREADABLE when a named key file is not in the map.
+Result<Spec> ParseWithKeyFiles(std::string_view bytes,
+                               const std::map<std::string, std::string>& key_files);
 
 // ----- Signatures ------------------------------------------------------------------
 

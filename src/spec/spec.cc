@@ -1,0 +1,1114 @@
+#include "spec/spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <system_error>
+
+#include "common/files.h"
+
+namespace cr::spec {
+namespace {
+
+using namespace std::string_view_literals;
+
+// Both domain strings include their terminating NUL (the sv literal keeps it),
+// so no spec encoding can be mistaken for a signature message or vice versa.
+constexpr std::string_view kHashDomain = "cleanroom-spec-v1\0"sv;
+constexpr std::string_view kSignatureDomain = "cleanroom-spec-signature-v1\0"sv;
+constexpr std::string_view kPubPrefix = "crpub1:";
+
+// ----- Enum spellings ----------------------------------------------------------------
+
+template <typename E>
+using Spelled = std::pair<E, std::string_view>;
+
+constexpr Spelled<ColumnType> kColumnTypes[] = {
+    {ColumnType::kString, "string"}, {ColumnType::kInteger, "integer"},
+    {ColumnType::kDouble, "double"}, {ColumnType::kBoolean, "boolean"},
+    {ColumnType::kDate, "date"},     {ColumnType::kTimestamp, "timestamp"}};
+constexpr Spelled<Role> kRoles[] = {{Role::kJoinKey, "join_key"},
+                                    {Role::kDimension, "dimension"},
+                                    {Role::kMetric, "metric"},
+                                    {Role::kSensitive, "sensitive"}};
+// "none" is the absence of the key, never written in a spec.
+constexpr Spelled<Normalize> kNormalizers[] = {
+    {Normalize::kEmail, "email"}, {Normalize::kPhone, "phone"}, {Normalize::kText, "text"}};
+constexpr Spelled<RuleKind> kRuleKinds[] = {{RuleKind::kAggregation, "aggregation"},
+                                            {RuleKind::kList, "list"},
+                                            {RuleKind::kCustom, "custom"}};
+constexpr Spelled<AggFn> kAggFns[] = {
+    {AggFn::kCount, "count"},   {AggFn::kCountDistinct, "count_distinct"},
+    {AggFn::kSum, "sum"},       {AggFn::kAvg, "avg"},
+    {AggFn::kStddev, "stddev"}, {AggFn::kMedian, "median"}};
+
+constexpr std::array<std::string_view, 3> kAbilities = {"contribute", "query", "receive_results"};
+constexpr std::array<std::string_view, 4> kRefresh = {"none", "daily", "weekly", "monthly"};
+constexpr std::array<std::string_view, 2> kJoinOperators = {"and", "or"};
+
+template <typename E, size_t N>
+std::optional<E> Lookup(const Spelled<E> (&table)[N], std::string_view name) {
+  for (const auto& [value, spelling] : table) {
+    if (spelling == name) return value;
+  }
+  return std::nullopt;
+}
+
+template <typename E, size_t N>
+std::string_view Spelling(const Spelled<E> (&table)[N], E value) {
+  for (const auto& [v, spelling] : table) {
+    if (v == value) return spelling;
+  }
+  return "?";
+}
+
+template <typename E, size_t N>
+std::string Choices(const Spelled<E> (&table)[N]) {
+  std::string out;
+  for (const auto& entry : table) {
+    if (!out.empty()) out += ", ";
+    out += entry.second;
+  }
+  return out;
+}
+
+template <size_t N>
+std::string Choices(const std::array<std::string_view, N>& values) {
+  std::string out;
+  for (auto v : values) {
+    if (!out.empty()) out += ", ";
+    out += v;
+  }
+  return out;
+}
+
+template <size_t N>
+bool OneOf(const std::array<std::string_view, N>& values, std::string_view s) {
+  return std::find(values.begin(), values.end(), s) != values.end();
+}
+
+// ----- Names -------------------------------------------------------------------------
+
+bool IsLowerDigit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// [a-z0-9-]{3,64}
+bool IsCollaborationId(std::string_view s) {
+  if (s.size() < 3 || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsLowerDigit(c) || c == '-'; });
+}
+
+// [a-z_][a-z0-9_]{0,62}, plus '-' after the first character when `dash`.
+bool IsName(std::string_view s, bool dash = false) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
+  return std::all_of(s.begin() + 1, s.end(),
+                     [dash](char c) { return IsLowerDigit(c) || c == '_' || (dash && c == '-'); });
+}
+
+constexpr std::string_view kNamePattern = "[a-z_][a-z0-9_]{0,62}";
+constexpr std::string_view kPartyNamePattern = "[a-z_][a-z0-9_-]{0,62}";
+
+// ----- Errors with a field path and a line ---------------------------------------------
+
+int LineOf(const YAML::Node& n) {
+  if (!n.IsDefined()) return 0;
+  YAML::Mark m = n.Mark();
+  return m.is_null() ? 0 : m.line + 1;
+}
+
+template <typename... Args>
+std::unexpected<Error> Invalid(std::string_view path, const YAML::Node& at,
+                               fmt::format_string<Args...> f, Args&&... args) {
+  std::string msg = fmt::format("{}: {}", path.empty() ? "spec"sv : path,
+                                fmt::format(f, std::forward<Args>(args)...));
+  if (int line = LineOf(at); line > 0) msg += fmt::format(" (line {})", line);
+  return std::unexpected(Error{ErrorCode::SPEC_INVALID, std::move(msg)});
+}
+
+// " (line L, column C)" for a yaml-cpp exception, "" when it carries no position.
+std::string Where(const YAML::Mark& m) {
+  if (m.is_null()) return "";
+  return fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
+}
+
+std::string Join(std::string_view path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return fmt::format("{}.{}", path, key);
+}
+
+std::string_view KindOf(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return n.Tag() == "!" ? "a quoted string" : "a scalar";
+    case YAML::NodeType::Null:
+      return "nothing";
+    default:
+      return "nothing";
+  }
+}
+
+// ----- Typed scalars -------------------------------------------------------------------
+
+// A number must be a plain (unquoted) scalar or carry the matching core tag, so
+// `retention_days: "90"` is a type error, as it would be in JSON.
+bool PlainOrTagged(const YAML::Node& n, std::string_view core_tag) {
+  return n.Tag() == "?" || n.Tag() == core_tag;
+}
+
+Result<std::string> GetString(const YAML::Node& n, std::string_view path) {
+  if (!n.IsScalar()) return Invalid(path, n, "expected a string, found {}", KindOf(n));
+  return n.Scalar();
+}
+
+Result<int64_t> GetInt(const YAML::Node& n, std::string_view path) {
+  if (!n.IsScalar() || !PlainOrTagged(n, "tag:yaml.org,2002:int")) {
+    return Invalid(path, n, "expected an integer, found {}", KindOf(n));
+  }
+  std::string_view s = n.Scalar();
+  if (s.starts_with('+')) s.remove_prefix(1);
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size()) {
+    return Invalid(path, n, "expected an integer");
+  }
+  return v;
+}
+
+Result<double> GetNumber(const YAML::Node& n, std::string_view path) {
+  if (!n.IsScalar() ||
+      !(PlainOrTagged(n, "tag:yaml.org,2002:float") || n.Tag() == "tag:yaml.org,2002:int")) {
+    return Invalid(path, n, "expected a number, found {}", KindOf(n));
+  }
+  std::string_view s = n.Scalar();
+  if (s.starts_with('+')) s.remove_prefix(1);
+  // Only decimal notation: no .inf/.nan, no hex floats.
+  bool chars_ok = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
+  });
+  double v = 0;
+  if (chars_ok) {
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    chars_ok = ec == std::errc{} && ptr == s.data() + s.size() && std::isfinite(v);
+  }
+  if (!chars_ok) return Invalid(path, n, "expected a finite number");
+  return v;
+}
+
+Result<bool> GetBool(const YAML::Node& n, std::string_view path) {
+  if (n.IsScalar() && PlainOrTagged(n, "tag:yaml.org,2002:bool")) {
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+  }
+  return Invalid(path, n, "expected true or false");
+}
+
+// A list of distinct strings.
+Result<std::vector<std::string>> GetStringList(const YAML::Node& n, std::string_view path,
+                                               bool allow_empty) {
+  if (!n.IsSequence()) return Invalid(path, n, "expected a list, found {}", KindOf(n));
+  std::vector<std::string> out;
+  for (const auto& item : n) {
+    if (!item.IsScalar()) return Invalid(path, item, "expected a list of strings");
+    if (std::find(out.begin(), out.end(), item.Scalar()) != out.end()) {
+      return Invalid(path, item, "'{}' is listed twice", item.Scalar());
+    }
+    out.push_back(item.Scalar());
+  }
+  if (out.empty() && !allow_empty) return Invalid(path, n, "must not be empty");
+  return out;
+}
+
+template <typename E, size_t N>
+Result<E> GetEnum(const YAML::Node& n, std::string_view path, const Spelled<E> (&table)[N],
+                  std::string_view what) {
+  CR_ASSIGN(std::string s, GetString(n, path));
+  auto v = Lookup(table, s);
+  if (!v) return Invalid(path, n, "unknown {} '{}' (expected one of: {})", what, s, Choices(table));
+  return *v;
+}
+
+bool IsDate(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+// ----- Mappings ------------------------------------------------------------------------
+
+// A mapping read once, in document order. yaml-cpp 0.7 keeps duplicate keys (and
+// lookups return the first), so duplicates are found by walking every entry.
+class Map {
+ public:
+  struct Entry {
+    std::string key;
+    YAML::Node key_node;
+    YAML::Node value;
+  };
+
+  // `allowed` empty: any key (the keys are names the caller checks).
+  static Result<Map> Read(const YAML::Node& node, std::string path,
+                          std::initializer_list<std::string_view> allowed = {}) {
+    if (!node.IsMap()) return Invalid(path, node, "expected a mapping, found {}", KindOf(node));
+    Map m;
+    m.path_ = std::move(path);
+    m.node_ = node;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      // yaml-cpp iterators hand out temporaries: copy the handles.
+      YAML::Node key = it->first;
+      if (!key.IsScalar()) return Invalid(m.path_, key, "mapping keys must be plain names");
+      const std::string& k = key.Scalar();
+      if (m.Find(k)) return Invalid(m.Path(k), key, "duplicate key");
+      if (allowed.size() > 0 && std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        std::string expected;
+        for (auto a : allowed) expected += (expected.empty() ? "" : ", ") + std::string(a);
+        return Invalid(m.Path(k), key, "unknown key (expected one of: {})", expected);
+      }
+      m.entries_.push_back(Entry{k, key, it->second});
+    }
+    return m;
+  }
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  const std::string& path() const { return path_; }
+  const YAML::Node& node() const { return node_; }
+  std::string Path(std::string_view key) const { return Join(path_, key); }
+  bool empty() const { return entries_.empty(); }
+
+  const Entry* Find(std::string_view key) const {
+    for (const auto& e : entries_) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
+  std::optional<YAML::Node> Get(std::string_view key) const {
+    const Entry* e = Find(key);
+    if (!e) return std::nullopt;
+    return e->value;
+  }
+  Result<YAML::Node> Require(std::string_view key) const {
+    const Entry* e = Find(key);
+    if (!e) return Invalid(Path(key), node_, "required field is missing");
+    return e->value;
+  }
+
+ private:
+  std::string path_;
+  YAML::Node node_;
+  std::vector<Entry> entries_;
+};
+
+// ----- Template SQL parameters -----------------------------------------------------------
+
+// Every `$name` outside string literals, quoted identifiers and comments, in order
+// of appearance. `bad` receives a `$` that is not followed by a name.
+std::vector<std::string> SqlParameters(std::string_view sql, bool* bad) {
+  std::vector<std::string> out;
+  *bad = false;
+  auto is_ident = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  size_t i = 0;
+  while (i < sql.size()) {
+    char c = sql[i];
+    if (c == '\'' || c == '"') {
+      // '' (or "") inside a literal is an escaped quote: skipping pairs handles it.
+      size_t end = sql.find(c, i + 1);
+      i = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      size_t end = sql.find('\n', i);
+      i = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else if (c == '$') {
+      size_t j = i + 1;
+      while (j < sql.size() && is_ident(sql[j])) ++j;
+      std::string_view name = sql.substr(i + 1, j - i - 1);
+      if (name.empty() || (name[0] >= '0' && name[0] <= '9')) {
+        *bad = true;
+      } else {
+        out.emplace_back(name);
+      }
+      i = j;
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
+// ----- The parser ------------------------------------------------------------------------
+
+class Parser {
+ public:
+  // Returns the exact bytes of the key file a party's public_key names, or an
+  // error (FILE_UNREADABLE) that the parser reports against that party.
+  using KeyFileReader = std::function<Result<std::string>(const std::string& source)>;
+
+  Parser(std::string_view bytes, KeyFileReader read_key_file)
+      : read_key_file_(std::move(read_key_file)) {
+    spec_.bytes = std::string(bytes);
+  }
+
+  Result<Spec> Run() {
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(spec_.bytes);
+    } catch (const YAML::Exception& e) {
+      return Fail(ErrorCode::SPEC_INVALID, "spec: not valid YAML: {}{}", e.msg, Where(e.mark));
+    }
+    if (docs.empty()) return Fail(ErrorCode::SPEC_INVALID, "spec: the file is empty");
+    if (docs.size() > 1) {
+      return Fail(ErrorCode::SPEC_INVALID, "spec: holds {} YAML documents; expected one",
+                  docs.size());
+    }
+    try {
+      CR_TRY(ParseTop(docs[0]));
+    } catch (const YAML::Exception& e) {
+      return Fail(ErrorCode::SPEC_INVALID, "spec: {}{}", e.msg, Where(e.mark));
+    }
+    spec_.hash = Hash();
+    return std::move(spec_);
+  }
+
+ private:
+  Status ParseTop(const YAML::Node& root) {
+    CR_ASSIGN(Map top, Map::Read(root, "",
+                                 {"collaboration", "description", "region", "retention_days",
+                                  "parties", "privacy", "datasets", "templates"}));
+    CR_ASSIGN(YAML::Node collaboration, top.Require("collaboration"));
+    CR_ASSIGN(spec_.collaboration, GetString(collaboration, "collaboration"));
+    if (!IsCollaborationId(spec_.collaboration)) {
+      return Invalid("collaboration", collaboration, "invalid id (expected [a-z0-9-]{{3,64}})");
+    }
+    if (auto n = top.Get("description")) {
+      CR_ASSIGN(spec_.description, GetString(*n, "description"));
+    }
+    if (auto n = top.Get("region")) {
+      CR_ASSIGN(spec_.region, GetString(*n, "region"));
+      const std::string& r = spec_.region;
+      if (r.empty() ||
+          !std::all_of(r.begin(), r.end(), [](char c) { return IsLowerDigit(c) || c == '-'; })) {
+        return Invalid("region", *n, "invalid region (expected [a-z0-9-]+)");
+      }
+    }
+    if (auto n = top.Get("retention_days")) {
+      CR_ASSIGN(spec_.retention_days, GetInt(*n, "retention_days"));
+      if (spec_.retention_days < 1) return Invalid("retention_days", *n, "must be at least 1");
+    }
+    CR_ASSIGN(YAML::Node parties, top.Require("parties"));
+    CR_TRY(ParseParties(parties));
+    if (auto n = top.Get("privacy")) CR_TRY(ParsePrivacy(*n));
+    if (auto n = top.Get("templates")) CR_TRY(ParseTemplates(*n));
+    CR_ASSIGN(YAML::Node datasets, top.Require("datasets"));
+    CR_TRY(ParseDatasets(datasets));
+    return Ok();
+  }
+
+  // ----- parties -----
+
+  Status ParseParties(const YAML::Node& node) {
+    CR_ASSIGN(Map parties, Map::Read(node, "parties"));
+    if (parties.empty()) return Invalid("parties", node, "at least one party is required");
+    for (const auto& e : parties.entries()) {
+      std::string path = parties.Path(e.key);
+      if (!IsName(e.key, /*dash=*/true)) {
+        return Invalid(path, e.key_node, "invalid party name (expected {})", kPartyNamePattern);
+      }
+      CR_ASSIGN(Party party, ParseParty(e.key, e.value, path));
+      for (const Party& other : spec_.parties) {
+        if (other.key.sign_pk == party.key.sign_pk || other.key.box_pk == party.key.box_pk) {
+          return Invalid(Join(path, "public_key"), e.value, "same key as party {}", other.name);
+        }
+      }
+      spec_.parties.push_back(std::move(party));
+    }
+    return Ok();
+  }
+
+  Result<Party> ParseParty(const std::string& name, const YAML::Node& node,
+                           const std::string& path) {
+    CR_ASSIGN(Map m, Map::Read(node, path, {"public_key", "abilities"}));
+    Party party;
+    party.name = name;
+    std::string key_path = m.Path("public_key");
+    CR_ASSIGN(YAML::Node key_node, m.Require("public_key"));
+    CR_ASSIGN(party.public_key_source, GetString(key_node, key_path));
+    std::string_view source = party.public_key_source;
+    while (!source.empty() && std::isspace(static_cast<unsigned char>(source.front()))) {
+      source.remove_prefix(1);
+    }
+    if (source.starts_with(kPubPrefix)) {
+      auto key = crypto::PublicIdentity::FromText(source);
+      if (!key) {
+        return Fail(ErrorCode::KEY_INVALID, "{}: public key of party {}: {} (line {})", key_path,
+                    name, key.error().message, LineOf(key_node));
+      }
+      party.key = *key;
+    } else {
+      if (party.public_key_source.empty()) {
+        return Invalid(key_path, key_node, "expected a public key or the path of a .pub file");
+      }
+      const std::string& file = party.public_key_source;
+      auto bytes = read_key_file_(file);
+      if (!bytes) {
+        return Fail(ErrorCode::FILE_UNREADABLE, "{}: key file of party {}: {} (line {})", key_path,
+                    name, bytes.error().message, LineOf(key_node));
+      }
+      auto key = crypto::PublicIdentity::FromText(*bytes);
+      if (!key) {
+        return Fail(ErrorCode::KEY_INVALID, "{}: key file {} of party {}: {} (line {})", key_path,
+                    file, name, key.error().message, LineOf(key_node));
+      }
+      party.key = *key;
+      party.key_bytes = std::move(*bytes);
+    }
+    if (auto n = m.Get("abilities")) {
+      std::string apath = m.Path("abilities");
+      CR_ASSIGN(party.abilities, GetStringList(*n, apath, /*allow_empty=*/true));
+      for (const auto& a : party.abilities) {
+        if (!OneOf(kAbilities, a)) {
+          return Invalid(apath, *n, "unknown ability '{}' (expected one of: {})", a,
+                         Choices(kAbilities));
+        }
+      }
+    }
+    return party;
+  }
+
+  // ----- privacy -----
+
+  Status ParsePrivacy(const YAML::Node& node) {
+    CR_ASSIGN(Map m, Map::Read(node, "privacy", {"unit", "min_distinct_units", "dp"}));
+    Privacy& p = spec_.privacy;
+    if (auto n = m.Get("unit")) {
+      CR_ASSIGN(p.unit, GetString(*n, "privacy.unit"));
+      if (!IsName(p.unit))
+        return Invalid("privacy.unit", *n, "invalid unit (expected {})", kNamePattern);
+    }
+    if (auto n = m.Get("min_distinct_units")) {
+      CR_ASSIGN(p.min_distinct_units, GetInt(*n, "privacy.min_distinct_units"));
+      if (p.min_distinct_units < 2) {
+        return Invalid("privacy.min_distinct_units", *n, "must be at least 2");
+      }
+    }
+    if (auto n = m.Get("dp")) {
+      CR_ASSIGN(Map d, Map::Read(*n, "privacy.dp",
+                                 {"epsilon", "delta", "max_groups_per_unit", "refresh"}));
+      Dp dp;
+      CR_ASSIGN(YAML::Node eps, d.Require("epsilon"));
+      CR_ASSIGN(dp.epsilon, GetNumber(eps, "privacy.dp.epsilon"));
+      if (!(dp.epsilon > 0)) return Invalid("privacy.dp.epsilon", eps, "must be greater than 0");
+      if (auto v = d.Get("delta")) {
+        CR_ASSIGN(dp.delta, GetNumber(*v, "privacy.dp.delta"));
+        if (!(dp.delta >= 0 && dp.delta < 1)) {
+          return Invalid("privacy.dp.delta", *v, "must be at least 0 and less than 1");
+        }
+      }
+      if (auto v = d.Get("max_groups_per_unit")) {
+        CR_ASSIGN(dp.max_groups_per_unit, GetInt(*v, "privacy.dp.max_groups_per_unit"));
+        if (dp.max_groups_per_unit < 1) {
+          return Invalid("privacy.dp.max_groups_per_unit", *v, "must be at least 1");
+        }
+      }
+      if (auto v = d.Get("refresh")) {
+        CR_ASSIGN(dp.refresh, GetString(*v, "privacy.dp.refresh"));
+        if (!OneOf(kRefresh, dp.refresh)) {
+          return Invalid("privacy.dp.refresh", *v, "unknown period '{}' (expected one of: {})",
+                         dp.refresh, Choices(kRefresh));
+        }
+      }
+      p.dp = dp;
+    }
+    return Ok();
+  }
+
+  // ----- templates -----
+
+  Status ParseTemplates(const YAML::Node& node) {
+    CR_ASSIGN(Map templates, Map::Read(node, "templates"));
+    for (const auto& e : templates.entries()) {
+      std::string path = templates.Path(e.key);
+      if (!IsName(e.key)) {
+        return Invalid(path, e.key_node, "invalid template name (expected {})", kNamePattern);
+      }
+      CR_ASSIGN(Map m, Map::Read(e.value, path, {"parameters", "sql"}));
+      Template t;
+      t.name = e.key;
+      if (auto n = m.Get("parameters")) {
+        CR_ASSIGN(Map params, Map::Read(*n, m.Path("parameters")));
+        for (const auto& p : params.entries()) {
+          std::string ppath = params.Path(p.key);
+          if (!IsName(p.key)) {
+            return Invalid(ppath, p.key_node, "invalid parameter name (expected {})", kNamePattern);
+          }
+          CR_ASSIGN(ColumnType type, GetEnum(p.value, ppath, kColumnTypes, "type"));
+          t.parameters.push_back(TemplateParam{p.key, type});
+        }
+      }
+      CR_ASSIGN(YAML::Node sql, m.Require("sql"));
+      std::string sql_path = m.Path("sql");
+      CR_ASSIGN(t.sql, GetString(sql, sql_path));
+      if (std::all_of(t.sql.begin(), t.sql.end(),
+                      [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+        return Invalid(sql_path, sql, "must not be empty");
+      }
+      bool bad = false;
+      std::vector<std::string> used = SqlParameters(t.sql, &bad);
+      if (bad) return Invalid(sql_path, sql, "'$' must be followed by a parameter name");
+      for (const auto& u : used) {
+        bool declared = std::any_of(t.parameters.begin(), t.parameters.end(),
+                                    [&](const TemplateParam& p) { return p.name == u; });
+        if (!declared)
+          return Invalid(sql_path, sql, "uses ${}, which is not a declared parameter", u);
+      }
+      for (const auto& p : t.parameters) {
+        if (std::find(used.begin(), used.end(), p.name) == used.end()) {
+          return Invalid(Join(m.Path("parameters"), p.name), *m.Get("parameters"),
+                         "declared but never used in sql");
+        }
+      }
+      spec_.templates.push_back(std::move(t));
+    }
+    return Ok();
+  }
+
+  // ----- datasets -----
+
+  Status ParseDatasets(const YAML::Node& node) {
+    CR_ASSIGN(Map datasets, Map::Read(node, "datasets"));
+    if (datasets.empty()) return Invalid("datasets", node, "at least one dataset is required");
+    for (const auto& e : datasets.entries()) {
+      std::string path = datasets.Path(e.key);
+      if (!IsName(e.key)) {
+        return Invalid(path, e.key_node, "invalid dataset name (expected {})", kNamePattern);
+      }
+      CR_ASSIGN(Dataset d, ParseDataset(e.key, e.value, path));
+      spec_.datasets.push_back(std::move(d));
+    }
+    return Ok();
+  }
+
+  Result<Dataset> ParseDataset(const std::string& name, const YAML::Node& node,
+                               const std::string& path) {
+    CR_ASSIGN(Map m, Map::Read(node, path, {"owner", "privacy_unit_column", "columns", "rule"}));
+    Dataset d;
+    d.name = name;
+
+    std::string owner_path = m.Path("owner");
+    CR_ASSIGN(YAML::Node owner, m.Require("owner"));
+    CR_ASSIGN(d.owner, GetString(owner, owner_path));
+    const Party* party = spec_.FindParty(d.owner);
+    if (!party) return Invalid(owner_path, owner, "unknown party '{}'", d.owner);
+    if (!party->Can("contribute")) {
+      return Invalid(owner_path, owner, "party {} does not have the contribute ability", d.owner);
+    }
+
+    CR_ASSIGN(YAML::Node columns_node, m.Require("columns"));
+    CR_ASSIGN(Map columns, Map::Read(columns_node, m.Path("columns")));
+    if (columns.empty())
+      return Invalid(columns.path(), columns_node, "at least one column is required");
+    for (const auto& c : columns.entries()) {
+      std::string cpath = columns.Path(c.key);
+      if (!IsName(c.key)) {
+        return Invalid(cpath, c.key_node, "invalid column name (expected {})", kNamePattern);
+      }
+      CR_ASSIGN(Column column, ParseColumn(c.key, c.value, cpath));
+      d.columns.push_back(std::move(column));
+    }
+
+    std::string unit_path = m.Path("privacy_unit_column");
+    CR_ASSIGN(YAML::Node unit, m.Require("privacy_unit_column"));
+    CR_ASSIGN(d.privacy_unit_column, GetString(unit, unit_path));
+    const Column* unit_column = d.FindColumn(d.privacy_unit_column);
+    if (!unit_column)
+      return Invalid(unit_path, unit, "no column '{}' in this dataset", d.privacy_unit_column);
+    if (unit_column->role != Role::kJoinKey) {
+      return Invalid(unit_path, unit, "column {} must have role join_key", d.privacy_unit_column);
+    }
+
+    CR_ASSIGN(YAML::Node rule, m.Require("rule"));
+    CR_TRY(ParseRule(rule, m.Path("rule"), d));
+    return d;
+  }
+
+  Result<Column> ParseColumn(const std::string& name, const YAML::Node& node,
+                             const std::string& path) {
+    CR_ASSIGN(Map m, Map::Read(node, path, {"type", "role", "normalize", "bounds"}));
+    Column c;
+    c.name = name;
+    CR_ASSIGN(YAML::Node type, m.Require("type"));
+    CR_ASSIGN(c.type, GetEnum(type, m.Path("type"), kColumnTypes, "type"));
+    CR_ASSIGN(YAML::Node role, m.Require("role"));
+    CR_ASSIGN(c.role, GetEnum(role, m.Path("role"), kRoles, "role"));
+    const bool numeric = c.type == ColumnType::kInteger || c.type == ColumnType::kDouble;
+    const bool measured = c.role == Role::kMetric || c.role == Role::kSensitive;
+
+    if (c.role == Role::kJoinKey && c.type != ColumnType::kString) {
+      return Invalid(m.Path("type"), type,
+                     "join_key columns must be string (they are pseudonymised)");
+    }
+    if (auto n = m.Get("normalize")) {
+      CR_ASSIGN(c.normalize, GetEnum(*n, m.Path("normalize"), kNormalizers, "normalizer"));
+      if (c.type != ColumnType::kString) {
+        return Invalid(m.Path("normalize"), *n, "only string columns can be normalized");
+      }
+    }
+    std::string bpath = m.Path("bounds");
+    if (auto n = m.Get("bounds")) {
+      if (!numeric) return Invalid(bpath, *n, "only integer and double columns have bounds");
+      if (!measured) return Invalid(bpath, *n, "only metric and sensitive columns have bounds");
+      if (!n->IsSequence() || n->size() != 2) {
+        return Invalid(bpath, *n, "expected [lo, hi]");
+      }
+      CR_ASSIGN(double lo, GetNumber((*n)[0], bpath));
+      CR_ASSIGN(double hi, GetNumber((*n)[1], bpath));
+      if (lo > hi) return Invalid(bpath, *n, "lo must not exceed hi");
+      if (c.type == ColumnType::kInteger && (lo != std::trunc(lo) || hi != std::trunc(hi))) {
+        return Invalid(bpath, *n, "bounds of an integer column must be integers");
+      }
+      c.bounds = std::make_pair(lo, hi);
+    } else if (numeric && measured) {
+      return Invalid(bpath, node, "required on numeric {} columns (values are clamped to them)",
+                     Name(c.role));
+    }
+    return c;
+  }
+
+  // ----- rules -----
+
+  Status ParseRule(const YAML::Node& node, const std::string& path, Dataset& d) {
+    CR_ASSIGN(Map m,
+              Map::Read(node, path,
+                        {"kind", "receivers", "aggregates", "min_distinct_units", "join_operators",
+                         "public_values", "require_dp", "list_columns", "templates"}));
+    Rule& r = d.rule;
+    CR_ASSIGN(YAML::Node kind, m.Require("kind"));
+    CR_ASSIGN(r.kind, GetEnum(kind, m.Path("kind"), kRuleKinds, "rule kind"));
+
+    // Keys of another kind are refused rather than ignored: a reader of the spec
+    // would otherwise believe a constraint holds that nothing enforces.
+    for (const auto& e : m.entries()) {
+      static const std::set<std::string_view> kCommon = {"kind", "receivers"};
+      static const std::set<std::string_view> kAggregation = {
+          "aggregates", "min_distinct_units", "join_operators", "public_values", "require_dp"};
+      if (kCommon.contains(e.key)) continue;
+      bool ok = (r.kind == RuleKind::kAggregation && kAggregation.contains(e.key)) ||
+                (r.kind == RuleKind::kList && e.key == "list_columns") ||
+                (r.kind == RuleKind::kCustom && e.key == "templates");
+      if (!ok) return Invalid(m.Path(e.key), e.key_node, "not allowed in {} rules", Name(r.kind));
+    }
+
+    std::string rpath = m.Path("receivers");
+    CR_ASSIGN(YAML::Node receivers, m.Require("receivers"));
+    CR_ASSIGN(r.receivers, GetStringList(receivers, rpath, /*allow_empty=*/false));
+    for (const auto& name : r.receivers) {
+      const Party* p = spec_.FindParty(name);
+      if (!p) return Invalid(rpath, receivers, "unknown party '{}'", name);
+      if (!p->Can("receive_results")) {
+        return Invalid(rpath, receivers, "party {} does not have the receive_results ability",
+                       name);
+      }
+    }
+
+    switch (r.kind) {
+      case RuleKind::kAggregation:
+        return ParseAggregationRule(m, d);
+      case RuleKind::kList: {
+        std::string lpath = m.Path("list_columns");
+        CR_ASSIGN(YAML::Node list, m.Require("list_columns"));
+        CR_ASSIGN(r.list_columns, GetStringList(list, lpath, /*allow_empty=*/false));
+        for (const auto& col : r.list_columns) {
+          const Column* c = d.FindColumn(col);
+          if (!c) return Invalid(lpath, list, "no column '{}' in this dataset", col);
+          if (c->role != Role::kDimension) {
+            return Invalid(lpath, list, "column {} is a {}, only dimensions can be listed", col,
+                           Name(c->role));
+          }
+        }
+        return Ok();
+      }
+      case RuleKind::kCustom: {
+        std::string tpath = m.Path("templates");
+        CR_ASSIGN(YAML::Node templates, m.Require("templates"));
+        CR_ASSIGN(r.templates, GetStringList(templates, tpath, /*allow_empty=*/false));
+        for (const auto& t : r.templates) {
+          if (!spec_.FindTemplate(t)) return Invalid(tpath, templates, "unknown template '{}'", t);
+        }
+        return Ok();
+      }
+    }
+    return Ok();
+  }
+
+  Status ParseAggregationRule(const Map& m, Dataset& d) {
+    Rule& r = d.rule;
+    CR_ASSIGN(YAML::Node agg_node, m.Require("aggregates"));
+    CR_ASSIGN(Map aggregates, Map::Read(agg_node, m.Path("aggregates")));
+    if (aggregates.empty()) return Invalid(aggregates.path(), agg_node, "must not be empty");
+    for (const auto& e : aggregates.entries()) {
+      std::string apath = aggregates.Path(e.key);
+      const Column* c = d.FindColumn(e.key);
+      if (!c) return Invalid(apath, e.key_node, "no such column in this dataset");
+      CR_ASSIGN(std::vector<std::string> names, GetStringList(e.value, apath, false));
+      const bool numeric = c->type == ColumnType::kInteger || c->type == ColumnType::kDouble;
+      const bool measured = c->role == Role::kMetric || c->role == Role::kSensitive;
+      std::vector<AggFn> fns;
+      for (const auto& fname : names) {
+        auto fn = Lookup(kAggFns, fname);
+        if (!fn) {
+          return Invalid(apath, e.value, "unknown function '{}' (expected one of: {})", fname,
+                         Choices(kAggFns));
+        }
+        if (*fn != AggFn::kCount && *fn != AggFn::kCountDistinct && !(numeric && measured)) {
+          return Invalid(apath, e.value,
+                         "{} needs a numeric metric or sensitive column; {} is a {} {} "
+                         "(only count and count_distinct)",
+                         fname, c->name, Name(c->type), Name(c->role));
+        }
+        fns.push_back(*fn);
+      }
+      r.aggregates[e.key] = std::move(fns);
+    }
+    if (auto n = m.Get("min_distinct_units")) {
+      std::string p = m.Path("min_distinct_units");
+      CR_ASSIGN(int64_t k, GetInt(*n, p));
+      if (k < 2) return Invalid(p, *n, "must be at least 2");
+      r.min_distinct_units = k;
+    }
+    if (auto n = m.Get("join_operators")) {
+      std::string p = m.Path("join_operators");
+      CR_ASSIGN(r.join_operators, GetStringList(*n, p, false));
+      for (const auto& op : r.join_operators) {
+        if (!OneOf(kJoinOperators, op)) {
+          return Invalid(p, *n, "unknown operator '{}' (expected and, or)", op);
+        }
+      }
+      if (std::find(r.join_operators.begin(), r.join_operators.end(), "and") ==
+          r.join_operators.end()) {
+        return Invalid(p, *n, "must contain and");
+      }
+    }
+    if (auto n = m.Get("public_values")) {
+      CR_ASSIGN(Map pv, Map::Read(*n, m.Path("public_values")));
+      for (const auto& e : pv.entries()) {
+        std::string ppath = pv.Path(e.key);
+        const Column* c = d.FindColumn(e.key);
+        if (!c) return Invalid(ppath, e.key_node, "no such column in this dataset");
+        if (c->role != Role::kDimension) {
+          return Invalid(ppath, e.key_node, "only dimension columns have public values");
+        }
+        CR_TRY(ParsePublicValues(*c, e.value, ppath, &r.public_values[e.key]));
+      }
+    }
+    if (auto n = m.Get("require_dp")) {
+      std::string p = m.Path("require_dp");
+      CR_ASSIGN(r.require_dp, GetBool(*n, p));
+      if (r.require_dp && !spec_.privacy.dp) return Invalid(p, *n, "requires privacy.dp");
+    }
+    return Ok();
+  }
+
+  Status ParsePublicValues(const Column& c, const YAML::Node& node, const std::string& path,
+                           std::vector<std::string>* out) {
+    if (!node.IsSequence()) return Invalid(path, node, "expected a list, found {}", KindOf(node));
+    if (node.size() == 0) return Invalid(path, node, "must not be empty");
+    for (const auto& item : node) {
+      if (!item.IsScalar()) return Invalid(path, item, "expected a list of values");
+      switch (c.type) {
+        case ColumnType::kInteger:
+          CR_TRY(GetInt(item, path));
+          break;
+        case ColumnType::kDouble:
+          CR_TRY(GetNumber(item, path));
+          break;
+        case ColumnType::kBoolean:
+          CR_TRY(GetBool(item, path));
+          break;
+        case ColumnType::kDate:
+          if (!IsDate(item.Scalar())) return Invalid(path, item, "expected dates as YYYY-MM-DD");
+          break;
+        case ColumnType::kString:
+        case ColumnType::kTimestamp:
+          break;
+      }
+      if (std::find(out->begin(), out->end(), item.Scalar()) != out->end()) {
+        return Invalid(path, item, "a value is listed twice");
+      }
+      out->push_back(item.Scalar());
+    }
+    return Ok();
+  }
+
+  // ----- hash -----
+
+  // The spec hash is hex SHA-256 over a length-prefixed, domain-separated encoding
+  // (u64le = 8-byte little-endian length):
+  //   "cleanroom-spec-v1\0"
+  //   u64le(len(spec bytes)) || spec bytes
+  //   for each party, in spec order, whose public_key names a file:
+  //     u64le(len(name)) || name || u64le(len(key file bytes)) || key file bytes
+  // Inline keys are already part of the spec bytes. The length prefixes make the
+  // encoding injective, so changing one byte of the spec or of any key file (or
+  // moving bytes between them) changes the hash, and with it every signature.
+  std::string Hash() const {
+    crypto::Sha256Stream h;
+    auto put_len = [&h](uint64_t n) {
+      char le[8];
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+      h.Update(std::string_view(le, sizeof le));
+    };
+    auto put = [&](std::string_view s) {
+      put_len(s.size());
+      h.Update(s);
+    };
+    h.Update(kHashDomain);
+    put(spec_.bytes);
+    for (const Party& p : spec_.parties) {
+      if (p.key_bytes.empty()) continue;
+      put(p.name);
+      put(p.key_bytes);
+    }
+    return ToHex(h.Final());
+  }
+
+  Spec spec_;
+  KeyFileReader read_key_file_;
+};
+
+std::string SignatureMessage(std::string_view collaboration, std::string_view spec_hash) {
+  std::string msg(kSignatureDomain);
+  msg += collaboration;
+  msg.push_back('\0');
+  msg += spec_hash;
+  return msg;
+}
+
+bool IsLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+// ----- Enum names ------------------------------------------------------------------------
+
+std::string_view Name(ColumnType t) { return Spelling(kColumnTypes, t); }
+std::string_view Name(Role r) { return Spelling(kRoles, r); }
+std::string_view Name(Normalize n) {
+  return n == Normalize::kNone ? "none"sv : Spelling(kNormalizers, n);
+}
+std::string_view Name(RuleKind k) { return Spelling(kRuleKinds, k); }
+std::string_view Name(AggFn f) { return Spelling(kAggFns, f); }
+
+std::string_view DuckDbType(ColumnType t) {
+  switch (t) {
+    case ColumnType::kString:
+      return "VARCHAR";
+    case ColumnType::kInteger:
+      return "BIGINT";
+    case ColumnType::kDouble:
+      return "DOUBLE";
+    case ColumnType::kBoolean:
+      return "BOOLEAN";
+    case ColumnType::kDate:
+      return "DATE";
+    case ColumnType::kTimestamp:
+      return "TIMESTAMP";
+  }
+  return "VARCHAR";
+}
+
+// ----- Lookups ---------------------------------------------------------------------------
+
+const Column* Dataset::FindColumn(std::string_view column) const {
+  for (const auto& c : columns) {
+    if (c.name == column) return &c;
+  }
+  return nullptr;
+}
+
+bool Party::Can(std::string_view ability) const {
+  return std::find(abilities.begin(), abilities.end(), ability) != abilities.end();
+}
+
+const Party* Spec::FindParty(std::string_view name) const {
+  for (const auto& p : parties) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+const Party* Spec::FindPartyByKey(const crypto::PublicIdentity& key) const {
+  for (const auto& p : parties) {
+    if (p.key == key) return &p;
+  }
+  return nullptr;
+}
+
+const Dataset* Spec::FindDataset(std::string_view name) const {
+  for (const auto& d : datasets) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+const Template* Spec::FindTemplate(std::string_view name) const {
+  for (const auto& t : templates) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+int64_t Spec::MinDistinctUnits(const Dataset& d) const {
+  return d.rule.min_distinct_units.value_or(privacy.min_distinct_units);
+}
+
+// ----- Parse / Load ----------------------------------------------------------------------
+
+namespace {
+
+Result<Spec> RunParser(std::string_view bytes, Parser::KeyFileReader reader) {
+  try {
+    return Parser(bytes, std::move(reader)).Run();
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::INTERNAL, "spec: unexpected failure while parsing: {}", e.what());
+  }
+}
+
+}  // namespace
+
+Result<Spec> Parse(std::string_view bytes, const std::string& base_dir) {
+  return RunParser(bytes, [&base_dir](const std::string& source) {
+    return ReadFile(JoinPath(base_dir, source));
+  });
+}
+
+Result<Spec> ParseWithKeyFiles(std::string_view bytes,
+                               const std::map<std::string, std::string>& key_files) {
+  return RunParser(bytes, [&key_files](const std::string& source) -> Result<std::string> {
+    auto it = key_files.find(source);
+    if (it == key_files.end()) {
+      return Fail(ErrorCode::FILE_UNREADABLE, "no stored copy of key file {}", source);
+    }
+    return it->second;
+  });
+}
+
+Result<Spec> Load(const std::string& path) {
+  CR_ASSIGN(std::string bytes, ReadFile(path));
+  auto spec = Parse(bytes, DirName(path));
+  if (!spec) return Fail(spec.error().code, "{}: {}", path, spec.error().message);
+  return spec;
+}
+
+// ----- Signatures ------------------------------------------------------------------------
+
+Result<Signature> Sign(const Spec& spec, const crypto::Identity& id) {
+  const Party* party = spec.FindPartyByKey(id.pub());
+  if (!party) {
+    return Fail(ErrorCode::UNKNOWN_SIGNER, "key {} is not a party of collaboration {}",
+                id.pub().Fingerprint(), spec.collaboration);
+  }
+  Signature sig;
+  sig.party = party->name;
+  sig.collaboration = spec.collaboration;
+  sig.spec_hash = spec.hash;
+  sig.signature = id.Sign(SignatureMessage(spec.collaboration, spec.hash));
+  return sig;
+}
+
+std::string SignatureToJson(const Signature& sig) {
+  nlohmann::ordered_json j;
+  j["party"] = sig.party;
+  j["collaboration"] = sig.collaboration;
+  j["spec_hash"] = sig.spec_hash;
+  j["signature"] = crypto::Base64Encode(sig.signature);
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<Signature> SignatureFromJson(std::string_view text) {
+  using nlohmann::json;
+  try {
+    std::set<std::string> seen;
+    bool duplicate = false;
+    json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (event == json::parse_event_t::key && depth == 1 &&
+          !seen.insert(parsed.get<std::string>()).second) {
+        duplicate = true;
+      }
+      return true;
+    };
+    json j = json::parse(text.begin(), text.end(), on_event, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Fail(ErrorCode::BAD_INPUT, "signature: not valid JSON");
+    if (!j.is_object()) return Fail(ErrorCode::BAD_INPUT, "signature: expected a JSON object");
+    if (duplicate) return Fail(ErrorCode::BAD_INPUT, "signature: a field appears twice");
+    static constexpr std::array<std::string_view, 4> kFields = {"party", "collaboration",
+                                                                "spec_hash", "signature"};
+    for (const auto& [key, value] : j.items()) {
+      if (!OneOf(kFields, key))
+        return Fail(ErrorCode::BAD_INPUT, "signature: unknown field {}", key);
+    }
+    Signature sig;
+    std::string* targets[] = {&sig.party, &sig.collaboration, &sig.spec_hash, &sig.signature};
+    for (size_t i = 0; i < kFields.size(); ++i) {
+      auto it = j.find(std::string(kFields[i]));
+      if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+        return Fail(ErrorCode::BAD_INPUT, "signature: field {} must be a non-empty string",
+                    kFields[i]);
+      }
+      *targets[i] = it->get<std::string>();
+    }
+    if (sig.spec_hash.size() != 64 || !IsLowerHex(sig.spec_hash)) {
+      return Fail(ErrorCode::BAD_INPUT, "signature: spec_hash must be 64 lowercase hex digits");
+    }
+    auto raw = crypto::Base64Decode(sig.signature);
+    if (!raw || raw->size() != crypto::kSignatureBytes) {
+      return Fail(ErrorCode::BAD_INPUT, "signature: signature must be {} bytes in base64url",
+                  crypto::kSignatureBytes);
+    }
+    sig.signature = std::move(*raw);
+    return sig;
+  } catch (const json::exception& e) {
+    return Fail(ErrorCode::BAD_INPUT, "signature: {}", e.what());
+  }
+}
+
+Status Verify(const Spec& spec, const Signature& sig) {
+  const Party* party = spec.FindParty(sig.party);
+  if (!party) {
+    return Fail(ErrorCode::UNKNOWN_SIGNER, "{} is not a party of collaboration {}", sig.party,
+                spec.collaboration);
+  }
+  if (sig.collaboration != spec.collaboration || sig.spec_hash != spec.hash) {
+    return Fail(ErrorCode::SPEC_MISMATCH,
+                "signature of party {} covers collaboration {} spec {}, not {} spec {}", sig.party,
+                sig.collaboration, sig.spec_hash.substr(0, 16), spec.collaboration,
+                spec.hash.substr(0, 16));
+  }
+  if (!crypto::Verify(party->key, SignatureMessage(sig.collaboration, sig.spec_hash),
+                      sig.signature)) {
+    return Fail(ErrorCode::SIGNATURE_INVALID, "signature of party {} does not verify under its key",
+                sig.party);
+  }
+  return Ok();
+}
+
+}  // namespace cr::spec
