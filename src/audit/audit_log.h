@@ -1,0 +1,78 @@
+// The room's tamper-evident audit log: an append-only, hash-chained file of
+// signed JSON lines (DIR/audit.log) recording every change and every refusal.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+
+namespace cr::audit {
+
+// One line per entry, keys sorted:
+//   {"actor":..,"details":{..},"event":..,"hash":hex,"prev":hex,"seq":N,"sig":b64url,"time":RFC3339}
+// seq counts from 1; prev is the previous entry's hash (64 zeros for the first);
+// hash = hex SHA-256 of the canonical serialisation of the entry without "hash"
+// and "sig" (nlohmann's compact dump(): keys sorted, so every writer and reader
+// produces the same bytes); sig = the room's Ed25519 signature over the 32 raw
+// hash bytes, URL-safe base64.
+//
+// What the chain proves and what it does not: changing, deleting, inserting or
+// reordering any entry before the last one breaks the chain or a signature, and
+// forging a new entry needs the room's key. Cutting entries off the END of the
+// log cannot be detected from the file alone -- the shorter log is still a
+// valid chain. That is why `audit verify` prints the head hash and entry count:
+// parties keep the head they last saw as a witness, and a later log whose chain
+// does not pass through that head (or is shorter) has been truncated.
+inline constexpr std::string_view kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// Appends signed entries to one log file. Cheap to construct; holds no file
+// open between calls. Appends from several processes are serialised with an
+// exclusive flock() on the log, so sequence numbers never fork.
+class AuditLog {
+ public:
+  // `room` signs entries and must outlive this object; `path` is DIR/audit.log.
+  AuditLog(std::string path, const crypto::Identity& room);
+
+  // Appends one entry chained to the current last line and fsyncs it.
+  // `event` names what happened ("room.init", "query.refused", ...), `actor`
+  // who did it (a party name or key fingerprint). `details` must be a JSON
+  // object (or null, stored as {}) holding only names, ids, hashes and counts:
+  // NEVER data values or pre-noise numbers -- the log is readable by every
+  // party, so keeping values out of it is the caller's job.
+  // AUDIT_CHAIN_BROKEN, appending nothing, when the existing last line is
+  // incomplete, unparsable, or not a correctly hashed entry signed by `room`:
+  // the log is never extended past a damaged tail.
+  Status Append(std::string_view event, std::string_view actor, const nlohmann::json& details);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const crypto::Identity& room_;
+};
+
+struct VerifyReport {
+  size_t entries = 0;
+  // Hash of the last entry: the witness parties keep (kGenesisHash when empty).
+  std::string head_hash;
+};
+
+// Checks every line: it parses, seq runs 1..n without gaps, prev equals the
+// previous entry's hash, hash recomputes, and sig verifies under `room_pub`.
+// A missing log verifies as 0 entries. On failure AUDIT_CHAIN_BROKEN naming the
+// first bad line by number and why (changed, deleted, inserted, reordered, bad
+// signature, incomplete); the message never echoes entry contents.
+Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentity& room_pub);
+
+// The parsed entries in file order, without verification (for `audit show`;
+// run Verify first when the answer matters). A missing log is empty;
+// AUDIT_CHAIN_BROKEN naming the line when one does not parse.
+Result<std::vector<nlohmann::json>> ReadEntries(const std::string& path);
+
+}  // namespace cr::audit
