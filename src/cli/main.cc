@@ -22,6 +22,8 @@ int Main(int argc, char** argv) {
                "anonymised answers leave.",
                "cleanroom"};
   app.require_subcommand(1);
+  // Global flags may follow the command, as in `cleanroom room init --room DIR`.
+  app.fallthrough();
   Globals g;
   app.add_option("--room", g.room, "room folder")->envname("CLEANROOM_ROOM");
   app.add_option("--key", g.key, "key file of the acting party");
@@ -39,7 +41,7 @@ int Main(int argc, char** argv) {
   RegisterDispose(app, g, r);
   RegisterDemo(app, g, r);
   RegisterGenerate(app, g, r);
-  RegisterAnonymize(app, g, r);
+  //TMP RegisterAnonymize(app, g, r);
 
   try {
     app.parse(argc, argv);

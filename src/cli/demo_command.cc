@@ -1,0 +1,247 @@
+// `cleanroom demo`: a whole collaboration in a temporary folder, step by step,
+// in words a newcomer follows. It calls the same code as the commands.
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "common/files.h"
+#include "common/progress.h"
+#include "crypto/crypto.h"
+#include "demo/generator.h"
+#include "ingest/ingest.h"
+#include "ingest/prepare.h"
+#include "room/room.h"
+#include "spec/spec.h"
+
+namespace cr::cli {
+namespace {
+
+constexpr const char* kDemoSpec = R"(collaboration: acme-newsco-2026q4
+description: Campaign measurement, Q4 (demo)
+region: eu
+retention_days: 90
+parties:
+  acme:   {public_key: keys/acme.pub,   abilities: [contribute, query, receive_results]}
+  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}
+privacy:
+  unit: person
+  min_distinct_units: 50
+datasets:
+  impressions:
+    owner: newsco
+    privacy_unit_column: email
+    columns:
+      email:    {type: string, role: join_key, normalize: email}
+      campaign: {type: string, role: dimension}
+      shown_at: {type: timestamp, role: dimension}
+      cost:     {type: double, role: metric, bounds: [0, 5]}
+    rule:
+      kind: aggregation
+      aggregates: {cost: [sum, avg], email: [count_distinct]}
+      min_distinct_units: 100
+      receivers: [acme, newsco]
+  purchases:
+    owner: acme
+    privacy_unit_column: email
+    columns:
+      email:  {type: string, role: join_key, normalize: email}
+      amount: {type: double, role: metric, bounds: [0, 500]}
+      day:    {type: date, role: dimension}
+    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count], email: [count_distinct]}, receivers: [acme]}
+templates:
+  conversions_by_campaign:
+    parameters: {since: date}
+    sql: |
+      SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue
+      FROM impressions i JOIN purchases p ON i.email = p.email
+      WHERE p.day >= $since GROUP BY i.campaign
+)";
+
+void Step(int n, const std::string& title) { fmt::print("\n[{}] {}\n", n, title); }
+void Say(const std::string& text) { fmt::print("    {}\n", text); }
+
+// True when `needle` occurs anywhere in the file's bytes.
+bool FileContains(const std::string& path, const std::string& needle) {
+  auto bytes = ReadFile(path);
+  return bytes && bytes->find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
+  auto* cmd = root.add_subcommand(
+      "demo", "walk through a whole collaboration (advertiser + publisher) in a temporary folder");
+  static int64_t people = 20000, impressions = 100000, purchases = 20000;
+  static std::string dir;
+  cmd->add_option("--people", people, "audience size");
+  cmd->add_option("--impressions", impressions, "impression rows");
+  cmd->add_option("--purchases", purchases, "purchase rows");
+  cmd->add_option("--dir", dir, "folder to use (default: a new temporary folder)");
+  r.Add(cmd, []() -> Status {
+    auto started = std::chrono::steady_clock::now();
+    if (dir.empty()) {
+      std::string tmpl = "/tmp/cleanroom-demo-XXXXXX";
+      if (!::mkdtemp(tmpl.data())) return Fail(ErrorCode::INTERNAL, "cannot create a temporary folder");
+      dir = tmpl;
+    } else {
+      CR_TRY(MakeDirs(dir));
+    }
+    std::string acme_dir = dir + "/acme", newsco_dir = dir + "/newsco", room_dir = dir + "/room";
+    fmt::print("cleanroom demo in {}\n", dir);
+    fmt::print("Two organisations want to measure a Q4 campaign together without showing each "
+               "other their customers:\n  acme   (advertiser) has purchases,\n  newsco "
+               "(publisher) has ad impressions.\nA clean room will hold both, encrypted; only "
+               "agreed, aggregated answers may leave it.\n");
+
+    Step(1, "Each party creates an identity (Ed25519 to sign, X25519 to receive sealed data)");
+    CR_TRY(MakeDirs(dir + "/shared/keys"));
+    for (const char* name : {"acme", "newsco"}) {
+      std::string home = dir + "/" + name;
+      CR_TRY(MakeDirs(home));
+      auto id = crypto::Identity::Generate();
+      CR_TRY(crypto::WriteIdentityFiles(id, home, name));
+      auto pub = ReadFile(home + "/" + name + ".pub");
+      CR_TRY(pub);
+      CR_TRY(WriteFileAtomic(dir + "/shared/keys/" + name + ".pub", *pub));
+      Say(fmt::format("{}: secret key {}/{}.key (mode 0600, never leaves), public key shared "
+                      "(fingerprint {})", name, name, name, id.pub().Fingerprint()));
+    }
+
+    Step(2, "The parties agree a shared secret for pseudonyms; the room never sees it");
+    CR_TRY(crypto::WriteNewSharedSecret(acme_dir + "/shared.secret"));
+    CR_ASSIGN(auto secret_text, ReadFile(acme_dir + "/shared.secret"));
+    CR_TRY(WriteFileAtomic(newsco_dir + "/shared.secret", secret_text, 0600));
+    Say("256-bit secret in acme/shared.secret and newsco/shared.secret (exchanged out of band)");
+
+    Step(3, "They write the collaboration spec: datasets, column roles, rules, thresholds");
+    std::string spec_path = dir + "/shared/spec.yaml";
+    CR_TRY(WriteFileAtomic(spec_path, kDemoSpec));
+    CR_ASSIGN(auto spec, spec::Load(spec_path));
+    Say(fmt::format("collaboration '{}', {} parties, {} datasets, spec hash {}",
+                    spec.collaboration, spec.parties.size(), spec.datasets.size(),
+                    spec.hash.substr(0, 16)));
+    Say("impressions: email is a join key (pseudonymised), campaign a dimension, cost a metric "
+        "clamped to [0, 5]; answers need >= 100 distinct people per row");
+
+    Step(4, "The operator creates the room for this spec");
+    CR_ASSIGN(auto room_pub, room::Room::Init(room_dir, spec_path));
+    Say(fmt::format("room folder {} with its own key (fingerprint {}); {} is published",
+                    room_dir, room_pub.Fingerprint(), room::RoomPubPath(room_dir)));
+
+    Step(5, "Every party signs the exact spec bytes; the room activates only with all signatures");
+    std::vector<std::string> sigs;
+    for (const char* name : {"acme", "newsco"}) {
+      CR_ASSIGN(auto id, crypto::Identity::Load(dir + "/" + name + "/" + name + ".key"));
+      CR_ASSIGN(auto sig, spec::Sign(spec, id));
+      std::string path = spec_path + "." + name + ".sig";
+      CR_TRY(WriteFileAtomic(path, spec::SignatureToJson(sig) + "\n"));
+      sigs.push_back(path);
+      Say(fmt::format("{} signed spec {}", name, spec.hash.substr(0, 16)));
+    }
+    {
+      CR_ASSIGN(auto room, room::Room::Open(room_dir));
+      // First, what happens with only one signature.
+      auto partial = room.Activate({sigs[0]});
+      Say(fmt::format("activating with acme's signature alone is refused: {}",
+                      partial ? "(unexpectedly accepted)" : std::string(CodeName(partial.error().code))));
+      if (partial) return Fail(ErrorCode::INTERNAL, "demo: activation without every signature");
+      (void)room.audit().Append("room.activate.refused", "operator",
+                                {{"code", CodeName(partial.error().code)}});
+      CR_TRY(room.Activate(sigs));
+      Say("with both signatures the room is active");
+    }
+
+    Step(6, "Each party has its own raw data (generated here, deterministic)");
+    demo::GeneratorOptions g;
+    g.people = people;
+    g.impressions = impressions;
+    g.purchases = purchases;
+    std::string imp_csv = newsco_dir + "/impressions.csv", pur_csv = acme_dir + "/purchases.csv";
+    CR_TRY(demo::WriteImpressionsCsv(g, imp_csv));
+    CR_TRY(demo::WritePurchasesCsv(g, pur_csv));
+    Say(fmt::format("newsco/impressions.csv: {} impressions over {} people (email, campaign, "
+                    "shown_at, cost, device)", impressions, people));
+    Say(fmt::format("acme/purchases.csv: {} purchases, ~{:.0f}% of buyers also in newsco's "
+                    "audience (email, amount, day, store_id)", purchases, g.buyer_overlap * 100));
+
+    Step(7, "Each party prepares its contribution on its own machine");
+    Say("keeps declared columns only, normalises emails, replaces them with HMAC pseudonyms,");
+    Say("writes Parquet in memory, encrypts it with a fresh key sealed to the room, signs it");
+    struct Job { const char* party; const char* dataset; std::string input; };
+    std::vector<Job> jobs = {{"newsco", "impressions", imp_csv}, {"acme", "purchases", pur_csv}};
+    std::vector<std::string> packages;
+    for (const auto& j : jobs) {
+      ingest::PrepareOptions o;
+      o.spec_path = spec_path;
+      o.dataset = j.dataset;
+      o.input = j.input;
+      o.key_path = dir + "/" + j.party + "/" + j.party + ".key";
+      o.secret_path = dir + "/" + j.party + "/shared.secret";
+      o.room_pub = room::RoomPubPath(room_dir);
+      o.out = dir + "/" + j.party + "/" + j.dataset + ".crpkg";
+      CR_ASSIGN(auto rep, ingest::Prepare(o));
+      packages.push_back(o.out);
+      Say(fmt::format("{}: {} rows -> {}.crpkg ({}); left behind on {}'s machine: {}", j.party,
+                      rep.rows, j.dataset, HumanBytes(rep.package_bytes), j.party,
+                      rep.dropped_columns.empty() ? "nothing" : fmt::format("{}", fmt::join(rep.dropped_columns, ", "))));
+    }
+    std::string sample_email = demo::PersonEmail(0);
+    bool leaked = FileContains(packages[0], sample_email) || FileContains(packages[0], "@example.com");
+    Say(fmt::format("an email from the input (e.g. {}) appears in the package: {}", sample_email,
+                    leaked ? "YES (bug!)" : "no"));
+    if (leaked) return Fail(ErrorCode::INTERNAL, "demo: a raw identifier reached the package");
+
+    Step(8, "The room ingests: verifies signature, owner, spec version, schema, then stores");
+    {
+      CR_ASSIGN(auto room, room::Room::Open(room_dir));
+      for (size_t i = 0; i < packages.size(); ++i) {
+        CR_ASSIGN(auto rep, ingest::Ingest(room, packages[i]));
+        CR_TRY(room.audit().Append("dataset.ingest", rep.owner,
+                                   {{"dataset", rep.dataset}, {"package_id", rep.package_id},
+                                    {"rows", rep.rows}, {"bytes", rep.bytes}, {"replaced", rep.replaced}}));
+        Say(fmt::format("'{}' from {}: {} rows stored encrypted, data key wrapped by the room key",
+                        rep.dataset, rep.owner, rep.rows));
+      }
+      // A replayed package is refused and changes nothing.
+      auto replay = ingest::Ingest(room, packages[0]);
+      Say(fmt::format("ingesting the impressions package a second time: {}",
+                      replay ? "(unexpectedly accepted)" : fmt::format("refused, {}", CodeName(replay.error().code))));
+      if (replay) return Fail(ErrorCode::INTERNAL, "demo: a replayed package was accepted");
+      (void)room.audit().Append("ingest.refused", "operator",
+                                {{"code", CodeName(replay.error().code)}, {"reason", replay.error().message}});
+
+      // Inside the room, data is decrypted only into memory to be queried.
+      CR_ASSIGN(auto db, engine::Database::Open());
+      CR_ASSIGN(auto mounted, room.MountAll(db));
+      CR_ASSIGN(auto overlap,
+                db.Query("SELECT count(DISTINCT i.email) FROM impressions i JOIN purchases p "
+                         "ON i.email = p.email"));
+      Say(fmt::format("in memory only, the room can join the two on pseudonyms: {} people both "
+                      "saw an ad and bought (the join works although neither party saw the "
+                      "other's emails)", overlap.ScalarInt()));
+    }
+
+    Step(9, "Anyone can check the audit log: a hash chain signed by the room");
+    CR_ASSIGN(auto rpub, crypto::LoadPublic(room::RoomPubPath(room_dir)));
+    CR_ASSIGN(auto vr, audit::Verify(room::AuditLogPath(room_dir), rpub));
+    CR_ASSIGN(auto entries, audit::ReadEntries(room::AuditLogPath(room_dir)));
+    for (const auto& e : entries) {
+      Say(fmt::format("#{} {} by {}", e.value("seq", 0), e.value("event", ""), e.value("actor", "")));
+    }
+    Say(fmt::format("audit verify: {} entries, chain and signatures intact (head {})", vr.entries,
+                    vr.head_hash.substr(0, 16)));
+
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    fmt::print("\nDone in {:.1f}s. Everything is in {} — try:\n"
+               "  build/bin/cleanroom audit show --room {}\n"
+               "  build/bin/cleanroom audit verify --room {}\n",
+               secs, dir, room_dir, room_dir);
+    return Ok();
+  });
+}
+
+}  // namespace cr::cli

@@ -1,0 +1,68 @@
+// `cleanroom prepare` (party side) and `cleanroom ingest` (room side).
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "common/progress.h"
+#include "ingest/ingest.h"
+#include "ingest/prepare.h"
+#include "room/room.h"
+
+namespace cr::cli {
+
+void RegisterPrepare(CLI::App& root, Globals& g, Registry& r) {
+  auto* cmd = root.add_subcommand(
+      "prepare", "party side: minimise, normalise, pseudonymise, encrypt and sign a dataset");
+  static ingest::PrepareOptions o;
+  cmd->add_option("--spec", o.spec_path, "the signed spec")->required();
+  cmd->add_option("--dataset", o.dataset, "dataset name in the spec")->required();
+  cmd->add_option("--input", o.input, "CSV, Parquet or JSON-lines file")->required();
+  cmd->add_option("--key", o.key_path, "the dataset owner's key (or the global --key)");
+  cmd->add_option("--secret", o.secret_path, "the parties' shared secret")->required();
+  cmd->add_option("--room-pub", o.room_pub, "the room's public key (DIR/room.pub)")->required();
+  cmd->add_option("--out", o.out, "package to write (.crpkg)")->required();
+  cmd->add_option("--threads", o.threads, "engine threads (default: all cores)");
+  r.Add(cmd, [&g]() -> Status {
+    if (o.key_path.empty()) o.key_path = g.key;
+    if (o.key_path.empty()) return Fail(ErrorCode::USAGE, "prepare needs --key");
+    CR_ASSIGN(auto rep, ingest::Prepare(o));
+    fmt::print("prepared dataset '{}': {} rows, columns {} kept", o.dataset, rep.rows,
+               fmt::join(rep.kept_columns, ", "));
+    if (!rep.dropped_columns.empty()) {
+      fmt::print("; {} undeclared column(s) left behind ({})", rep.dropped_columns.size(),
+                 fmt::join(rep.dropped_columns, ", "));
+    }
+    fmt::print("\nwrote {} ({}, package {}) in {:.2f}s\n", o.out, HumanBytes(rep.package_bytes),
+               rep.package_id, rep.seconds);
+    return Ok();
+  });
+}
+
+void RegisterIngest(CLI::App& root, Globals& g, Registry& r) {
+  auto* cmd = root.add_subcommand("ingest", "room side: verify a package and store it");
+  static std::string pkg;
+  cmd->add_option("package", pkg, "the .crpkg file")->required();
+  r.Add(cmd, [&g]() -> Status {
+    if (g.room.empty()) return Fail(ErrorCode::USAGE, "ingest needs --room DIR");
+    CR_ASSIGN(auto room, room::Room::Open(g.room));
+    auto rep = ingest::Ingest(room, pkg);
+    if (!rep) {
+      // The refusal is logged (code and reason only: messages never hold data values).
+      (void)room.audit().Append("ingest.refused", "operator",
+                                {{"code", CodeName(rep.error().code)},
+                                 {"reason", rep.error().message}});
+      return std::unexpected(rep.error());
+    }
+    CR_TRY(room.audit().Append("dataset.ingest", rep->owner,
+                               {{"dataset", rep->dataset},
+                                {"package_id", rep->package_id},
+                                {"rows", rep->rows},
+                                {"bytes", rep->bytes},
+                                {"replaced", rep->replaced}}));
+    fmt::print("ingested dataset '{}' from {}: {} rows, package {} stored encrypted ({}){}\n",
+               rep->dataset, rep->owner, rep->rows, rep->package_id, HumanBytes(rep->bytes),
+               rep->replaced ? "; the previous version was crypto-shredded" : "");
+    return Ok();
+  });
+}
+
+}  // namespace cr::cli

@@ -1,0 +1,43 @@
+// `cleanroom room init` and `cleanroom room activate`.
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "room/room.h"
+
+namespace cr::cli {
+
+void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
+  auto* room_cmd = root.add_subcommand("room", "create and activate a room");
+  room_cmd->require_subcommand(1);
+
+  auto* init = room_cmd->add_subcommand("init", "create a room for a spec (room key generated)");
+  static std::string spec_path;
+  init->add_option("--spec", spec_path, "the spec file")->required();
+  r.Add(init, [&g]() -> Status {
+    if (g.room.empty()) return Fail(ErrorCode::USAGE, "room init needs --room DIR");
+    CR_ASSIGN(auto pub, room::Room::Init(g.room, spec_path));
+    fmt::print("created room {} (room key {})\nparties seal their data to {}\n"
+               "next: every party signs the spec (spec sign), then room activate\n",
+               g.room, pub.Fingerprint(), room::RoomPubPath(g.room));
+    return Ok();
+  });
+
+  auto* activate = room_cmd->add_subcommand(
+      "activate", "activate once every party's signature over the exact spec is present");
+  static std::vector<std::string> sigs;
+  activate->add_option("--sig", sigs, "signature files (SPEC.NAME.sig)")->required();
+  r.Add(activate, [&g]() -> Status {
+    if (g.room.empty()) return Fail(ErrorCode::USAGE, "room activate needs --room DIR");
+    CR_ASSIGN(auto room, room::Room::Open(g.room));
+    if (auto st = room.Activate(sigs); !st) {
+      (void)room.audit().Append("room.activate.refused", "operator",
+                                {{"code", CodeName(st.error().code)}, {"reason", st.error().message}});
+      return st;
+    }
+    fmt::print("room {} is active: collaboration '{}' signed by all {} parties\n", g.room,
+               room.spec().collaboration, room.spec().parties.size());
+    return Ok();
+  });
+}
+
+}  // namespace cr::cli

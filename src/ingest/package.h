@@ -1,0 +1,103 @@
+// The contribution package (.crpkg): a signed, encrypted, self-describing
+// file a party prepares and the room ingests. Format in docs/package-format.md.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+
+namespace cr::package {
+
+inline constexpr std::string_view kMagic{"CRPKG\0\x01\n", 8};
+inline constexpr std::string_view kTrailerMagic{"CRSIG\0\x01\n", 8};
+inline constexpr size_t kChunkSize = 1 << 20;  // plaintext bytes per secretstream chunk
+inline constexpr uint32_t kMaxHeaderBytes = 1 << 20;
+
+struct SchemaColumn {
+  std::string name;
+  std::string type;  // DuckDB type name as stored (join keys: UUID)
+  std::string role;  // spec role
+  bool operator==(const SchemaColumn&) const = default;
+};
+
+// Everything in the header is covered by the owner's signature.
+struct Header {
+  std::string package_id;      // 128-bit random hex: the replay key
+  std::string collaboration;
+  std::string spec_hash;
+  std::string dataset;
+  std::string signer;          // crpub1: text of the key that signs the package
+  std::string room_key;        // fingerprint of the room key the data key is sealed to
+  std::string created_at;
+  int64_t row_count = 0;
+  uint64_t plaintext_bytes = 0;
+  std::vector<SchemaColumn> schema;
+  std::string sealed_data_key;  // crypto_box_seal(data key) to the room, raw bytes
+  std::string stream_header;    // secretstream header, raw bytes
+
+  nlohmann::json ToJson() const;
+  static Result<Header> FromJson(const nlohmann::json& j);  // TAMPERED when malformed
+};
+
+// Writes a package: header, encrypted chunks, signature. The file appears at
+// `path` only when complete (temporary file, fsync, rename).
+class Writer {
+ public:
+  // `data_key` encrypts the chunks; the header must already carry its sealed copy.
+  static Result<Writer> Create(const std::string& path, const Header& header,
+                               const crypto::SecureBuffer& data_key);
+  ~Writer();
+  Writer(Writer&&) noexcept;
+  Writer& operator=(Writer&&) noexcept;
+
+  // Appends plaintext; buffered into kChunkSize chunks.
+  Status Write(std::string_view plaintext);
+  // Flushes the last chunk (FINAL), signs with `owner`, fsyncs and renames.
+  Status Finish(const crypto::Identity& owner);
+  uint64_t bytes_written() const;
+
+ private:
+  Writer() = default;
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// Reads a package. Nothing is trusted before VerifySignature() succeeds.
+class Reader {
+ public:
+  // Parses the magic and header: TAMPERED when the structure is broken,
+  // FILE_UNREADABLE when the file cannot be read.
+  static Result<Reader> Open(const std::string& path);
+  ~Reader();
+  Reader(Reader&&) noexcept;
+  Reader& operator=(Reader&&) noexcept;
+
+  const Header& header() const;
+  const std::string& header_bytes() const;
+
+  // Streams the whole file, checks its structure and the signature under the
+  // header's signer key. TAMPERED on any failure.
+  Status VerifySignature();
+  // Decrypts every chunk into `sink` (call after VerifySignature). TAMPERED on
+  // a chunk that fails authentication or a missing FINAL chunk.
+  Status Decrypt(const crypto::SecureBuffer& data_key,
+                 const std::function<Status(std::string_view)>& sink);
+  // SHA-256 of the whole file (hex), computed during VerifySignature.
+  const std::string& file_sha256() const;
+
+ private:
+  Reader() = default;
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace cr::package

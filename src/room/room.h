@@ -1,0 +1,102 @@
+// The room folder: its key, the signed spec, activation, the dataset catalogue
+// (encrypted packages with wrapped keys), retention and disposal, and
+// decryption of datasets into memory for the engine.
+//
+// Layout of DIR (room.pub and audit.log are part of the contract):
+//   room.pub          the room's public key (parties seal data keys to it)
+//   room.key          the room's secret key (mode 0600)
+//   spec.yaml         the exact spec bytes; spec-keys.json: bytes of the key files it names
+//   state.json        initialized | active, with the parties' signatures
+//   catalog.json      datasets in the room and every package id ever ingested (replay ledger)
+//   data/NAME-ID.crpkg  the owner's signed, encrypted package, stored as received
+//   keys/NAME-ID.key    its data key, wrapped (XChaCha20-Poly1305) by a key derived from room.key
+//   audit.log         the hash-chained, signed audit log
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/audit_log.h"
+#include "common/error.h"
+#include "crypto/crypto.h"
+#include "engine/engine.h"
+#include "ingest/package.h"
+#include "spec/spec.h"
+
+namespace cr::room {
+
+struct DatasetEntry {
+  std::string name;
+  std::string package_id;
+  std::string owner;
+  std::string ingested_at;
+  long long ingested_unix = 0;
+  int64_t rows = 0;
+  uint64_t bytes = 0;  // size of the stored (encrypted) package
+  std::string sha256;  // of the stored package
+  std::vector<package::SchemaColumn> schema;
+};
+
+enum class OpenMode {
+  kReadWrite,  // takes the room lock and applies retention
+  kReadOnly,   // for inspection (audit verify/show): no lock, no retention
+};
+
+class Room {
+ public:
+  // Creates DIR (absent or empty) for the spec at `spec_path`: room key pair,
+  // room.pub, a copy of the spec and its key files, state "initialized", and
+  // the first audit entry. ROOM_EXISTS when DIR already holds a room.
+  static Result<crypto::PublicIdentity> Init(const std::string& dir, const std::string& spec_path);
+
+  static Result<Room> Open(const std::string& dir, OpenMode mode = OpenMode::kReadWrite);
+  ~Room();
+  Room(Room&&) noexcept;
+  Room& operator=(Room&&) noexcept;
+
+  const std::string& dir() const;
+  const spec::Spec& spec() const;
+  const crypto::Identity& key() const;
+  bool active() const;
+  audit::AuditLog& audit();
+  const std::map<std::string, DatasetEntry>& datasets() const;
+  bool PackageSeen(const std::string& package_id) const;
+
+  // Verifies the signature files (spec::Verify each) and activates once every
+  // party has a valid one. Anything else (missing party: SIGNATURE_MISSING;
+  // unknown signer; invalid signature; another spec) fails and the room stays
+  // as it was.
+  Status Activate(const std::vector<std::string>& signature_files);
+
+  // Stores an already verified package (copy of the file, wrapped data key),
+  // commits the catalogue, then disposes the dataset's previous package.
+  Status StoreDataset(const std::string& package_path, const package::Header& header,
+                      const crypto::SecureBuffer& data_key, const std::string& sha256,
+                      const std::string& owner);
+
+  // Crypto-shreds a dataset: deletes the wrapped key, then the ciphertext,
+  // then updates the catalogue, and audits it.
+  Status Dispose(const std::string& dataset, const std::string& reason, const std::string& actor);
+
+  // Re-verifies the stored package and decrypts it into an in-memory file.
+  Result<engine::MemFile> Decrypt(const std::string& dataset) const;
+
+  // Mounts every stored dataset as a read-only view named after it; the
+  // MemFiles must outlive the views' use.
+  Result<std::vector<engine::MemFile>> MountAll(engine::Database& db) const;
+
+ private:
+  Room();
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// Where `Room::Init` leaves the public key: DIR/room.pub.
+std::string RoomPubPath(const std::string& dir);
+std::string AuditLogPath(const std::string& dir);
+
+}  // namespace cr::room

@@ -1,0 +1,118 @@
+// Shared fixture for end-to-end tests: drives the real `cleanroom` binary
+// through keygen, spec, signatures, room, prepare and ingest in a temp folder.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "testing/temp_dir.h"
+
+namespace cr::testing {
+
+inline const char* kSpecTemplate = R"(collaboration: COLLAB
+description: DESCRIPTION
+region: eu
+retention_days: 90
+parties:
+  acme:   {public_key: keys/acme.pub,   abilities: [contribute, query, receive_results]}
+  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}
+privacy:
+  unit: person
+  min_distinct_units: 50
+datasets:
+  impressions:
+    owner: newsco
+    privacy_unit_column: email
+    columns:
+      email:    {type: string, role: join_key, normalize: email}
+      campaign: {type: string, role: dimension}
+      shown_at: {type: timestamp, role: dimension}
+      cost:     {type: double, role: metric, bounds: [0, 5]}
+    rule:
+      kind: aggregation
+      aggregates: {cost: [sum, avg], email: [count_distinct]}
+      min_distinct_units: 100
+      receivers: [acme, newsco]
+  purchases:
+    owner: acme
+    privacy_unit_column: email
+    columns:
+      email:  {type: string, role: join_key, normalize: email}
+      amount: {type: double, role: metric, bounds: [0, 500]}
+      day:    {type: date, role: dimension}
+    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count]}, receivers: [acme]}
+)";
+
+inline std::string SpecText(const std::string& collab = "acme-newsco-2026q4",
+                            const std::string& description = "Campaign measurement") {
+  std::string s = kSpecTemplate;
+  s.replace(s.find("COLLAB"), 6, collab);
+  s.replace(s.find("DESCRIPTION"), 11, description);
+  return s;
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  std::string Bin() const { return CLEANROOM_BINARY; }
+
+  RunResult Run(const std::string& args, const std::string& env = "") {
+    return RunShell(env + (env.empty() ? "" : " ") + Q(Bin()) + " " + args);
+  }
+
+  // Runs and expects success, failing the test with stderr otherwise.
+  RunResult Ok(const std::string& args) {
+    auto r = Run(args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    return r;
+  }
+
+  std::string P(const std::string& rel) const { return dir_ / rel; }
+
+  // Keys for both parties, a shared secret, the spec and an initialised room.
+  void SetUpRoom(bool activate = true) {
+    Ok("keygen --name acme --out " + Q(P("keys")));
+    Ok("keygen --name newsco --out " + Q(P("keys")));
+    Ok("secret new --out " + Q(P("shared.secret")));
+    Spit(P("spec.yaml"), SpecText());
+    Ok("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/acme.key")));
+    Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/newsco.key")));
+    if (activate) {
+      Ok("room activate --room " + Q(P("room")) + " --sig " + Q(P("spec.yaml.acme.sig")) + " " +
+         Q(P("spec.yaml.newsco.sig")));
+    }
+  }
+
+  void Generate(int rows = 3000, int people = 600) {
+    Ok("generate --kind impressions --rows " + std::to_string(rows) + " --people " +
+       std::to_string(people) + " --out " + Q(P("impressions.csv")));
+    Ok("generate --kind purchases --rows " + std::to_string(rows / 3) + " --people " +
+       std::to_string(people) + " --out " + Q(P("purchases.csv")));
+  }
+
+  RunResult Prepare(const std::string& dataset, const std::string& input, const std::string& key,
+                    const std::string& out, const std::string& spec = "spec.yaml",
+                    const std::string& room_pub = "room/room.pub") {
+    return Run("prepare --spec " + Q(P(spec)) + " --dataset " + dataset + " --input " +
+               Q(input) + " --key " + Q(P(key)) + " --secret " + Q(P("shared.secret")) +
+               " --room-pub " + Q(P(room_pub)) + " --out " + Q(P(out)));
+  }
+
+  RunResult Ingest(const std::string& pkg, const std::string& room = "room") {
+    return Run("--room " + Q(P(room)) + " ingest " + Q(pkg));
+  }
+
+  // Asserts a refusal: exit code, stable code on stderr, and (when `room`
+  // given) every room file but audit.log byte-for-byte unchanged, audit.log grown.
+  void ExpectRefused(const RunResult& r, int exit_code, const std::string& code) {
+    EXPECT_EQ(r.exit_code, exit_code) << "stderr: " << r.err;
+    EXPECT_NE(r.err.find("cleanroom: error[" + code + "]"), std::string::npos)
+        << "expected " << code << ", stderr: " << r.err;
+  }
+
+  TempDir dir_;
+};
+
+}  // namespace cr::testing
