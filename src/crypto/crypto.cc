@@ -424,21 +424,16 @@ void KeyedHmac::Mac(const void* data, size_t len, unsigned char out[32]) const {
   crypto_auth_hmacsha256_final(&st, out);
 }
 
-StreamSigner::StreamSigner() { crypto_sign_init(&state_); }
-void StreamSigner::Update(std::string_view data) {
-  crypto_sign_update(&state_, U(data), data.size());
+Blake2bStream::Blake2bStream(size_t out_bytes) : out_bytes_(out_bytes) {
+  crypto_generichash_init(&state_, nullptr, 0, out_bytes_);
 }
-std::string StreamSigner::Sign(const Identity& id) {
-  std::string sig(kSignatureBytes, '\0');
-  crypto_sign_final_create(&state_, reinterpret_cast<unsigned char*>(sig.data()), nullptr,
-                           id.sign_sk_.data());
-  return sig;
+void Blake2bStream::Update(std::string_view data) {
+  crypto_generichash_update(&state_, U(data), data.size());
 }
-bool StreamSigner::Verify(const PublicIdentity& signer, std::string_view signature) {
-  if (signature.size() != kSignatureBytes) return false;
-  std::string sig(signature);
-  return crypto_sign_final_verify(&state_, reinterpret_cast<unsigned char*>(sig.data()),
-                                  signer.sign_pk.data()) == 0;
+std::string Blake2bStream::Final() {
+  std::string out(out_bytes_, '\0');
+  crypto_generichash_final(&state_, reinterpret_cast<unsigned char*>(out.data()), out_bytes_);
+  return out;
 }
 
 }  // namespace cr::crypto

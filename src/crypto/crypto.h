@@ -92,7 +92,6 @@ class Identity {
   SecureBuffer DeriveKey(uint64_t subkey_id, const char context[8]) const;
 
  private:
-  friend class StreamSigner;
   Identity() : sign_sk_(crypto_sign_SECRETKEYBYTES), box_sk_(crypto_box_SECRETKEYBYTES) {}
   SecureBuffer sign_sk_;
   SecureBuffer box_sk_;
@@ -182,16 +181,17 @@ class KeyedHmac {
   crypto_auth_hmacsha256_state base_;
 };
 
-// Ed25519ph over a stream of bytes (for multi-gigabyte packages).
-class StreamSigner {
+// BLAKE2b over a stream of bytes (faster than SHA-2 in libsodium): the digest
+// a package's signature covers, and file fingerprints.
+class Blake2bStream {
  public:
-  StreamSigner();
+  explicit Blake2bStream(size_t out_bytes = 64);
   void Update(std::string_view data);
-  std::string Sign(const Identity& id);                       // 64 bytes
-  bool Verify(const PublicIdentity& signer, std::string_view signature);
+  std::string Final();  // out_bytes raw bytes
 
  private:
-  crypto_sign_state state_;
+  crypto_generichash_state state_;
+  size_t out_bytes_;
 };
 
 }  // namespace cr::crypto

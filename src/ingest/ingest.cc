@@ -92,7 +92,7 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
   report.owner = party->name;
   report.rows = h.row_count;
   report.replaced = room.datasets().count(ds->name) > 0;
-  CR_TRY(room.StoreDataset(package_path, h, *data_key, reader.file_sha256(), party->name));
+  CR_TRY(room.StoreDataset(package_path, h, *data_key, reader.file_digest(), party->name));
   report.bytes = room.datasets().at(ds->name).bytes;
   return report;
 }

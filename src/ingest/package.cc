@@ -6,12 +6,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include "common/files.h"
 
 namespace cr::package {
 namespace {
 
 constexpr char kChunkRecord = 'C';
+constexpr std::string_view kSignatureDomain{"cleanroom-package-v1\0", 21};
 constexpr char kSignatureRecord = 'S';
 
 void PutU32(std::string* out, uint32_t v) {
@@ -86,34 +93,69 @@ Result<Header> Header::FromJson(const nlohmann::json& j) {
 
 // ----- Writer ------------------------------------------------------------------------
 
+// Encryption runs on the caller's thread; hashing (for the signature) and
+// writing run on a second thread, so the two overlap.
 struct Writer::State {
   std::string path;
   std::string tmp_path;
   int fd = -1;
   std::string ad;  // SHA-256 of the header bytes: binds every chunk to this header
   std::unique_ptr<crypto::StreamEncryptor> enc;
-  crypto::StreamSigner signer;
+  crypto::Blake2bStream digest;
   std::string pending;  // plaintext not yet in a chunk
-  std::string out;      // bytes not yet written to the file
+  std::string out;      // signed bytes not yet handed to the writer thread
   uint64_t written = 0;
   bool finished = false;
 
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> queue;
+  bool closing = false;
+  std::optional<Error> write_error;
+  std::thread writer;
+
   ~State() {
+    StopWriter();
     if (fd >= 0) ::close(fd);
     if (!finished && !tmp_path.empty()) ::unlink(tmp_path.c_str());
     if (!pending.empty()) sodium_memzero(pending.data(), pending.size());
   }
 
-  Status Emit(std::string_view bytes, bool sign) {
-    if (sign) signer.Update(bytes);
-    out.append(bytes);
-    if (out.size() >= (4u << 20)) return Flush();
-    return Ok();
+  void StartWriter() {
+    writer = std::thread([this] {
+      for (;;) {
+        std::string buf;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return closing || !queue.empty(); });
+          if (queue.empty()) return;
+          buf = std::move(queue.front());
+          queue.pop_front();
+        }
+        cv.notify_all();
+        digest.Update(buf);
+        auto st = WriteAll(buf);
+        if (!st) {
+          std::lock_guard lock(mu);
+          if (!write_error) write_error = st.error();
+        }
+      }
+    });
   }
 
-  Status Flush() {
-    const char* p = out.data();
-    size_t left = out.size();
+  void StopWriter() {
+    if (!writer.joinable()) return;
+    {
+      std::lock_guard lock(mu);
+      closing = true;
+    }
+    cv.notify_all();
+    writer.join();
+  }
+
+  Status WriteAll(std::string_view buf) {
+    const char* p = buf.data();
+    size_t left = buf.size();
     while (left) {
       ssize_t n = ::write(fd, p, left);
       if (n < 0) {
@@ -124,7 +166,25 @@ struct Writer::State {
       left -= static_cast<size_t>(n);
       written += static_cast<uint64_t>(n);
     }
+    return Ok();
+  }
+
+  // Hands the buffered signed bytes to the writer thread (at most 4 in flight).
+  Status Handoff() {
+    if (out.empty()) return Ok();
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return queue.size() < 4 || write_error; });
+    if (write_error) return std::unexpected(*write_error);
+    queue.push_back(std::move(out));
     out.clear();
+    lock.unlock();
+    cv.notify_all();
+    return Ok();
+  }
+
+  Status Emit(std::string_view bytes) {
+    out.append(bytes);
+    if (out.size() >= (4u << 20)) return Handoff();
     return Ok();
   }
 
@@ -132,8 +192,8 @@ struct Writer::State {
     std::string c = enc->Push(plain, ad, final);
     std::string rec(1, kChunkRecord);
     PutU32(&rec, static_cast<uint32_t>(c.size()));
-    CR_TRY(Emit(rec, true));
-    return Emit(c, true);
+    CR_TRY(Emit(rec));
+    return Emit(c);
   }
 };
 
@@ -158,7 +218,8 @@ Result<Writer> Writer::Create(const std::string& path, const Header& header,
   std::string pre(kMagic);
   PutU32(&pre, static_cast<uint32_t>(hb.size()));
   pre += hb;
-  CR_TRY(s.Emit(pre, true));
+  s.StartWriter();
+  CR_TRY(s.Emit(pre));
   return w;
 }
 
@@ -166,7 +227,7 @@ Writer::~Writer() = default;
 Writer::Writer(Writer&&) noexcept = default;
 Writer& Writer::operator=(Writer&&) noexcept = default;
 
-uint64_t Writer::bytes_written() const { return s_->written + s_->out.size(); }
+uint64_t Writer::bytes_written() const { return s_->written; }
 
 Status Writer::Write(std::string_view plaintext) {
   auto& s = *s_;
@@ -188,12 +249,14 @@ Status Writer::Finish(const crypto::Identity& owner) {
   CR_TRY(s.EmitChunk(s.pending, true));
   sodium_memzero(s.pending.data(), s.pending.size());
   s.pending.clear();
-  std::string sig = s.signer.Sign(owner);
+  CR_TRY(s.Handoff());
+  s.StopWriter();
+  if (s.write_error) return std::unexpected(*s.write_error);
+  std::string sig = owner.Sign(std::string(kSignatureDomain) + s.digest.Final());
   std::string rec(1, kSignatureRecord);
   rec += kTrailerMagic;
   rec += sig;
-  CR_TRY(s.Emit(rec, false));
-  CR_TRY(s.Flush());
+  CR_TRY(s.WriteAll(rec));
   if (::fsync(s.fd) != 0) return Fail(ErrorCode::INTERNAL, "cannot sync {}", s.path);
   ::close(s.fd);
   s.fd = -1;
@@ -214,7 +277,7 @@ struct Reader::State {
   uint64_t body_offset = 0;  // first record after the header
   uint64_t file_size = 0;
   bool verified = false;
-  std::string sha256;
+  std::string file_digest;
 
   ~State() {
     if (fd >= 0) ::close(fd);
@@ -303,36 +366,36 @@ Reader& Reader::operator=(Reader&&) noexcept = default;
 
 const Header& Reader::header() const { return s_->header; }
 const std::string& Reader::header_bytes() const { return s_->header_bytes; }
-const std::string& Reader::file_sha256() const { return s_->sha256; }
+const std::string& Reader::file_digest() const { return s_->file_digest; }
 
 Status Reader::VerifySignature() {
   auto& s = *s_;
   auto signer = crypto::PublicIdentity::FromText(s.header.signer);
   if (!signer) return Fail(ErrorCode::TAMPERED, "package signer key is malformed");
-  crypto::StreamSigner verifier;
-  crypto::Sha256Stream sha;
+  crypto::Blake2bStream signed_part;
+  crypto::Blake2bStream whole(32);
   std::string pre;
   CR_TRY(s.ReadExact(0, s.body_offset, &pre));
-  verifier.Update(pre);
-  sha.Update(pre);
+  signed_part.Update(pre);
+  whole.Update(pre);
   std::string signature;
   CR_TRY(s.Walk(
       [&](std::string_view head, std::string_view chunk) {
-        verifier.Update(head);
-        verifier.Update(chunk);
-        sha.Update(head);
-        sha.Update(chunk);
+        signed_part.Update(head);
+        signed_part.Update(chunk);
+        whole.Update(head);
+        whole.Update(chunk);
         return Ok();
       },
       &signature));
-  if (!verifier.Verify(*signer, signature)) {
+  if (!crypto::Verify(*signer, std::string(kSignatureDomain) + signed_part.Final(), signature)) {
     return Fail(ErrorCode::TAMPERED, "package signature does not verify: the file was changed");
   }
   std::string trailer;
   CR_TRY(s.ReadExact(s.file_size - kTrailerMagic.size() - crypto::kSignatureBytes - 1,
                      1 + kTrailerMagic.size() + crypto::kSignatureBytes, &trailer));
-  sha.Update(trailer);
-  s.sha256 = ToHex(sha.Final());
+  whole.Update(trailer);
+  s.file_digest = ToHex(whole.Final());
   s.verified = true;
   return Ok();
 }

@@ -61,7 +61,9 @@ class Writer {
 
   // Appends plaintext; buffered into kChunkSize chunks.
   Status Write(std::string_view plaintext);
-  // Flushes the last chunk (FINAL), signs with `owner`, fsyncs and renames.
+  // Flushes the last chunk (FINAL), signs with `owner` (Ed25519 over
+  // "cleanroom-package-v1\0" + BLAKE2b-512 of every byte before the signature
+  // record), fsyncs and renames.
   Status Finish(const crypto::Identity& owner);
   uint64_t bytes_written() const;
 
@@ -91,8 +93,8 @@ class Reader {
   // a chunk that fails authentication or a missing FINAL chunk.
   Status Decrypt(const crypto::SecureBuffer& data_key,
                  const std::function<Status(std::string_view)>& sink);
-  // SHA-256 of the whole file (hex), computed during VerifySignature.
-  const std::string& file_sha256() const;
+  // BLAKE2b-256 of the whole file (hex), computed during VerifySignature.
+  const std::string& file_digest() const;
 
  private:
   Reader() = default;

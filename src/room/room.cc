@@ -45,7 +45,7 @@ nlohmann::json EntryToJson(const DatasetEntry& e) {
   for (const auto& c : e.schema) schema.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
   return {{"package_id", e.package_id}, {"owner", e.owner},     {"ingested_at", e.ingested_at},
           {"ingested_unix", e.ingested_unix}, {"rows", e.rows}, {"bytes", e.bytes},
-          {"sha256", e.sha256},          {"schema", schema}};
+          {"digest", e.digest},          {"schema", schema}};
 }
 
 Result<DatasetEntry> EntryFromJson(const std::string& name, const nlohmann::json& j) {
@@ -58,7 +58,7 @@ Result<DatasetEntry> EntryFromJson(const std::string& name, const nlohmann::json
     e.ingested_unix = j.at("ingested_unix").get<long long>();
     e.rows = j.at("rows").get<int64_t>();
     e.bytes = j.at("bytes").get<uint64_t>();
-    e.sha256 = j.at("sha256").get<std::string>();
+    e.digest = j.at("digest").get<std::string>();
     for (const auto& c : j.at("schema")) {
       e.schema.push_back({c.at("name"), c.at("type"), c.at("role")});
     }
@@ -276,7 +276,7 @@ Status Room::Activate(const std::vector<std::string>& files) {
 }
 
 Status Room::StoreDataset(const std::string& package_path, const package::Header& h,
-                          const crypto::SecureBuffer& data_key, const std::string& sha256,
+                          const crypto::SecureBuffer& data_key, const std::string& digest,
                           const std::string& owner) {
   auto& s = *s_;
   std::string data_rel = DataFile(h.dataset, h.package_id);
@@ -290,7 +290,7 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
     int in = ::open(package_path.c_str(), O_RDONLY | O_CLOEXEC);
     bool ok = in >= 0;
     std::string buf(1 << 20, '\0');
-    crypto::Sha256Stream sha;
+    crypto::Blake2bStream sha(32);
     while (ok) {
       ssize_t n = ::read(in, buf.data(), buf.size());
       if (n < 0) { ok = false; break; }
@@ -307,7 +307,7 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
     ok = ok && ::fsync(out) == 0;
     ::close(out);
     // The file could have changed since it was verified: compare hashes.
-    if (ok && ToHex(sha.Final()) != sha256) {
+    if (ok && ToHex(sha.Final()) != digest) {
       ::unlink(tmp.c_str());
       return Fail(ErrorCode::TAMPERED, "the package changed while it was being ingested");
     }
@@ -337,12 +337,12 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
   e.rows = h.row_count;
   struct stat st;
   e.bytes = ::stat(P(s.dir, data_rel).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  e.sha256 = sha256;
+  e.digest = digest;
   e.schema = h.schema;
   auto old_datasets = s.datasets;
   auto old_catalog = s.catalog;
   s.datasets[h.dataset] = e;
-  s.catalog["packages"][h.package_id] = {{"dataset", h.dataset}, {"sha256", sha256},
+  s.catalog["packages"][h.package_id] = {{"dataset", h.dataset}, {"digest", digest},
                                          {"at", e.ingested_at}};
   if (auto saved = s.SaveCatalog(); !saved) {
     s.datasets = old_datasets;
@@ -388,7 +388,7 @@ Result<engine::MemFile> Room::Decrypt(const std::string& dataset) const {
   const auto& e = it->second;
   CR_ASSIGN(auto reader, package::Reader::Open(P(s.dir, DataFile(e.name, e.package_id))));
   CR_TRY(reader.VerifySignature());
-  if (reader.header().package_id != e.package_id || reader.file_sha256() != e.sha256) {
+  if (reader.header().package_id != e.package_id || reader.file_digest() != e.digest) {
     return Fail(ErrorCode::TAMPERED, "stored data for '{}' does not match the catalogue", dataset);
   }
   CR_ASSIGN(auto wrapped, ReadFile(P(s.dir, KeyFile(e.name, e.package_id))));

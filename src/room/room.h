@@ -37,7 +37,7 @@ struct DatasetEntry {
   long long ingested_unix = 0;
   int64_t rows = 0;
   uint64_t bytes = 0;  // size of the stored (encrypted) package
-  std::string sha256;  // of the stored package
+  std::string digest;  // BLAKE2b-256 of the stored package
   std::vector<package::SchemaColumn> schema;
 };
 
@@ -75,7 +75,7 @@ class Room {
   // Stores an already verified package (copy of the file, wrapped data key),
   // commits the catalogue, then disposes the dataset's previous package.
   Status StoreDataset(const std::string& package_path, const package::Header& header,
-                      const crypto::SecureBuffer& data_key, const std::string& sha256,
+                      const crypto::SecureBuffer& data_key, const std::string& digest,
                       const std::string& owner);
 
   // Crypto-shreds a dataset: deletes the wrapped key, then the ciphertext,
