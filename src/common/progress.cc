@@ -47,7 +47,9 @@ void Progress::Draw(uint64_t rows, uint64_t bytes, bool final) {
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? bytes / secs : 0;
-  std::string line = fmt::format("\r{}: {} rows, {} ({}/s){}", label_, rows, HumanBytes(bytes),
+  // rows is 0 while the engine reads (it reports progress in bytes only).
+  std::string counted = rows ? fmt::format("{} rows, ", rows) : "";
+  std::string line = fmt::format("\r{}: {}{} ({}/s){}", label_, counted, HumanBytes(bytes),
                                  HumanBytes(rate), final ? fmt::format(" in {:.1f}s", secs) : "");
   std::fputs(line.c_str(), stderr);
   std::fputs("\x1b[K", stderr);
