@@ -41,7 +41,7 @@ int Main(int argc, char** argv) {
   RegisterDispose(app, g, r);
   RegisterDemo(app, g, r);
   RegisterGenerate(app, g, r);
-  //TMP RegisterAnonymize(app, g, r);
+  RegisterAnonymize(app, g, r);
 
   try {
     app.parse(argc, argv);
