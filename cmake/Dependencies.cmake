@@ -9,6 +9,7 @@ find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(OpenSSL 3 REQUIRED)  # SHA-256 with CPU extensions for pseudonyms; TLS for serve
 if(CLEANROOM_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -40,7 +40,8 @@ namespace cr {
   X(CAST_FAILED, 7, 400)                       \
   X(UNKNOWN_DATASET, 7, 404)                   \
   X(UNKNOWN_COLUMN, 7, 400)                    \
-  X(SQL_INVALID, 7, 400)
+  X(SQL_INVALID, 7, 400)                       \
+  X(RESULT_NOT_FOUND, 7, 404)
 
 enum class ErrorCode {
 #define CR_ENUM(name, exit_code, http) name,

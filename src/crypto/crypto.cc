@@ -1,5 +1,11 @@
 #include "crypto/crypto.h"
 
+// The low-level SHA-256 interface is deprecated in OpenSSL 3 but is the one
+// that lets the keyed states be precomputed and copied; it still dispatches to
+// the SHA-extension code.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
 #include <sys/stat.h>
 
 #include <cstring>
@@ -414,14 +420,43 @@ SecureBuffer HkdfSha256(std::string_view ikm, std::string_view salt, std::string
   return okm;
 }
 
+struct KeyedHmac::States {
+  SHA256_CTX inner;
+  SHA256_CTX outer;
+};
+
 KeyedHmac::KeyedHmac(std::string_view key) {
-  crypto_auth_hmacsha256_init(&base_, U(key), key.size());
+  states_ = static_cast<States*>(sodium_malloc(sizeof(States)));
+  if (!states_) std::abort();
+  unsigned char block[64] = {0};
+  if (key.size() > sizeof block) {
+    SHA256(U(key), key.size(), block);  // RFC 2104: long keys are hashed first
+  } else {
+    std::memcpy(block, key.data(), key.size());
+  }
+  unsigned char pad[64];
+  for (int i = 0; i < 64; ++i) pad[i] = block[i] ^ 0x36;
+  SHA256_Init(&states_->inner);
+  SHA256_Update(&states_->inner, pad, sizeof pad);
+  for (int i = 0; i < 64; ++i) pad[i] = block[i] ^ 0x5c;
+  SHA256_Init(&states_->outer);
+  SHA256_Update(&states_->outer, pad, sizeof pad);
+  sodium_memzero(block, sizeof block);
+  sodium_memzero(pad, sizeof pad);
 }
 
+KeyedHmac::~KeyedHmac() { sodium_free(states_); }
+
 void KeyedHmac::Mac(const void* data, size_t len, unsigned char out[32]) const {
-  crypto_auth_hmacsha256_state st = base_;
-  crypto_auth_hmacsha256_update(&st, static_cast<const unsigned char*>(data), len);
-  crypto_auth_hmacsha256_final(&st, out);
+  SHA256_CTX ctx = states_->inner;
+  unsigned char inner_hash[SHA256_DIGEST_LENGTH];
+  SHA256_Update(&ctx, data, len);
+  SHA256_Final(inner_hash, &ctx);
+  ctx = states_->outer;
+  SHA256_Update(&ctx, inner_hash, sizeof inner_hash);
+  SHA256_Final(out, &ctx);
+  sodium_memzero(&ctx, sizeof ctx);
+  sodium_memzero(inner_hash, sizeof inner_hash);
 }
 
 Blake2bStream::Blake2bStream(size_t out_bytes) : out_bytes_(out_bytes) {

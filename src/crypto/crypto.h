@@ -170,15 +170,23 @@ std::string HmacSha256(std::string_view key, std::string_view message);  // 32 r
 SecureBuffer HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info,
                         size_t length);
 
-// HMAC-SHA256 with the keyed state computed once and copied per message (about
-// twice as fast as keying per call). Thread-safe for concurrent Mac() calls.
+// HMAC-SHA256 with the inner and outer states computed once and copied per
+// message. The hot path of pseudonymisation (two SHA-256 compressions per
+// identifier) uses OpenSSL's SHA-256, which runs on the CPU's SHA extensions:
+// about 3x libsodium's portable SHA-256 here. Same function, same bytes (tests
+// compare it with libsodium's HMAC and RFC 4231). Thread-safe for concurrent
+// Mac() calls.
 class KeyedHmac {
  public:
   explicit KeyedHmac(std::string_view key);
+  ~KeyedHmac();
+  KeyedHmac(const KeyedHmac&) = delete;
+  KeyedHmac& operator=(const KeyedHmac&) = delete;
   void Mac(const void* data, size_t len, unsigned char out[32]) const;
 
  private:
-  crypto_auth_hmacsha256_state base_;
+  struct States;
+  States* states_;  // sodium_malloc'd: the keyed states are as secret as the key
 };
 
 // BLAKE2b over a stream of bytes (faster than SHA-2 in libsodium): the digest

@@ -136,6 +136,19 @@ TEST_F(CryptoTest, HmacMatchesRfc4231) {
   std::string msg = "what do ya want for nothing?";
   keyed.Mac(msg.data(), msg.size(), out);
   EXPECT_EQ(ToHex(std::string_view(reinterpret_cast<char*>(out), 32)), ToHex(mac));
+  // The OpenSSL-backed keyed HMAC equals libsodium's for many keys and lengths,
+  // including keys longer than a block (hashed first).
+  for (size_t key_len : {0, 1, 32, 64, 65, 200}) {
+    std::string key = RandomBytes(key_len);
+    KeyedHmac k(key);
+    for (size_t msg_len : {0, 1, 55, 56, 64, 100, 1000}) {
+      std::string m = RandomBytes(msg_len);
+      k.Mac(m.data(), m.size(), out);
+      EXPECT_EQ(ToHex(std::string_view(reinterpret_cast<char*>(out), 32)),
+                ToHex(HmacSha256(key, m)))
+          << key_len << "/" << msg_len;
+    }
+  }
 }
 
 TEST_F(CryptoTest, Blake2bStreamMatchesAcrossChunking) {
