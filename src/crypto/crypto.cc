@@ -339,6 +339,19 @@ std::string StreamEncryptor::Push(std::string_view chunk, std::string_view ad, b
   return out;
 }
 
+void StreamEncryptor::PushAppend(std::string_view chunk, std::string_view ad, bool final,
+                                 std::string* out) {
+  size_t at = out->size();
+  out->resize(at + chunk.size() + crypto_secretstream_xchacha20poly1305_ABYTES);
+  unsigned long long clen = 0;
+  crypto_secretstream_xchacha20poly1305_push(
+      &state_, reinterpret_cast<unsigned char*>(out->data() + at), &clen, U(chunk), chunk.size(),
+      U(ad), ad.size(),
+      final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
+            : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+  out->resize(at + clen);
+}
+
 Result<StreamDecryptor> StreamDecryptor::Create(const SecureBuffer& key,
                                                 std::string_view header) {
   if (header.size() != crypto_secretstream_xchacha20poly1305_HEADERBYTES) {

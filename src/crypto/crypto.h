@@ -133,6 +133,8 @@ class StreamEncryptor {
   // The 24-byte stream header the decryptor needs.
   const std::string& header() const { return header_; }
   std::string Push(std::string_view chunk, std::string_view ad, bool final);
+  // Appends the ciphertext of `chunk` to *out (no allocation when *out has room).
+  void PushAppend(std::string_view chunk, std::string_view ad, bool final, std::string* out);
 
  private:
   crypto_secretstream_xchacha20poly1305_state state_;

@@ -10,6 +10,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 #include <thread>
 
 #include "common/files.h"
@@ -110,6 +111,7 @@ struct Writer::State {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::string> queue;
+  std::vector<std::string> spare;  // written buffers, reused so big chunks are not re-faulted
   bool closing = false;
   std::optional<Error> write_error;
   std::thread writer;
@@ -135,10 +137,10 @@ struct Writer::State {
         cv.notify_all();
         digest.Update(buf);
         auto st = WriteAll(buf);
-        if (!st) {
-          std::lock_guard lock(mu);
-          if (!write_error) write_error = st.error();
-        }
+        std::lock_guard lock(mu);
+        if (!st && !write_error) write_error = st.error();
+        buf.clear();
+        spare.push_back(std::move(buf));
       }
     });
   }
@@ -177,23 +179,36 @@ struct Writer::State {
     if (write_error) return std::unexpected(*write_error);
     queue.push_back(std::move(out));
     out.clear();
+    if (!spare.empty()) {
+      out = std::move(spare.back());
+      spare.pop_back();
+    } else {
+      out.reserve(kBufferBytes + kChunkSize + 64);
+    }
     lock.unlock();
     cv.notify_all();
     return Ok();
   }
 
+  static constexpr size_t kBufferBytes = 8u << 20;
+
   Status Emit(std::string_view bytes) {
     out.append(bytes);
-    if (out.size() >= (4u << 20)) return Handoff();
+    if (out.size() >= kBufferBytes) return Handoff();
     return Ok();
   }
 
+  // Encrypts straight into the output buffer: record head, then ciphertext.
   Status EmitChunk(std::string_view plain, bool final) {
-    std::string c = enc->Push(plain, ad, final);
-    std::string rec(1, kChunkRecord);
-    PutU32(&rec, static_cast<uint32_t>(c.size()));
-    CR_TRY(Emit(rec));
-    return Emit(c);
+    if (out.capacity() < kBufferBytes + kChunkSize + 64) out.reserve(kBufferBytes + kChunkSize + 64);
+    size_t head = out.size();
+    out.push_back(kChunkRecord);
+    PutU32(&out, 0);
+    enc->PushAppend(plain, ad, final, &out);
+    uint32_t len = static_cast<uint32_t>(out.size() - head - 5);
+    for (int i = 0; i < 4; ++i) out[head + 1 + i] = static_cast<char>((len >> (8 * i)) & 0xff);
+    if (out.size() >= kBufferBytes) return Handoff();
+    return Ok();
   }
 };
 
@@ -231,6 +246,11 @@ uint64_t Writer::bytes_written() const { return s_->written; }
 
 Status Writer::Write(std::string_view plaintext) {
   auto& s = *s_;
+  // Whole chunks straight from the caller's buffer; only remainders are copied.
+  while (s.pending.empty() && plaintext.size() > kChunkSize) {
+    CR_TRY(s.EmitChunk(plaintext.substr(0, kChunkSize), false));
+    plaintext.remove_prefix(kChunkSize);
+  }
   while (!plaintext.empty()) {
     size_t take = std::min(plaintext.size(), kChunkSize - s.pending.size());
     s.pending.append(plaintext.substr(0, take));

@@ -65,7 +65,7 @@ TEST(TransformsTest, RandomSwapStaysWithinStrata) {
   std::vector<std::string> values, strata;
   for (int i = 0; i < 1000; ++i) {
     strata.push_back(i % 2 ? "east" : "west");
-    values.push_back((i % 2 ? "e" : "w") + std::to_string(i));
+    values.push_back(std::string(i % 2 ? "e" : "w").append(std::to_string(i)));
   }
   auto before = values;
   RandomSwap(&values, strata, rnd);
