@@ -219,14 +219,16 @@ Result<PrepareReport> Prepare(const PrepareOptions& o) {
     struct stat st;
     if (::stat(o.input.c_str(), &st) == 0) input_bytes = static_cast<uint64_t>(st.st_size);
   }
-  Progress progress("prepare " + ds->name);
+  Progress reading("prepare " + ds->name + ": reading, pseudonymising");
   std::atomic<bool> done{false};
   std::thread watcher;
-  if (progress.enabled()) {
+  if (reading.enabled()) {
+    // DuckDB tracks query progress only with its progress bar on (printing off).
+    CR_TRY(db.Execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false"));
     watcher = std::thread([&] {
       while (!done.load()) {
         double p = db.Progress();
-        if (p > 0) progress.Update(0, static_cast<uint64_t>(p * input_bytes));
+        if (p > 0) reading.Update(0, static_cast<uint64_t>(p * input_bytes));
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
@@ -239,6 +241,8 @@ Result<PrepareReport> Prepare(const PrepareOptions& o) {
   if (watcher.joinable()) watcher.join();
   if (!copied) return std::unexpected(DiagnoseCast(db, kind, *ds, sources));
   report.rows = copied->ScalarInt();
+  reading.Finish(static_cast<uint64_t>(report.rows), input_bytes);
+  Progress progress("prepare " + ds->name + ": encrypting, signing");
   CR_ASSIGN(report.parquet_bytes, parquet.Size());
 
   // Encrypt with a fresh data key sealed to the room, sign as the owner.
