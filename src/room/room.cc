@@ -188,9 +188,14 @@ Result<Room> Room::Open(const std::string& dir, OpenMode mode) {
   }
   if (mode == OpenMode::kReadWrite) {
     s.lock_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX) != 0) {
-      return Fail(ErrorCode::INTERNAL, "cannot lock the room {}", dir);
+    if (s.lock_fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open the room {}", dir);
+    // Another command holds the room: wait a while, then say so rather than hang.
+    bool locked = false;
+    for (int i = 0; i < 600 && !locked; ++i) {
+      locked = ::flock(s.lock_fd, LOCK_EX | LOCK_NB) == 0;
+      if (!locked) ::usleep(100 * 1000);
     }
+    if (!locked) return Fail(ErrorCode::INTERNAL, "the room {} is busy (another command holds it)", dir);
   }
   CR_ASSIGN(auto id, crypto::Identity::Load(P(dir, "room.key")));
   s.key.emplace(std::move(id));
