@@ -318,6 +318,54 @@ struct Reader::State {
     return Ok();
   }
 
+  // One pass: hashes every record for the signature and, with a data key,
+  // decrypts each chunk into `sink`; checks the signature at the end.
+  Status Verify(const crypto::SecureBuffer* data_key,
+                const std::function<Status(std::string_view)>& sink) {
+    auto signer = crypto::PublicIdentity::FromText(header.signer);
+    if (!signer) return Fail(ErrorCode::TAMPERED, "package signer key is malformed");
+    std::optional<crypto::StreamDecryptor> dec;
+    if (data_key) {
+      CR_ASSIGN(auto d, crypto::StreamDecryptor::Create(*data_key, header.stream_header));
+      dec.emplace(std::move(d));
+    }
+    std::string ad = crypto::Sha256(header_bytes);
+    crypto::Blake2bStream signed_part;
+    std::string pre;
+    CR_TRY(ReadExact(0, body_offset, &pre));
+    signed_part.Update(pre);
+    std::string signature, plain;
+    bool final = false;
+    uint64_t total = 0;
+    CR_TRY(Walk(
+        [&](std::string_view head, std::string_view chunk) -> Status {
+          signed_part.Update(head);
+          signed_part.Update(chunk);
+          if (!dec) return Ok();
+          if (final) return Fail(ErrorCode::TAMPERED, "package has chunks after the final one");
+          CR_TRY(dec->Pull(chunk, ad, &plain, &final));
+          total += plain.size();
+          auto st = sink(plain);
+          sodium_memzero(plain.data(), plain.size());
+          return st;
+        },
+        &signature));
+    std::string digest = signed_part.Final();
+    if (!crypto::Verify(*signer, std::string(kSignatureDomain) + digest, signature)) {
+      return Fail(ErrorCode::TAMPERED, "package signature does not verify: the file was changed");
+    }
+    if (dec && !final) return Fail(ErrorCode::TAMPERED, "package is truncated (no final chunk)");
+    if (dec && total != header.plaintext_bytes) {
+      return Fail(ErrorCode::TAMPERED, "package holds {} bytes, header says {}", total,
+                  header.plaintext_bytes);
+    }
+    std::string trailer;
+    CR_TRY(ReadExact(file_size - kSignatureRecordBytes, kSignatureRecordBytes, &trailer));
+    file_digest = Fingerprinter::FromSignedDigest(digest, trailer);
+    verified = true;
+    return Ok();
+  }
+
   // Walks the records; calls on_chunk for each chunk (with its bytes) and
   // returns the signature. Structural problems are TAMPERED.
   Status Walk(const std::function<Status(std::string_view record_head, std::string_view chunk)>&
@@ -390,34 +438,12 @@ const std::string& Reader::file_digest() const { return s_->file_digest; }
 
 Status Reader::VerifySignature() {
   auto& s = *s_;
-  auto signer = crypto::PublicIdentity::FromText(s.header.signer);
-  if (!signer) return Fail(ErrorCode::TAMPERED, "package signer key is malformed");
-  crypto::Blake2bStream signed_part;
-  crypto::Blake2bStream whole(32);
-  std::string pre;
-  CR_TRY(s.ReadExact(0, s.body_offset, &pre));
-  signed_part.Update(pre);
-  whole.Update(pre);
-  std::string signature;
-  CR_TRY(s.Walk(
-      [&](std::string_view head, std::string_view chunk) {
-        signed_part.Update(head);
-        signed_part.Update(chunk);
-        whole.Update(head);
-        whole.Update(chunk);
-        return Ok();
-      },
-      &signature));
-  if (!crypto::Verify(*signer, std::string(kSignatureDomain) + signed_part.Final(), signature)) {
-    return Fail(ErrorCode::TAMPERED, "package signature does not verify: the file was changed");
-  }
-  std::string trailer;
-  CR_TRY(s.ReadExact(s.file_size - kTrailerMagic.size() - crypto::kSignatureBytes - 1,
-                     1 + kTrailerMagic.size() + crypto::kSignatureBytes, &trailer));
-  whole.Update(trailer);
-  s.file_digest = ToHex(whole.Final());
-  s.verified = true;
-  return Ok();
+  return s.Verify(nullptr, {});
+}
+
+Status Reader::VerifyAndDecrypt(const crypto::SecureBuffer& data_key,
+                                const std::function<Status(std::string_view)>& sink) {
+  return s_->Verify(&data_key, sink);
 }
 
 Status Reader::Decrypt(const crypto::SecureBuffer& data_key,
@@ -446,6 +472,33 @@ Status Reader::Decrypt(const crypto::SecureBuffer& data_key,
                 s.header.plaintext_bytes);
   }
   return Ok();
+}
+
+// ----- Fingerprinter --------------------------------------------------------------------
+
+void Fingerprinter::Update(std::string_view data) {
+  // Everything but the last kSignatureRecordBytes goes into the signed digest.
+  if (tail_.size() + data.size() <= kSignatureRecordBytes) {
+    tail_.append(data);
+    return;
+  }
+  size_t flush = tail_.size() + data.size() - kSignatureRecordBytes;
+  size_t from_tail = std::min(flush, tail_.size());
+  signed_.Update(std::string_view(tail_).substr(0, from_tail));
+  size_t from_data = flush - from_tail;
+  signed_.Update(data.substr(0, from_data));
+  tail_ = tail_.substr(from_tail);
+  tail_.append(data.substr(from_data));
+}
+
+std::string Fingerprinter::FinalHex() { return FromSignedDigest(signed_.Final(), tail_); }
+
+std::string Fingerprinter::FromSignedDigest(std::string_view signed_digest,
+                                            std::string_view trailer) {
+  crypto::Blake2bStream h(32);
+  h.Update(signed_digest);
+  h.Update(trailer);
+  return ToHex(h.Final());
 }
 
 }  // namespace cr::package

@@ -93,7 +93,12 @@ class Reader {
   // a chunk that fails authentication or a missing FINAL chunk.
   Status Decrypt(const crypto::SecureBuffer& data_key,
                  const std::function<Status(std::string_view)>& sink);
-  // BLAKE2b-256 of the whole file (hex), computed during VerifySignature.
+  // Both in one pass over the file: each chunk is hashed and decrypted into
+  // `sink`, the signature is checked at the end. Unless this returns Ok,
+  // whatever reached `sink` must be thrown away.
+  Status VerifyAndDecrypt(const crypto::SecureBuffer& data_key,
+                          const std::function<Status(std::string_view)>& sink);
+  // The package's fingerprint (see Fingerprinter), known after verification.
   const std::string& file_digest() const;
 
  private:
@@ -101,5 +106,23 @@ class Reader {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// A package's fingerprint, hex: BLAKE2b-256 of (BLAKE2b-512 of every byte
+// before the signature record || the signature record). It is derived from the
+// digest the signature covers, so verifying a package yields it for free, and
+// it still changes with any byte of the file.
+class Fingerprinter {
+ public:
+  void Update(std::string_view data);
+  std::string FinalHex();
+  static std::string FromSignedDigest(std::string_view signed_digest, std::string_view trailer);
+
+ private:
+  crypto::Blake2bStream signed_;
+  std::string tail_;  // the last bytes seen: they may be the signature record
+};
+
+// Bytes in the signature record: 'S', the trailer magic, the signature.
+inline constexpr size_t kSignatureRecordBytes = 1 + kTrailerMagic.size() + crypto::kSignatureBytes;
 
 }  // namespace cr::package

@@ -295,7 +295,7 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
     int in = ::open(package_path.c_str(), O_RDONLY | O_CLOEXEC);
     bool ok = in >= 0;
     std::string buf(1 << 20, '\0');
-    crypto::Blake2bStream sha(32);
+    package::Fingerprinter sha;
     while (ok) {
       ssize_t n = ::read(in, buf.data(), buf.size());
       if (n < 0) { ok = false; break; }
@@ -312,7 +312,7 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
     ok = ok && ::fsync(out) == 0;
     ::close(out);
     // The file could have changed since it was verified: compare hashes.
-    if (ok && ToHex(sha.Final()) != digest) {
+    if (ok && sha.FinalHex() != digest) {
       ::unlink(tmp.c_str());
       return Fail(ErrorCode::TAMPERED, "the package changed while it was being ingested");
     }
@@ -392,15 +392,18 @@ Result<engine::MemFile> Room::Decrypt(const std::string& dataset) const {
   }
   const auto& e = it->second;
   CR_ASSIGN(auto reader, package::Reader::Open(P(s.dir, DataFile(e.name, e.package_id))));
-  CR_TRY(reader.VerifySignature());
-  if (reader.header().package_id != e.package_id || reader.file_digest() != e.digest) {
+  if (reader.header().package_id != e.package_id) {
     return Fail(ErrorCode::TAMPERED, "stored data for '{}' does not match the catalogue", dataset);
   }
   CR_ASSIGN(auto wrapped, ReadFile(P(s.dir, KeyFile(e.name, e.package_id))));
   auto data_key = crypto::AeadOpen(s.WrapKey(), wrapped, e.name + "/" + e.package_id);
   if (!data_key) return Fail(ErrorCode::TAMPERED, "the wrapped key of '{}' does not open", dataset);
   CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-" + dataset));
-  CR_TRY(reader.Decrypt(*data_key, [&](std::string_view plain) { return mem.Append(plain); }));
+  // One pass: the plaintext is used only if the signature and fingerprint hold.
+  CR_TRY(reader.VerifyAndDecrypt(*data_key, [&](std::string_view plain) { return mem.Append(plain); }));
+  if (reader.file_digest() != e.digest) {
+    return Fail(ErrorCode::TAMPERED, "stored data for '{}' does not match the catalogue", dataset);
+  }
   return mem;
 }
 
