@@ -5,6 +5,8 @@ CMAKE_FLAGS ?=
 
 .PHONY: all setup configure build demo test bench asan fuzz clean format
 
+FUZZ_SECONDS ?= 60
+
 all: build
 
 setup:
@@ -31,6 +33,10 @@ asan: setup
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEANROOM_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) -LE slow
+
+# Fuzzes the SQL checker for FUZZ_SECONDS under sanitizers (see fuzz/README.md).
+fuzz: setup
+	scripts/fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-asan

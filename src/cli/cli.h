@@ -48,5 +48,6 @@ void RegisterDispose(CLI::App& root, Globals& g, Registry& r);
 void RegisterDemo(CLI::App& root, Globals& g, Registry& r);
 void RegisterGenerate(CLI::App& root, Globals& g, Registry& r);
 void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r);
+void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli

@@ -41,6 +41,7 @@ int Main(int argc, char** argv) {
   RegisterDispose(app, g, r);
   RegisterDemo(app, g, r);
   RegisterGenerate(app, g, r);
+  RegisterQuery(app, g, r);
   RegisterAnonymize(app, g, r);
 
   try {

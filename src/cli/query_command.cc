@@ -1,0 +1,93 @@
+// `cleanroom query`, `cleanroom run` (templates) and `cleanroom results get`.
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "query/service.h"
+#include "results/results.h"
+#include "room/room.h"
+
+namespace cr::cli {
+namespace {
+
+struct Caller {
+  room::Room room;
+  crypto::Identity key;
+};
+
+Result<Caller> OpenAs(const Globals& g, std::string_view command) {
+  if (g.room.empty()) return Fail(ErrorCode::USAGE, "{} needs --room DIR", command);
+  if (g.key.empty()) return Fail(ErrorCode::USAGE, "{} needs --key FILE", command);
+  CR_ASSIGN(auto key, crypto::Identity::Load(g.key));
+  CR_ASSIGN(auto room, room::Room::Open(g.room));
+  return Caller{std::move(room), std::move(key)};
+}
+
+// Prints the result to a receiver, or only its id (and who holds it) to others.
+void PrintOutcome(const Globals& g, const query::Outcome& o) {
+  if (o.caller_receives) {
+    fmt::print("{}", results::Render(o.result, g.format));
+    if (g.format == "csv") fmt::print(stderr, "result {}\n", o.result.result_id);
+    return;
+  }
+  if (g.format == "json") {
+    nlohmann::json j = {{"result_id", o.result.result_id}, {"receivers", o.receivers}};
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("result {} sealed to {}; {} is not a receiver of these datasets\n",
+             o.result.result_id, fmt::join(o.receivers, ", "), o.caller);
+}
+
+}  // namespace
+
+void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
+  auto* q = root.add_subcommand("query", "run an ad-hoc SQL query under the collaboration's rules");
+  static std::string sql;
+  q->add_option("--sql", sql, "one SELECT statement")->required();
+  r.Add(q, [&g]() -> Status {
+    CR_ASSIGN(auto c, OpenAs(g, "query"));
+    query::Request req;
+    req.sql = sql;
+    CR_ASSIGN(auto o, query::Run(c.room, c.key, req));
+    PrintOutcome(g, o);
+    return Ok();
+  });
+
+  auto* run = root.add_subcommand("run", "run an approved template of the spec");
+  static std::string tmpl;
+  static std::vector<std::string> params;
+  run->add_option("--template", tmpl, "template name")->required();
+  run->add_option("--param", params, "parameter as NAME=VALUE (repeatable)");
+  r.Add(run, [&g]() -> Status {
+    query::Request req;
+    req.template_name = tmpl;
+    for (const auto& p : params) {
+      auto eq = p.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail(ErrorCode::BAD_INPUT, "--param must be NAME=VALUE");
+      }
+      if (!req.params.emplace(p.substr(0, eq), p.substr(eq + 1)).second) {
+        return Fail(ErrorCode::BAD_INPUT, "parameter {} given twice", p.substr(0, eq));
+      }
+    }
+    CR_ASSIGN(auto c, OpenAs(g, "run"));
+    CR_ASSIGN(auto o, query::Run(c.room, c.key, req));
+    PrintOutcome(g, o);
+    return Ok();
+  });
+
+  auto* res = root.add_subcommand("results", "sealed query results");
+  res->require_subcommand(1);
+  auto* get = res->add_subcommand("get", "decrypt a result sealed to the caller");
+  static std::string id;
+  get->add_option("--id", id, "result id")->required();
+  r.Add(get, [&g]() -> Status {
+    CR_ASSIGN(auto c, OpenAs(g, "results get"));
+    CR_ASSIGN(auto rs, query::GetResult(c.room, c.key, id));
+    fmt::print("{}", results::Render(rs, g.format));
+    return Ok();
+  });
+}
+
+}  // namespace cr::cli

@@ -1,0 +1,153 @@
+#include "query/executor.h"
+
+#include <chrono>
+#include <cmath>
+#include <future>
+
+#include <fmt/format.h>
+
+#include "query/rewrite.h"
+
+namespace cr::query {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+bool IsIntegerType(const std::string& t) {
+  return t == "BIGINT" || t == "INTEGER" || t == "SMALLINT" || t == "TINYINT" || t == "HUGEINT" ||
+         t == "UBIGINT" || t == "UINTEGER" || t == "USMALLINT" || t == "UTINYINT" ||
+         t == "UHUGEINT";
+}
+
+bool IsFloatType(const std::string& t) {
+  return t == "DOUBLE" || t == "FLOAT" || t.rfind("DECIMAL", 0) == 0;
+}
+
+// One cell as JSON: numbers as numbers (when they fit), booleans as booleans,
+// everything else as its text.
+nlohmann::json Cell(const std::optional<std::string>& v, const std::string& type) {
+  if (!v) return nullptr;
+  if (IsIntegerType(type)) {
+    try {
+      size_t pos = 0;
+      long long n = std::stoll(*v, &pos);
+      if (pos == v->size()) return n;
+    } catch (const std::exception&) {
+    }
+    try {
+      return std::stod(*v);
+    } catch (const std::exception&) {
+      return *v;
+    }
+  }
+  if (IsFloatType(type)) {
+    try {
+      size_t pos = 0;
+      double d = std::stod(*v, &pos);
+      if (pos == v->size() && std::isfinite(d)) return d;
+    } catch (const std::exception&) {
+    }
+    return *v;
+  }
+  if (type == "BOOLEAN") return *v == "true";
+  return *v;
+}
+
+// Errors while running generated SQL: code SQL_INVALID (type or conversion
+// errors the analyst caused), without DuckDB's detail.
+constexpr ErrorCode kRunError = ErrorCode::SQL_INVALID;
+
+}  // namespace
+
+Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
+                                                   const Plan& plan) {
+  const auto names = plan.Datasets();
+  for (const auto& name : names) {
+    if (!room.datasets().count(name)) {
+      return Fail(ErrorCode::UNKNOWN_DATASET, "dataset {} has not been contributed to the room yet",
+                  name);
+    }
+  }
+  // Each package is verified and decrypted on its own thread: the datasets are
+  // independent, and verification is the largest fixed cost of a query.
+  std::vector<std::future<Result<engine::MemFile>>> jobs;
+  for (const auto& name : names) {
+    jobs.push_back(std::async(std::launch::async, [&room, name] { return room.Decrypt(name); }));
+  }
+  std::vector<Result<engine::MemFile>> decrypted;
+  for (auto& j : jobs) decrypted.push_back(j.get());
+  std::vector<engine::MemFile> files;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!decrypted[i]) return std::unexpected(decrypted[i].error());
+    CR_TRY(db.Execute(fmt::format("CREATE VIEW {} AS SELECT * FROM read_parquet({})",
+                                  engine::QuoteIdent(names[i]),
+                                  engine::QuoteLiteral(decrypted[i]->path())),
+                      ErrorCode::INTERNAL, false));
+    files.push_back(std::move(*decrypted[i]));
+  }
+  return files;
+}
+
+Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
+  GeneratedSql sql = Generate(plan);
+  auto fail = [](const Error&) {
+    return Fail(kRunError,
+                "the query failed while running (a type or conversion error); DuckDB's details "
+                "are withheld because they can quote data values");
+  };
+  if (auto st = db.Execute(sql.groups, kRunError, false); !st) return fail(st.error());
+  auto released = db.Query(sql.released, kRunError, false);
+  if (!released) return fail(released.error());
+  auto withheld = db.Query(sql.withheld_count, kRunError, false);
+  if (!withheld) return fail(withheld.error());
+  auto groups = db.Query(fmt::format("SELECT count(*) FROM {}", engine::QuoteIdent(kGroupsTable)),
+                         kRunError, false);
+  if (!groups) return fail(groups.error());
+
+  results::ResultSet out;
+  for (const auto& o : plan.outputs) out.columns.push_back(o.name);
+  for (size_t r = 0; r < released->row_count(); ++r) {
+    nlohmann::json row = nlohmann::json::array();
+    for (size_t c = 0; c < released->column_count(); ++c) {
+      row.push_back(Cell(released->at(r, c), released->types()[c]));
+    }
+    out.rows.push_back(std::move(row));
+  }
+  int64_t n_withheld = withheld->ScalarInt();
+  bool summary = true;
+  if (n_withheld > 0) {
+    // The summary is itself a release: only when the withheld groups together
+    // cover enough units (counted inside the query, never in C++).
+    auto units = db.Query(sql.withheld_units, kRunError, false);
+    if (!units) return fail(units.error());
+    summary = units->Scalar() == std::optional<std::string>("true");
+  }
+  if (summary) out.withheld_rows = n_withheld;
+  (void)db.Execute(fmt::format("DROP TABLE IF EXISTS {}", engine::QuoteIdent(kGroupsTable)));
+  if (stats) {
+    stats->groups = groups->ScalarInt();
+    stats->released_rows = static_cast<int64_t>(out.rows.size());
+    stats->withheld_rows = n_withheld;
+    stats->summary_released = summary;
+  }
+  return out;
+}
+
+Result<results::ResultSet> Execute(const room::Room& room, const Plan& plan, ExecStats* stats,
+                                   const engine::Options& options) {
+  CR_ASSIGN(auto db, engine::Database::Open(options));
+  auto t0 = std::chrono::steady_clock::now();
+  CR_ASSIGN(auto files, MountDatasets(room, db, plan));
+  double decrypt = Since(t0);
+  auto t1 = std::chrono::steady_clock::now();
+  CR_ASSIGN(auto out, ExecutePlan(db, plan, stats));
+  if (stats) {
+    stats->decrypt_seconds = decrypt;
+    stats->query_seconds = Since(t1);
+  }
+  return out;
+}
+
+}  // namespace cr::query

@@ -1,0 +1,38 @@
+// Runs a checked plan inside the room: decrypts only the touched datasets into
+// memory, executes the generated SQL, applies the threshold and builds the
+// filtered-row summary. Fails closed: any error releases nothing.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/engine.h"
+#include "query/plan.h"
+#include "results/results.h"
+#include "room/room.h"
+
+namespace cr::query {
+
+struct ExecStats {
+  int64_t groups = 0;           // groups before the threshold (after HAVING)
+  int64_t released_rows = 0;    // rows released (after ORDER BY / LIMIT)
+  int64_t withheld_rows = 0;    // groups withheld by the threshold
+  bool summary_released = true;
+  double decrypt_seconds = 0;
+  double query_seconds = 0;
+};
+
+// Mounts each dataset of the plan as a view over its decrypted in-memory
+// Parquet. The MemFiles must outlive the queries. UNKNOWN_DATASET when a
+// dataset has not been contributed yet.
+Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
+                                                   const Plan& plan);
+
+// Runs `plan` over datasets already mounted in `db`. The result has no id yet.
+// DuckDB's own messages are not passed on (they can quote data values).
+Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats);
+
+// MountDatasets + ExecutePlan in a fresh in-memory database.
+Result<results::ResultSet> Execute(const room::Room& room, const Plan& plan, ExecStats* stats,
+                                   const engine::Options& options = {});
+
+}  // namespace cr::query

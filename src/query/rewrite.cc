@@ -1,0 +1,134 @@
+#include "query/rewrite.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+namespace cr::query {
+namespace {
+
+using engine::QuoteIdent;
+
+std::string RenderFromNode(const Plan& plan, int idx) {
+  const FromNode& n = plan.from[static_cast<size_t>(idx)];
+  if (n.table >= 0) {
+    const auto& t = plan.tables[static_cast<size_t>(n.table)];
+    return QuoteIdent(t.dataset) + " AS " + QuoteIdent(fmt::format("t{}", n.table));
+  }
+  return fmt::format("({} INNER JOIN {} ON {})", RenderFromNode(plan, n.left),
+                     RenderFromNode(plan, n.right), RenderExpr(*n.condition));
+}
+
+void CollectUnitCounts(const Plan& plan, const Expr& e, std::set<int>* tables) {
+  if (e.kind == Expr::Kind::kAggregate && e.agg == spec::AggFn::kCountDistinct) {
+    const Expr& c = e.args[0];
+    if (c.column == plan.tables[static_cast<size_t>(c.table)].ds->privacy_unit_column) {
+      tables->insert(c.table);
+    }
+  }
+  for (const auto& a : e.args) CollectUnitCounts(plan, a, tables);
+}
+
+// One table per privacy-unit class, in first-table order. Where the analyst
+// already counts a class's units (COUNT(DISTINCT p.email)), that table is
+// chosen so DuckDB computes the distinct count once for both.
+std::vector<int> Classes(const Plan& plan) {
+  std::set<int> counted;
+  for (const auto& o : plan.outputs) CollectUnitCounts(plan, o.expr, &counted);
+  std::vector<int> out;
+  std::set<int> seen;
+  for (size_t t = 0; t < plan.unit_class.size(); ++t) {
+    int c = plan.unit_class[t];
+    if (seen.insert(c).second) out.push_back(static_cast<int>(t));
+  }
+  for (auto& rep : out) {
+    int c = plan.unit_class[static_cast<size_t>(rep)];
+    for (int t : counted) {
+      if (plan.unit_class[static_cast<size_t>(t)] == c) {
+        rep = t;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::string UnitColumn(const Plan& plan, int table) {
+  const auto& t = plan.tables[static_cast<size_t>(table)];
+  return QuoteIdent(fmt::format("t{}", table)) + "." + QuoteIdent(t.ds->privacy_unit_column);
+}
+
+}  // namespace
+
+std::string RenderFrom(const Plan& plan) {
+  return RenderFromNode(plan, static_cast<int>(plan.from.size()) - 1);
+}
+
+GeneratedSql Generate(const Plan& plan) {
+  GeneratedSql out;
+  const std::string from = RenderFrom(plan);
+  const std::string where = plan.where ? " WHERE " + RenderExpr(*plan.where) : "";
+  const std::vector<int> classes = Classes(plan);
+  const int64_t k = plan.min_distinct_units;
+
+  std::vector<std::string> cols;
+  for (size_t i = 0; i < plan.outputs.size(); ++i) {
+    cols.push_back(RenderExpr(plan.outputs[i].expr) + " AS " + QuoteIdent(fmt::format("c{}", i)));
+  }
+  std::vector<std::string> group_exprs;
+  for (size_t i = 0; i < plan.group_by.size(); ++i) {
+    group_exprs.push_back(RenderExpr(plan.group_by[i]));
+    cols.push_back(group_exprs.back() + " AS " + QuoteIdent(fmt::format("g{}", i)));
+  }
+  std::vector<std::string> released_terms, unit_terms;
+  for (size_t i = 0; i < classes.size(); ++i) {
+    std::string u = QuoteIdent(fmt::format("u{}", i));
+    std::string count = fmt::format("count(DISTINCT {})", UnitColumn(plan, classes[i]));
+    cols.push_back(count + " AS " + u);
+    released_terms.push_back(fmt::format("{} >= {}", u, k));
+    unit_terms.push_back(fmt::format("{} >= {}", count, k));
+  }
+
+  std::string inner = fmt::format("SELECT {} FROM {}{}", fmt::join(cols, ", "), from, where);
+  if (!group_exprs.empty()) inner += fmt::format(" GROUP BY {}", fmt::join(group_exprs, ", "));
+  if (plan.having) inner += " HAVING " + RenderExpr(*plan.having);
+  out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {} FROM ({}) AS s",
+                           QuoteIdent(kGroupsTable), fmt::join(released_terms, " AND "),
+                           QuoteIdent(kReleasedColumn), inner);
+
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < plan.outputs.size(); ++i) outs.push_back(QuoteIdent(fmt::format("c{}", i)));
+  out.released = fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(outs, ", "),
+                             QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));
+  if (!plan.order.empty()) {
+    std::vector<std::string> items;
+    for (const auto& o : plan.order) {
+      std::string item = QuoteIdent(fmt::format("c{}", o.output)) + (o.descending ? " DESC" : " ASC");
+      if (!o.nulls.empty()) item += " " + o.nulls;
+      items.push_back(item);
+    }
+    out.released += fmt::format(" ORDER BY {}", fmt::join(items, ", "));
+  }
+  if (plan.limit) out.released += fmt::format(" LIMIT {}", *plan.limit);
+  if (plan.offset) out.released += fmt::format(" OFFSET {}", *plan.offset);
+
+  out.withheld_count = fmt::format("SELECT count(*) FROM {} WHERE NOT {}", QuoteIdent(kGroupsTable),
+                                   QuoteIdent(kReleasedColumn));
+
+  // Rows of the withheld groups: same FROM and WHERE, group keys matched
+  // against the withheld groups (NULL keys match NULL keys).
+  std::vector<std::string> match = {"NOT w." + QuoteIdent(kReleasedColumn)};
+  for (size_t i = 0; i < group_exprs.size(); ++i) {
+    match.push_back(fmt::format("w.{} IS NOT DISTINCT FROM {}", QuoteIdent(fmt::format("g{}", i)),
+                                group_exprs[i]));
+  }
+  std::string filter = fmt::format("EXISTS (SELECT 1 FROM {} AS w WHERE {})", QuoteIdent(kGroupsTable),
+                                   fmt::join(match, " AND "));
+  std::string wh = plan.where ? " WHERE " + RenderExpr(*plan.where) + " AND " + filter
+                              : " WHERE " + filter;
+  out.withheld_units = fmt::format("SELECT ({}) FROM {}{}", fmt::join(unit_terms, " AND "),
+                                   from, wh);
+  return out;
+}
+
+}  // namespace cr::query

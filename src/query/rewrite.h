@@ -1,0 +1,35 @@
+// Generates the SQL the room runs from a checked plan: quoted identifiers,
+// re-rendered literals, metrics clamped, and per output group the number of
+// distinct privacy units of every touched dataset, compared with the threshold
+// inside the query. The analyst's text is never part of it.
+#pragma once
+
+#include <string>
+
+#include "query/plan.h"
+
+namespace cr::query {
+
+// Name of the in-memory temporary table holding every group before release.
+inline constexpr const char* kGroupsTable = "__cr_groups";
+inline constexpr const char* kReleasedColumn = "__cr_released";
+
+struct GeneratedSql {
+  // CREATE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
+  // counts u0.., and kReleasedColumn (every unit count >= the threshold).
+  std::string groups;
+  // Released rows in the analyst's order and limit: columns c0...
+  std::string released;
+  // One row: the number of groups withheld by the threshold.
+  std::string withheld_count;
+  // One row: distinct units per class over the union of the withheld groups
+  // (run only when some group was withheld), and whether they reach the threshold.
+  std::string withheld_units;
+};
+
+GeneratedSql Generate(const Plan& plan);
+
+// Just the FROM clause of the plan ("impressions" AS "t0" INNER JOIN ...).
+std::string RenderFrom(const Plan& plan);
+
+}  // namespace cr::query

@@ -1,0 +1,147 @@
+#include "query/service.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "common/files.h"
+
+namespace cr::query {
+namespace {
+
+std::string SqlHash(std::string_view sql) { return ToHex(crypto::Sha256(sql)); }
+
+}  // namespace
+
+std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
+                                          const std::vector<std::string>& datasets) {
+  std::vector<const spec::Party*> out;
+  for (const auto& p : spec.parties) {
+    if (!p.Can("receive_results")) continue;
+    bool everywhere = true;
+    for (const auto& name : datasets) {
+      const spec::Dataset* d = spec.FindDataset(name);
+      if (!d || std::find(d->rule.receivers.begin(), d->rule.receivers.end(), p.name) ==
+                    d->rule.receivers.end()) {
+        everywhere = false;
+      }
+    }
+    if (everywhere && !datasets.empty()) out.push_back(&p);
+  }
+  return out;
+}
+
+Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
+                    const engine::Options& options) {
+  const spec::Spec& spec = room.spec();
+  const spec::Template* tmpl = nullptr;
+  std::string sql = req.sql;
+  if (!req.template_name.empty()) {
+    tmpl = spec.FindTemplate(req.template_name);
+    if (tmpl) sql = tmpl->sql;
+  }
+  const std::string event = tmpl || !req.template_name.empty() ? "template" : "query";
+  nlohmann::json base = {{"sql_sha256", SqlHash(sql)}};
+  if (!req.template_name.empty()) base["template"] = req.template_name;
+
+  const spec::Party* party = spec.FindPartyByKey(caller.pub());
+  std::string actor = party ? party->name : "key:" + caller.pub().Fingerprint();
+  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
+    nlohmann::json d = base;
+    d["code"] = CodeName(e.code);
+    // Refusal reasons name rules, columns and constructs only. Parse errors are
+    // not logged in words: DuckDB's text can echo the analyst's literals.
+    if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
+    (void)room.audit().Append(event + ".refused", actor, d);
+    return std::unexpected(e);
+  };
+
+  if (!party) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
+  }
+  if (!party->Can("query")) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED,
+                        fmt::format("party {} does not have the query ability", party->name)});
+  }
+  if (!room.active()) {
+    return refuse(Error{ErrorCode::ROOM_NOT_ACTIVE, "the room is not active yet"});
+  }
+  if (!req.template_name.empty() && !tmpl) {
+    return refuse(Error{ErrorCode::BAD_INPUT,
+                        fmt::format("the spec has no template {}", req.template_name)});
+  }
+  if (req.template_name.empty() && sql.empty()) {
+    return refuse(Error{ErrorCode::USAGE, "no SQL given"});
+  }
+
+  auto parse_db = engine::Database::Open({.threads = 1, .memory_limit = ""});
+  if (!parse_db) return refuse(parse_db.error());
+  CheckContext ctx;
+  ctx.spec = &spec;
+  ctx.caller = party->name;
+  ctx.tmpl = tmpl;
+  ctx.params = req.params;
+  auto plan = BuildPlan(*parse_db, sql, ctx);
+  if (!plan) return refuse(plan.error());
+  base["datasets"] = plan->Datasets();
+
+  auto receivers = Receivers(spec, plan->Datasets());
+  if (receivers.empty()) {
+    return refuse(Error{ErrorCode::QUERY_REFUSED,
+                        "no party may receive results over these datasets (rule receivers)"});
+  }
+
+  Outcome out;
+  auto rs = Execute(room, *plan, &out.stats, options);
+  if (!rs) return refuse(rs.error());
+  out.result = std::move(*rs);
+  out.result.result_id = crypto::RandomId();
+  out.caller = party->name;
+  out.datasets = plan->Datasets();
+  std::vector<results::Receiver> sealed_to;
+  for (const auto* p : receivers) {
+    out.receivers.push_back(p->name);
+    sealed_to.push_back({p->name, p->key});
+    out.caller_receives = out.caller_receives || p->name == party->name;
+  }
+
+  nlohmann::json details = base;
+  details["result_id"] = out.result.result_id;
+  details["receivers"] = out.receivers;
+  details["released_rows"] = out.stats.released_rows;
+  details["withheld_rows"] = out.stats.withheld_rows;
+  details["min_distinct_units"] = plan->min_distinct_units;
+  nlohmann::json meta = details;
+  meta["created_at"] = NowRfc3339();
+  meta["requested_by"] = party->name;
+  meta["columns"] = out.result.columns;
+  CR_TRY(results::Store(room.dir(), out.result, sealed_to, meta));
+  if (auto st = room.audit().Append(event + ".run", party->name, details); !st) {
+    // Unaudited releases do not exist.
+    results::Remove(room.dir(), out.result.result_id);
+    return std::unexpected(st.error());
+  }
+  return out;
+}
+
+Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,
+                                     const std::string& id) {
+  const spec::Party* party = room.spec().FindPartyByKey(caller.pub());
+  std::string actor = party ? party->name : "key:" + caller.pub().Fingerprint();
+  nlohmann::json details = {{"result_id", results::ValidId(id) ? id : std::string("(invalid)")}};
+  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
+    nlohmann::json d = details;
+    d["code"] = CodeName(e.code);
+    (void)room.audit().Append("result.get.refused", actor, d);
+    return std::unexpected(e);
+  };
+  if (!party) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
+  }
+  auto r = results::Open(room.dir(), id, party->name, caller);
+  if (!r) return refuse(r.error());
+  CR_TRY(room.audit().Append("result.get", party->name, details));
+  return r;
+}
+
+}  // namespace cr::query

@@ -1,0 +1,50 @@
+// The governed query path end to end, as the CLI, the server and the demo call
+// it: identify the caller, check the ability, build and check the plan, run it
+// under the threshold, seal the result to its receivers, and audit every step
+// (refusals included, never data values).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "crypto/crypto.h"
+#include "engine/engine.h"
+#include "query/executor.h"
+#include "query/plan.h"
+#include "results/results.h"
+#include "room/room.h"
+
+namespace cr::query {
+
+struct Request {
+  std::string sql;            // ad-hoc query, or
+  std::string template_name;  // a template of the spec
+  std::map<std::string, std::string> params;
+};
+
+struct Outcome {
+  results::ResultSet result;           // with its id
+  std::string caller;                  // party name
+  std::vector<std::string> receivers;  // parties the result is sealed to
+  bool caller_receives = false;
+  std::vector<std::string> datasets;
+  ExecStats stats;
+};
+
+// The parties allowed to receive a result touching `datasets`: those with the
+// receive_results ability that every touched dataset's rule lists.
+std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
+                                          const std::vector<std::string>& datasets);
+
+// Runs a query or template for the party holding `caller`. Errors:
+// NOT_AUTHORIZED (key of no party, or no `query` ability), ROOM_NOT_ACTIVE,
+// QUERY_REFUSED, SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET.
+Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
+                    const engine::Options& options = {});
+
+// Opens a stored result for the party holding `caller` (audited).
+Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,
+                                     const std::string& id);
+
+}  // namespace cr::query

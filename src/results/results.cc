@@ -1,0 +1,190 @@
+#include "results/results.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "common/files.h"
+
+namespace cr::results {
+namespace {
+
+std::string Dir(const std::string& room_dir, const std::string& id) {
+  return room_dir + "/results/" + id;
+}
+
+std::string CellText(const nlohmann::json& v, bool for_table) {
+  if (v.is_null()) return for_table ? "NULL" : "";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float() && for_table) {
+    double d = v.get<double>();
+    return std::abs(d) >= 1e15 ? fmt::format("{:g}", d) : fmt::format("{:.2f}", d);
+  }
+  return v.dump();
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+nlohmann::json ToJson(const ResultSet& r) {
+  nlohmann::json j;
+  j["result_id"] = r.result_id;
+  j["columns"] = r.columns;
+  j["rows"] = r.rows;
+  j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
+  return j;
+}
+
+Result<ResultSet> FromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("result_id") || !j["result_id"].is_string() ||
+      !j.contains("columns") || !j["columns"].is_array() || !j.contains("rows") ||
+      !j["rows"].is_array() || !j.contains("withheld_rows")) {
+    return Fail(ErrorCode::BAD_INPUT, "not a result object");
+  }
+  ResultSet r;
+  r.result_id = j["result_id"].get<std::string>();
+  for (const auto& c : j["columns"]) {
+    if (!c.is_string()) return Fail(ErrorCode::BAD_INPUT, "not a result object");
+    r.columns.push_back(c.get<std::string>());
+  }
+  for (const auto& row : j["rows"]) {
+    if (!row.is_array() || row.size() != r.columns.size()) {
+      return Fail(ErrorCode::BAD_INPUT, "not a result object");
+    }
+  }
+  r.rows = j["rows"];
+  if (j["withheld_rows"].is_number_integer()) {
+    r.withheld_rows = j["withheld_rows"].get<int64_t>();
+  } else if (!j["withheld_rows"].is_null()) {
+    return Fail(ErrorCode::BAD_INPUT, "not a result object");
+  }
+  return r;
+}
+
+std::string Render(const ResultSet& r, std::string_view format) {
+  if (format == "json") {
+    nlohmann::ordered_json j;
+    j["result_id"] = r.result_id;
+    j["columns"] = r.columns;
+    j["rows"] = r.rows;
+    j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
+    return j.dump() + "\n";
+  }
+  if (format == "csv") {
+    std::vector<std::string> head;
+    for (const auto& c : r.columns) head.push_back(CsvField(c));
+    std::string out = fmt::format("{}\n", fmt::join(head, ","));
+    for (const auto& row : r.rows) {
+      std::vector<std::string> cells;
+      for (const auto& v : row) cells.push_back(CsvField(CellText(v, false)));
+      out += fmt::format("{}\n", fmt::join(cells, ","));
+    }
+    return out;
+  }
+  std::vector<size_t> width;
+  for (const auto& c : r.columns) width.push_back(c.size());
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& row : r.rows) {
+    cells.emplace_back();
+    for (size_t i = 0; i < row.size(); ++i) {
+      cells.back().push_back(CellText(row[i], true));
+      width[i] = std::max(width[i], cells.back().back().size());
+    }
+  }
+  auto line = [&](const std::vector<std::string>& v, const nlohmann::json* row) {
+    std::string out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      bool right = row && (*row)[i].is_number();
+      if (i) out += "  ";
+      out += right ? fmt::format("{:>{}}", v[i], width[i]) : fmt::format("{:<{}}", v[i], width[i]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out + "\n";
+  };
+  std::string out = line(r.columns, nullptr);
+  std::vector<std::string> rule;
+  for (size_t w : width) rule.push_back(std::string(w, '-'));
+  out += line(rule, nullptr);
+  for (size_t i = 0; i < cells.size(); ++i) out += line(cells[i], &r.rows[i]);
+  out += fmt::format("({} row{} released", r.rows.size(), r.rows.size() == 1 ? "" : "s");
+  if (!r.withheld_rows) {
+    out += "; some rows were withheld below the threshold, their count is itself withheld)\n";
+  } else if (*r.withheld_rows > 0) {
+    out += fmt::format("; {} row{} withheld below the threshold)\n", *r.withheld_rows,
+                       *r.withheld_rows == 1 ? "" : "s");
+  } else {
+    out += ")\n";
+  }
+  out += fmt::format("result {}\n", r.result_id);
+  return out;
+}
+
+bool ValidId(std::string_view id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+Status Store(const std::string& room_dir, const ResultSet& r, const std::vector<Receiver>& receivers,
+             nlohmann::json meta) {
+  if (!ValidId(r.result_id)) return Fail(ErrorCode::INTERNAL, "invalid result id");
+  std::string dir = Dir(room_dir, r.result_id);
+  if (PathExists(dir)) return Fail(ErrorCode::FILE_EXISTS, "result {} already exists", r.result_id);
+  CR_TRY(MakeDirs(dir, 0700));
+  std::string plain = ToJson(r).dump();
+  for (const auto& rc : receivers) {
+    CR_TRY(WriteFileAtomic(dir + "/" + rc.party + ".sealed", crypto::Seal(rc.key, plain), 0600,
+                           Overwrite::kRefuse));
+  }
+  // meta.json is the commit point: written last, so a crash before it leaves a
+  // result that does not exist rather than one missing a receiver.
+  CR_TRY(WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n", 0644, Overwrite::kRefuse));
+  CR_TRY(SyncDir(room_dir + "/results"));
+  return Ok();
+}
+
+void Remove(const std::string& room_dir, const std::string& id) {
+  if (!ValidId(id)) return;
+  std::error_code ec;
+  std::filesystem::remove_all(Dir(room_dir, id), ec);
+}
+
+Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& id) {
+  if (!ValidId(id)) return Fail(ErrorCode::RESULT_NOT_FOUND, "no result with that id");
+  std::string path = Dir(room_dir, id) + "/meta.json";
+  if (!PathExists(path)) return Fail(ErrorCode::RESULT_NOT_FOUND, "no result {} in this room", id);
+  CR_ASSIGN(auto text, ReadFile(path));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Fail(ErrorCode::TAMPERED, "result {} metadata is unreadable", id);
+  return j;
+}
+
+Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
+                       const crypto::Identity& key) {
+  CR_ASSIGN(auto meta, ReadMeta(room_dir, id));
+  std::string path = Dir(room_dir, id) + "/" + party + ".sealed";
+  if (party.empty() || party.find('/') != std::string::npos || !PathExists(path)) {
+    return Fail(ErrorCode::NOT_AUTHORIZED, "result {} is not sealed to {}", id, party);
+  }
+  CR_ASSIGN(auto sealed, ReadFile(path));
+  auto plain = key.Unseal(sealed);
+  if (!plain) return Fail(ErrorCode::TAMPERED, "result {} does not open with {}'s key", id, party);
+  auto j = nlohmann::json::parse(plain->view(), nullptr, false);
+  if (j.is_discarded()) return Fail(ErrorCode::TAMPERED, "result {} is unreadable", id);
+  auto r = FromJson(j);
+  if (!r || r->result_id != id) return Fail(ErrorCode::TAMPERED, "result {} holds another result", id);
+  return r;
+}
+
+}  // namespace cr::results

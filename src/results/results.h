@@ -1,0 +1,68 @@
+// Released query results: the one JSON shape scripts rely on, its table/csv
+// rendering, and storage in the room sealed to each receiver (X25519 sealed
+// boxes), so only a receiver's secret key opens them.
+//
+// Layout: DIR/results/ID/PARTY.sealed (one per receiver) and
+// DIR/results/ID/meta.json (written last: a result without it does not exist).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+
+namespace cr::results {
+
+struct ResultSet {
+  std::string result_id;
+  std::vector<std::string> columns;
+  nlohmann::json rows = nlohmann::json::array();  // array of arrays of scalars
+  // Groups withheld by the threshold; nullopt when that count is itself
+  // withheld (the withheld groups together cover too few units).
+  std::optional<int64_t> withheld_rows;
+};
+
+// {"result_id": "...", "columns": [...], "rows": [[...]], "withheld_rows": N|null}
+nlohmann::json ToJson(const ResultSet& r);
+// BAD_INPUT when the object does not have that shape.
+Result<ResultSet> FromJson(const nlohmann::json& j);
+
+// "table" (aligned, with the id and the withheld summary), "csv" (header and
+// rows only) or "json" (the ToJson object on one line, keys in the order
+// result_id, columns, rows, withheld_rows).
+std::string Render(const ResultSet& r, std::string_view format);
+
+// A result id is 32 lower-case hex digits (crypto::RandomId); anything else is
+// refused before it touches a path.
+bool ValidId(std::string_view id);
+
+struct Receiver {
+  std::string party;
+  crypto::PublicIdentity key;
+};
+
+// Seals `r` to every receiver and stores it with `meta` (ids, names and counts
+// only). FILE_EXISTS if the id is taken. Each file is written atomically.
+Status Store(const std::string& room_dir, const ResultSet& r, const std::vector<Receiver>& receivers,
+             nlohmann::json meta);
+
+// Removes a stored result (used when a later step fails: nothing half-released).
+void Remove(const std::string& room_dir, const std::string& id);
+
+// The metadata of a stored result. RESULT_NOT_FOUND when absent.
+Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& id);
+
+// Opens the copy sealed to `party` with its key. RESULT_NOT_FOUND when no such
+// result; NOT_AUTHORIZED when `party` is not one of its receivers; TAMPERED
+// when the box does not open or holds another result.
+Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
+                       const crypto::Identity& key);
+
+}  // namespace cr::results

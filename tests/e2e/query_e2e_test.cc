@@ -1,0 +1,378 @@
+// Governed queries end to end through the binary: the attack suite refused
+// with nothing touched, answers equal plain DuckDB on the plaintext CSVs minus
+// the rows under the threshold, results sealed to receivers only, templates,
+// list and custom rules, and the audit trail.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/demo_queries.h"
+#include "crypto/crypto.h"
+#include "engine/engine.h"
+#include "query/query_spec.h"
+#include "query/query_test_util.h"
+#include "testing/temp_dir.h"
+
+namespace cr::testing {
+namespace {
+
+using nlohmann::json;
+
+// One room for the whole suite (setting it up is the slow part).
+class QueryE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    Must("keygen --name acme --out " + Q(P("keys")));
+    Must("keygen --name newsco --out " + Q(P("keys")));
+    Must("keygen --name analyst --out " + Q(P("keys")));
+    Must("keygen --name outsider --out " + Q(P("other")));
+    Must("secret new --out " + Q(P("shared.secret")));
+    Spit(P("spec.yaml"), kQuerySpec);
+    Must("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    std::string sigs;
+    for (const char* party : {"acme", "newsco", "analyst"}) {
+      Must("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P(std::string("keys/") + party + ".key")));
+      sigs += " " + Q(P(std::string("spec.yaml.") + party + ".sig"));
+    }
+    Must("room activate --room " + Q(P("room")) + " --sig" + sigs);
+    Must("generate --kind impressions --rows 12000 --people 3000 --out " + Q(P("impressions.csv")));
+    Must("generate --kind purchases --rows 4000 --people 3000 --out " + Q(P("purchases.csv")));
+    // Side datasets keyed by the same people, derived from the impressions.
+    auto db = engine::Database::Open();
+    ASSERT_TRUE(db);
+    std::string people = "(SELECT e, row_number() OVER (ORDER BY e) AS rn FROM (SELECT DISTINCT "
+                         "NULLIF(lower(trim(email)), '') AS e FROM " + Csv("impressions.csv") +
+                         ") WHERE e IS NOT NULL)";
+    ASSERT_TRUE(db->Execute("COPY (SELECT e AS email, CASE WHEN rn <= 5 THEN 'rare' WHEN rn % 2 = 0 "
+                            "THEN 'even' ELSE 'odd' END AS segment, CASE WHEN rn % 2 = 0 THEN "
+                            "'north' ELSE 'south' END AS region FROM " + people + ") TO " +
+                            engine::QuoteLiteral(P("segments.csv")) + " (HEADER)"));
+    ASSERT_TRUE(db->Execute("COPY (SELECT e AS email, CASE WHEN rn % 3 = 0 THEN 'sports' ELSE "
+                            "'news' END AS interest FROM " + people + ") TO " +
+                            engine::QuoteLiteral(P("audiences.csv")) + " (HEADER)"));
+    ASSERT_TRUE(db->Execute("COPY (SELECT e AS email, CASE WHEN rn % 3 = 0 THEN 'alpha' WHEN rn % 3 = 1 "
+                            "THEN 'beta' ELSE 'gamma' END AS site, (rn * 7) % 5000 AS seconds FROM " +
+                            people + ") TO " + engine::QuoteLiteral(P("visits.csv")) + " (HEADER)"));
+    struct D { const char* name; const char* owner; };
+    for (D d : {D{"impressions", "newsco"}, D{"purchases", "acme"}, D{"segments", "acme"},
+                D{"audiences", "newsco"}, D{"visits", "newsco"}}) {
+      Must("prepare --spec " + Q(P("spec.yaml")) + " --dataset " + d.name + " --input " +
+           Q(P(std::string(d.name) + ".csv")) + " --key " + Q(P(std::string("keys/") + d.owner + ".key")) +
+           " --secret " + Q(P("shared.secret")) + " --room-pub " + Q(P("room/room.pub")) + " --out " +
+           Q(P(std::string(d.name) + ".crpkg")));
+      Must("--room " + Q(P("room")) + " ingest " + Q(P(std::string(d.name) + ".crpkg")));
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static std::string P(const std::string& rel) { return *dir_ / rel; }
+  static std::string Csv(const std::string& name) {
+    return "read_csv(" + engine::QuoteLiteral(P(name)) + ", header = true, all_varchar = true)";
+  }
+  static RunResult Run(const std::string& args) {
+    return RunShell(Q(CLEANROOM_BINARY) + " " + args);
+  }
+  static void Must(const std::string& args) {
+    auto r = Run(args);
+    ASSERT_EQ(r.exit_code, 0) << args << "\n" << r.err;
+  }
+  static std::string As(const std::string& party) {
+    std::string key = party == "outsider" ? P("other/outsider.key") : P("keys/" + party + ".key");
+    return "--room " + Q(P("room")) + " --key " + Q(key);
+  }
+  static RunResult Query(const std::string& party, const std::string& sql,
+                         const std::string& format = "json") {
+    return Run(As(party) + " --format " + format + " query --sql " + Q(sql));
+  }
+  static json Json(const RunResult& r) {
+    auto j = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out << r.err;
+    return j;
+  }
+  // The plaintext answer: the same aggregation in plain DuckDB over the CSVs,
+  // emails normalised as prepare does, metrics clamped, groups under k removed.
+  static json Expected(const std::string& sql, int64_t k, int64_t* withheld = nullptr) {
+    auto db = engine::Database::Open();
+    EXPECT_TRUE(db);
+    EXPECT_TRUE(db->Execute(
+        "CREATE VIEW impressions AS SELECT NULLIF(lower(trim(email)), '') AS email, campaign, "
+        "CAST(shown_at AS TIMESTAMP) AS shown_at, LEAST(GREATEST(CAST(cost AS DOUBLE), 0), 5) AS cost FROM " +
+        Csv("impressions.csv")));
+    EXPECT_TRUE(db->Execute(
+        "CREATE VIEW purchases AS SELECT NULLIF(lower(trim(email)), '') AS email, "
+        "LEAST(GREATEST(CAST(amount AS DOUBLE), 0), 300) AS amount, CAST(day AS DATE) AS day FROM " +
+        Csv("purchases.csv")));
+    auto all = db->Query("SELECT * FROM (" + sql + ") ORDER BY ALL");
+    EXPECT_TRUE(all) << (all ? "" : all.error().message);
+    json rows = json::array();
+    int64_t w = 0;
+    for (size_t r = 0; r < all->row_count(); ++r) {
+      // The last column is the unit count the test query carries.
+      if (std::stoll(*all->at(r, all->column_count() - 1)) < k) {
+        ++w;
+        continue;
+      }
+      json row = json::array();
+      for (size_t c = 0; c + 1 < all->column_count(); ++c) {
+        const auto& v = all->at(r, c);
+        const auto& t = all->types()[c];
+        if (!v) {
+          row.push_back(nullptr);
+        } else if (t == "BIGINT" || t == "HUGEINT" || t == "INTEGER") {
+          row.push_back(std::stoll(*v));
+        } else if (t == "DOUBLE") {
+          row.push_back(std::stod(*v));
+        } else {
+          row.push_back(*v);
+        }
+      }
+      rows.push_back(row);
+    }
+    if (withheld) *withheld = w;
+    return rows;
+  }
+  static void ExpectSameRows(json got, json want) {
+    auto key = [](const json& a, const json& b) { return a.dump() < b.dump(); };
+    // Sort on the first column (the group key) for a stable comparison.
+    auto by_first = [](const json& a, const json& b) { return a[0].dump() < b[0].dump(); };
+    std::sort(got.begin(), got.end(), by_first);
+    std::sort(want.begin(), want.end(), by_first);
+    (void)key;
+    ASSERT_EQ(got.size(), want.size()) << got.dump() << "\n" << want.dump();
+    for (size_t r = 0; r < got.size(); ++r) {
+      ASSERT_EQ(got[r].size(), want[r].size());
+      for (size_t c = 0; c < got[r].size(); ++c) {
+        if (want[r][c].is_number_float() || got[r][c].is_number_float()) {
+          double g = got[r][c].get<double>(), w = want[r][c].get<double>();
+          EXPECT_NEAR(g, w, 1e-6 * std::max(1.0, std::abs(w))) << r << "," << c;
+        } else {
+          EXPECT_EQ(got[r][c], want[r][c]) << r << "," << c;
+        }
+      }
+    }
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* QueryE2e::dir_ = nullptr;
+
+TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
+  auto before = Snapshot(P("room"), "audit.log");
+  size_t audit_before = Slurp(P("room/audit.log")).size();
+  auto attacks = ReadSqlFile("attacks.txt");
+  ASSERT_GE(attacks.size(), 40u);
+  for (const auto& sql : attacks) {
+    auto r = Query("acme", sql);
+    EXPECT_EQ(r.exit_code, 3) << sql << "\n" << r.err;
+    EXPECT_NE(r.err.find("cleanroom: error[QUERY_REFUSED]"), std::string::npos) << sql << r.err;
+    EXPECT_TRUE(r.out.empty()) << sql << "\n" << r.out;
+  }
+  for (const auto& sql : ReadSqlFile("invalid.txt")) {
+    auto r = Query("acme", sql);
+    EXPECT_EQ(r.exit_code, 7) << sql << "\n" << r.err;
+    EXPECT_NE(r.err.find("error[SQL_INVALID]"), std::string::npos) << r.err;
+  }
+  // No result was stored, nothing but the audit log changed, and every
+  // refusal is in the log, without the literals of the queries.
+  EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
+  std::string audit = Slurp(P("room/audit.log")).substr(audit_before);
+  size_t refusals = 0;
+  for (size_t pos = 0; (pos = audit.find("\"query.refused\"", pos)) != std::string::npos; ++pos) ++refusals;
+  EXPECT_EQ(refusals, attacks.size() + ReadSqlFile("invalid.txt").size());
+  EXPECT_EQ(audit.find("jane.doe1@example.com"), std::string::npos);
+  Must("--room " + Q(P("room")) + " audit verify");
+}
+
+TEST_F(QueryE2e, AggregatesEqualPlainDuckDbMinusSuppressedRows) {
+  // Per campaign: everything clears k = 100.
+  auto r = Query("acme", "SELECT campaign, COUNT(DISTINCT email) AS people, SUM(cost) AS spend, "
+                         "AVG(cost) AS avg_cost FROM impressions GROUP BY campaign");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto got = Json(r);
+  EXPECT_EQ(got["columns"], json({"campaign", "people", "spend", "avg_cost"}));
+  int64_t withheld = -1;
+  auto want = Expected("SELECT campaign, COUNT(DISTINCT email), SUM(cost), AVG(cost), "
+                       "COUNT(DISTINCT email) FROM impressions GROUP BY campaign", 100, &withheld);
+  ExpectSameRows(got["rows"], want);
+  EXPECT_EQ(got["withheld_rows"], withheld);
+
+  // Per campaign and week: groups straddle k, some are suppressed.
+  r = Query("acme", "SELECT campaign, date_trunc('week', shown_at) AS week, COUNT(DISTINCT email) "
+                    "AS people, SUM(cost) AS spend FROM impressions GROUP BY campaign, week");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = Json(r);
+  want = Expected("SELECT campaign, CAST(date_trunc('week', shown_at) AS VARCHAR), COUNT(DISTINCT email), "
+                  "SUM(cost), COUNT(DISTINCT email) FROM impressions GROUP BY ALL", 100, &withheld);
+  ASSERT_GT(withheld, 0) << "the data should put some groups under k";
+  ASSERT_GT(want.size(), 0u);
+  for (auto& row : got["rows"]) {
+    EXPECT_GE(row[2].get<int64_t>(), 100);
+    row[0] = row[0].get<std::string>() + "|" + row[1].get<std::string>();
+  }
+  for (auto& row : want) row[0] = row[0].get<std::string>() + "|" + row[1].get<std::string>();
+  ExpectSameRows(got["rows"], want);
+  EXPECT_EQ(got["withheld_rows"], withheld);
+
+  // Join with a clamped metric (amounts reach 500, bounds are [0, 300]).
+  r = Query("acme", "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue "
+                    "FROM impressions i JOIN purchases p ON i.email = p.email GROUP BY i.campaign");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = Json(r);
+  want = Expected("SELECT i.campaign, COUNT(DISTINCT p.email), SUM(p.amount), COUNT(DISTINCT p.email) "
+                  "FROM impressions i JOIN purchases p ON i.email = p.email GROUP BY i.campaign",
+                  100, &withheld);
+  ASSERT_GT(want.size(), 0u);
+  ExpectSameRows(got["rows"], want);
+
+  // The template, with its parameter bound as a DATE.
+  r = Run(As("acme") + " --format json run --template conversions_by_campaign --param since=2026-12-10");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  got = Json(r);
+  want = Expected("SELECT i.campaign, COUNT(DISTINCT p.email), SUM(p.amount), COUNT(DISTINCT p.email) "
+                  "FROM impressions i JOIN purchases p ON i.email = p.email WHERE p.day >= DATE "
+                  "'2026-12-10' GROUP BY i.campaign",
+                  100, &withheld);
+  ExpectSameRows(got["rows"], want);
+}
+
+TEST_F(QueryE2e, ThresholdStopsTargetingOnePerson) {
+  // A narrow filter on one timestamp and on one day: groups of a handful of people.
+  auto r = Query("acme", "SELECT campaign, SUM(cost) AS spend FROM impressions WHERE shown_at BETWEEN "
+                         "TIMESTAMP '2026-11-02 10:00:00' AND TIMESTAMP '2026-11-02 12:00:00' GROUP BY campaign");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Json(r)["rows"].empty());
+  EXPECT_TRUE(Json(r)["withheld_rows"].is_null());
+  // GROUP BY a near-unique dimension: nothing under k comes out.
+  r = Query("acme", "SELECT shown_at, COUNT(DISTINCT email) AS people FROM impressions GROUP BY shown_at");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = Json(r);
+  EXPECT_TRUE(j["rows"].empty());
+  EXPECT_TRUE(j["withheld_rows"].is_number() && j["withheld_rows"].get<int64_t>() > 1000);
+}
+
+TEST_F(QueryE2e, ResultsReachOnlyTheirReceivers) {
+  // Join over purchases: only acme may receive.
+  auto r = Query("acme", "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers FROM impressions i "
+                         "JOIN purchases p ON i.email = p.email GROUP BY i.campaign");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto joined = Json(r);
+  std::string id = joined["result_id"];
+  ASSERT_EQ(id.size(), 32u);
+  auto files = Snapshot(P("room/results/" + id));
+  EXPECT_EQ(files.size(), 2u);  // acme.sealed + meta.json
+  EXPECT_TRUE(files.count("acme.sealed"));
+  EXPECT_FALSE(files.count("newsco.sealed"));
+  EXPECT_EQ(files["meta.json"].find(joined["rows"][0][0].get<std::string>()), std::string::npos)
+      << "metadata holds no values";
+  auto again = Run(As("acme") + " --format json results get --id " + id);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(Json(again), joined);
+  auto denied = Run(As("newsco") + " results get --id " + id);
+  EXPECT_EQ(denied.exit_code, 5);
+  EXPECT_NE(denied.err.find("error[NOT_AUTHORIZED]"), std::string::npos);
+  EXPECT_EQ(Run(As("analyst") + " results get --id " + id).exit_code, 5);
+  EXPECT_EQ(Run(As("outsider") + " results get --id " + id).exit_code, 5);
+  // newsco's key cannot open acme's copy even with the file in hand.
+  std::filesystem::copy_file(P("room/results/" + id + "/acme.sealed"),
+                             P("room/results/" + id + "/newsco.sealed"));
+  EXPECT_EQ(Run(As("newsco") + " results get --id " + id).exit_code, 6);
+  std::filesystem::remove(P("room/results/" + id + "/newsco.sealed"));
+
+  // Impressions only: acme and newsco both receive.
+  r = Query("acme", "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign");
+  ASSERT_EQ(r.exit_code, 0);
+  auto imp = Json(r);
+  auto got = Run(As("newsco") + " --format json results get --id " + imp["result_id"].get<std::string>());
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_EQ(Json(got), imp);
+  auto csv = Run(As("newsco") + " --format csv results get --id " + imp["result_id"].get<std::string>());
+  EXPECT_EQ(csv.out.rfind("campaign,people\n", 0), 0u) << csv.out;
+
+  // analyst may query but receives nothing: it gets the id, not the rows.
+  r = Query("analyst", "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = Json(r);
+  EXPECT_FALSE(a.contains("rows"));
+  EXPECT_EQ(a["receivers"], json({"acme", "newsco"}));
+  EXPECT_EQ(Run(As("analyst") + " results get --id " + a["result_id"].get<std::string>()).exit_code, 5);
+  auto table = Query("analyst", "SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign", "table");
+  EXPECT_EQ(table.out.find("spring"), std::string::npos) << table.out;
+
+  // newsco lacks the query ability; an outsider is no party at all.
+  auto nq = Query("newsco", "SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign");
+  EXPECT_EQ(nq.exit_code, 5);
+  EXPECT_NE(nq.err.find("error[NOT_AUTHORIZED]"), std::string::npos);
+  EXPECT_EQ(Query("outsider", "SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign").exit_code, 5);
+
+  // Unknown and malformed ids; a tampered copy.
+  auto missing = Run(As("acme") + " results get --id 0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(missing.exit_code, 7);
+  EXPECT_NE(missing.err.find("RESULT_NOT_FOUND"), std::string::npos);
+  EXPECT_EQ(Run(As("acme") + " results get --id ../../room").exit_code, 7);
+  std::string path = P("room/results/" + id + "/acme.sealed");
+  std::string bytes = Slurp(path);
+  bytes[bytes.size() - 3] ^= 1;
+  Spit(path, bytes);
+  EXPECT_EQ(Run(As("acme") + " results get --id " + id).exit_code, 6);
+
+  // The audit log has each release with its counts and id, and stays intact.
+  auto show = Run("--room " + Q(P("room")) + " --format json audit show");
+  EXPECT_NE(show.out.find(id), std::string::npos);
+  EXPECT_NE(show.out.find("released_rows"), std::string::npos);
+  EXPECT_NE(show.out.find("sql_sha256"), std::string::npos);
+  EXPECT_NE(show.out.find("result.get.refused"), std::string::npos);
+  Must("--room " + Q(P("room")) + " audit verify");
+}
+
+TEST_F(QueryE2e, ListAndCustomRules) {
+  auto r = Query("acme", "SELECT DISTINCT s.segment FROM segments s JOIN audiences a ON s.email = a.email");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = Json(r);
+  json segs = json::array();
+  for (const auto& row : j["rows"]) segs.push_back(row[0]);
+  std::sort(segs.begin(), segs.end());
+  EXPECT_EQ(segs, json({"even", "odd"}));  // 'rare' covers 5 people
+  EXPECT_TRUE(j["withheld_rows"].is_null());
+  // analyst owns no dataset in the join.
+  EXPECT_EQ(Query("analyst", "SELECT DISTINCT s.segment FROM segments s JOIN audiences a ON s.email = a.email").exit_code, 3);
+
+  // The custom dataset: only through its template, parameters typed.
+  r = Run(As("acme") + " --format json run --template time_by_site --param exclude=gamma");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = Json(r);
+  EXPECT_EQ(j["columns"], json({"site", "people", "avg_seconds"}));
+  EXPECT_EQ(j["rows"].size(), 2u);
+  for (const auto& row : j["rows"]) EXPECT_LE(row[2].get<double>(), 3600.0);  // clamped
+  EXPECT_EQ(Run(As("acme") + " run --template time_by_site").exit_code, 7);
+  EXPECT_EQ(Run(As("acme") + " run --template time_by_site --param exclude=a --param other=b").exit_code, 7);
+  EXPECT_EQ(Run(As("acme") + " run --template conversions_by_campaign --param since=soon").exit_code, 7);
+  EXPECT_EQ(Run(As("acme") + " run --template no_such_template").exit_code, 7);
+  EXPECT_EQ(Run(As("newsco") + " run --template time_by_site --param exclude=a").exit_code, 5);
+  EXPECT_EQ(Query("acme", "SELECT site, COUNT(DISTINCT email) FROM visits GROUP BY site").exit_code, 3);
+}
+
+TEST_F(QueryE2e, DemoQueriesRunAndPrintEachStep) {
+  ASSERT_TRUE(crypto::Init());
+  ::testing::internal::CaptureStdout();
+  auto st = cli::RunDemoQueries(P("room"), P("keys/acme.key"), P("keys/newsco.key"));
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(st) << st.error().ToString() << "\n" << out;
+  for (const char* step : {"\n[10] ", "\n[11] ", "\n[12] ", "\n[13] "}) {
+    EXPECT_NE(out.find(step), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("QUERY_REFUSED"), std::string::npos);
+  EXPECT_NE(out.find("NOT_AUTHORIZED"), std::string::npos);
+  std::cout << out;
+}
+
+}  // namespace
+}  // namespace cr::testing
