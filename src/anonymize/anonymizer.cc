@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <numeric>
@@ -14,6 +15,7 @@
 #include "anonymize/transforms.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
+#include "engine/engine.h"
 
 namespace cr::anonymize {
 
@@ -444,9 +446,36 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
   return Ok();
 }
 
+namespace {
+
+// CSV as it is; Parquet through DuckDB, rendered as CSV in memory (a memfd) so
+// the one reader and the written output's re-check see the same text form.
+Result<std::string> ReadInputText(const std::string& path, char separator) {
+  auto lower = path;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!lower.ends_with(".parquet")) return ReadFile(path);
+  if (!PathExists(path)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
+  CR_ASSIGN(auto db, engine::Database::Open());
+  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-anonymize-input"));
+  std::string sep(1, separator ? separator : ',');
+  if (!db.Execute(fmt::format("COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT csv, HEADER, "
+                              "DELIMITER {}, USE_TMP_FILE false)",
+                              engine::QuoteLiteral(path), engine::QuoteLiteral(mem.path()),
+                              engine::QuoteLiteral(sep)),
+                  ErrorCode::BAD_INPUT, false)) {
+    return Fail(ErrorCode::BAD_INPUT, "cannot read {} as Parquet", path);
+  }
+  CR_ASSIGN(uint64_t size, mem.Size());
+  std::string text;
+  CR_TRY(mem.ReadAt(0, size, &text));
+  return text;
+}
+
+}  // namespace
+
 Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& options) {
   CR_ASSIGN(AnonymizeConfig cfg, LoadConfig(paths.config));
-  CR_ASSIGN(std::string text, ReadFile(paths.input));
+  CR_ASSIGN(std::string text, ReadInputText(paths.input, cfg.separator));
   const char sep = cfg.separator ? cfg.separator : DetectSeparator(text);
   CsvOptions csv;
   csv.separator = sep;
