@@ -6,6 +6,8 @@
 //   build/bin/prepare_bench [--rows=N] [--people=N] [--dir=DIR] [benchmark flags]
 // Defaults: 10,000,000 rows over 2,000,000 people in a temporary folder.
 #include <benchmark/benchmark.h>
+
+#include "ratio_reporter.h"
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -142,20 +144,6 @@ void BM_CleanroomIngest(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(FileSize(pkg)) * state.iterations());
 }
 
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs) {
-      if (r.run_type == Run::RT_Iteration && !r.error_occurred) {
-        // GetAdjustedRealTime() is in the run's unit; convert to seconds.
-        seconds_[r.run_name.function_name] =
-            r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> seconds_;
-};
 
 }  // namespace
 
@@ -181,9 +169,9 @@ int main(int argc, char** argv) {
   SetUpData();
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
-  RatioReporter reporter;
+  cr::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  auto& s = reporter.seconds_;
+  auto s = reporter.seconds();
   if (s.count("BM_PlainDuckDbCsvToParquet") && s.count("BM_CleanroomPrepare")) {
     double plain = s["BM_PlainDuckDbCsvToParquet"], prep = s["BM_CleanroomPrepare"];
     fmt::print("\nplain DuckDB CSV->Parquet {:.2f} s | cleanroom prepare {:.2f} s | ratio {:.2f}x "

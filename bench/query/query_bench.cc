@@ -8,6 +8,8 @@
 // Defaults: 10,000,000 impressions x 2,000,000 purchases over 2,000,000 people.
 // With --dir the room and files are kept and reused by the next run.
 #include <benchmark/benchmark.h>
+
+#include "ratio_reporter.h"
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -172,19 +174,6 @@ void BM_CleanroomQuery(benchmark::State& state) {
   state.counters["released"] = static_cast<double>(last.released_rows);
 }
 
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs) {
-      if (r.run_type == Run::RT_Iteration && !r.error_occurred) {
-        seconds_[r.run_name.function_name] =
-            r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> seconds_;
-};
 
 }  // namespace
 
@@ -211,9 +200,9 @@ int main(int argc, char** argv) {
   SetUpRoom();
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
-  RatioReporter reporter;
+  cr::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  auto& s = reporter.seconds_;
+  auto s = reporter.seconds();
   if (s.count("BM_PlainDuckDbParquet") && s.count("BM_CleanroomQuery")) {
     double plain = s["BM_PlainDuckDbParquet"], ours = s["BM_CleanroomQuery"];
     fmt::print("\nplain DuckDB on Parquet {:.2f} s | cleanroom query {:.2f} s | ratio {:.2f}x "
