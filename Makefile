@@ -30,7 +30,7 @@ bench: build
 	bench/run_all.sh $(BUILD)
 
 asan: setup
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEANROOM_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLEANROOM_SANITIZE=ON -DCLEANROOM_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) -LE slow
 
