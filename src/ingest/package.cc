@@ -334,14 +334,57 @@ struct Reader::State {
     std::string pre;
     CR_TRY(ReadExact(0, body_offset, &pre));
     signed_part.Update(pre);
+    // While decrypting, hash on a second thread: the two cost about the same.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::string> to_hash;
+    bool done = false;
+    std::thread hasher;
+    if (dec) {
+      hasher = std::thread([&] {
+        for (;;) {
+          std::string rec;
+          {
+            std::unique_lock lock(mu);
+            cv.wait(lock, [&] { return done || !to_hash.empty(); });
+            if (to_hash.empty()) return;
+            rec = std::move(to_hash.front());
+            to_hash.pop_front();
+          }
+          cv.notify_all();
+          signed_part.Update(rec);
+        }
+      });
+    }
+    auto stop_hasher = [&] {
+      if (!hasher.joinable()) return;
+      {
+        std::lock_guard lock(mu);
+        done = true;
+      }
+      cv.notify_all();
+      hasher.join();
+    };
     std::string signature, plain;
     bool final = false;
     uint64_t total = 0;
-    CR_TRY(Walk(
+    auto walked = Walk(
         [&](std::string_view head, std::string_view chunk) -> Status {
-          signed_part.Update(head);
-          signed_part.Update(chunk);
-          if (!dec) return Ok();
+          if (!dec) {
+            signed_part.Update(head);
+            signed_part.Update(chunk);
+            return Ok();
+          }
+          {
+            std::string rec;
+            rec.reserve(head.size() + chunk.size());
+            rec.append(head);
+            rec.append(chunk);
+            std::unique_lock lock(mu);
+            cv.wait(lock, [&] { return to_hash.size() < 8; });
+            to_hash.push_back(std::move(rec));
+          }
+          cv.notify_all();
           if (final) return Fail(ErrorCode::TAMPERED, "package has chunks after the final one");
           CR_TRY(dec->Pull(chunk, ad, &plain, &final));
           total += plain.size();
@@ -349,7 +392,9 @@ struct Reader::State {
           sodium_memzero(plain.data(), plain.size());
           return st;
         },
-        &signature));
+        &signature);
+    stop_hasher();
+    CR_TRY(walked);
     std::string digest = signed_part.Final();
     if (!crypto::Verify(*signer, std::string(kSignatureDomain) + digest, signature)) {
       return Fail(ErrorCode::TAMPERED, "package signature does not verify: the file was changed");
