@@ -49,5 +49,6 @@ void RegisterDemo(CLI::App& root, Globals& g, Registry& r);
 void RegisterGenerate(CLI::App& root, Globals& g, Registry& r);
 void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r);
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
+void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli

@@ -43,6 +43,7 @@ int Main(int argc, char** argv) {
   RegisterGenerate(app, g, r);
   RegisterQuery(app, g, r);
   RegisterAnonymize(app, g, r);
+  RegisterRisk(app, g, r);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,49 @@
+// The `risk` run as a whole: reads the release (and the auxiliary data),
+// computes the metrics and the linkage attack, and renders the JSON report,
+// the short human summary and the self-contained HTML page.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/error.h"
+#include "risk/linkage.h"
+#include "risk/risk.h"
+
+namespace cr::risk {
+
+struct RiskRun {
+  std::string input;
+  std::string qi;         // comma-separated
+  std::string sensitive;  // "" when none
+  std::string aux;        // "" when no linkage attack
+  std::string link;       // comma-separated, required with aux
+  std::string truth;
+  std::optional<uint64_t> population;
+  double threshold = 0.2;
+  std::string report;  // JSON file to write ("" none)
+  std::string html;    // HTML file to write ("" none)
+};
+
+struct RiskResult {
+  RiskReport risk;
+  std::optional<LinkageReport> linkage;
+  nlohmann::json json;
+  std::string summary;  // a few lines for people
+};
+
+// Fails closed: nothing is written unless every step succeeded. USAGE when
+// --aux and --link do not come together; BAD_INPUT / FILE_UNREADABLE /
+// UNKNOWN_COLUMN from the steps.
+Result<RiskResult> RunRisk(const RiskRun& run);
+
+// Plain-language findings shared by the summary and the HTML page.
+std::vector<std::string> Findings(const RiskReport& risk, const LinkageReport* linkage);
+
+// A standalone page (inline CSS and SVG, no external resources).
+std::string RenderHtml(const RiskReport& risk, const LinkageReport* linkage,
+                       const std::string& title);
+
+}  // namespace cr::risk
