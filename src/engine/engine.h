@@ -102,7 +102,8 @@ class MemFile {
   Result<uint64_t> Size() const;
   // Reads [offset, offset+len) into *out.
   Status ReadAt(uint64_t offset, size_t len, std::string* out) const;
-  // Overwrites the contents with zeros and truncates (called on destruction).
+  // Overwrites the contents with zeros and truncates. Destruction only
+  // truncates: released pages are zeroed by the kernel before any reuse.
   void Wipe();
 
  private:
