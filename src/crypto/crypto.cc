@@ -328,14 +328,8 @@ StreamEncryptor::StreamEncryptor(const SecureBuffer& key)
 }
 
 std::string StreamEncryptor::Push(std::string_view chunk, std::string_view ad, bool final) {
-  std::string out(chunk.size() + crypto_secretstream_xchacha20poly1305_ABYTES, '\0');
-  unsigned long long clen = 0;
-  crypto_secretstream_xchacha20poly1305_push(
-      &state_, reinterpret_cast<unsigned char*>(out.data()), &clen, U(chunk), chunk.size(), U(ad),
-      ad.size(),
-      final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
-            : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
-  out.resize(clen);
+  std::string out;
+  PushAppend(chunk, ad, final, &out);
   return out;
 }
 
