@@ -15,6 +15,7 @@
 #include <string>
 
 #include "crypto/crypto.h"
+#include "demo/campaign_spec.h"
 #include "query/ast.h"
 #include "query/plan.h"
 #include "query/rewrite.h"
@@ -22,29 +23,6 @@
 
 namespace {
 
-const char* kSpec = R"(collaboration: fuzz-query
-parties:
-  acme:   {public_key: acme.pub,   abilities: [contribute, query, receive_results]}
-  newsco: {public_key: newsco.pub, abilities: [contribute, receive_results]}
-datasets:
-  impressions:
-    owner: newsco
-    privacy_unit_column: email
-    columns:
-      email:    {type: string, role: join_key, normalize: email}
-      campaign: {type: string, role: dimension}
-      shown_at: {type: timestamp, role: dimension}
-      cost:     {type: double, role: metric, bounds: [0, 5]}
-    rule: {kind: aggregation, aggregates: {cost: [sum, avg], email: [count_distinct]}, min_distinct_units: 100, receivers: [acme, newsco]}
-  purchases:
-    owner: acme
-    privacy_unit_column: email
-    columns:
-      email:  {type: string, role: join_key, normalize: email}
-      amount: {type: double, role: metric, bounds: [0, 500]}
-      day:    {type: date, role: dimension}
-    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count], email: [count_distinct]}, receivers: [acme]}
-)";
 
 struct Env {
   cr::spec::Spec spec;
@@ -60,7 +38,7 @@ Env* Setup() {
     if (!cr::crypto::WriteIdentityFiles(cr::crypto::Identity::Generate(), dir, n)) std::abort();
   }
   FILE* f = std::fopen((dir + "/spec.yaml").c_str(), "w");
-  std::fputs(kSpec, f);
+  std::fputs(cr::demo::CampaignSpec({"fuzz-query", "fuzzing", ""}).c_str(), f);
   std::fclose(f);
   auto spec = cr::spec::Load(dir + "/spec.yaml");
   if (!spec) std::abort();

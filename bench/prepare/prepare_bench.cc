@@ -6,8 +6,6 @@
 //   build/bin/prepare_bench [--rows=N] [--people=N] [--dir=DIR] [benchmark flags]
 // Defaults: 10,000,000 rows over 2,000,000 people in a temporary folder.
 #include <benchmark/benchmark.h>
-
-#include "ratio_reporter.h"
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -20,6 +18,7 @@
 #include <fmt/core.h>
 
 #include "common/files.h"
+#include "ratio_reporter.h"
 #include "crypto/crypto.h"
 #include "demo/generator.h"
 #include "engine/engine.h"

@@ -8,8 +8,6 @@
 // Defaults: 10,000,000 impressions x 2,000,000 purchases over 2,000,000 people.
 // With --dir the room and files are kept and reused by the next run.
 #include <benchmark/benchmark.h>
-
-#include "ratio_reporter.h"
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -21,7 +19,9 @@
 #include <fmt/core.h>
 
 #include "common/files.h"
+#include "ratio_reporter.h"
 #include "crypto/crypto.h"
+#include "demo/campaign_spec.h"
 #include "demo/generator.h"
 #include "engine/engine.h"
 #include "ingest/ingest.h"
@@ -37,31 +37,6 @@ int64_t g_purchases = 2'000'000;
 int64_t g_people = 2'000'000;
 std::string g_dir;
 
-const char* kSpec = R"(collaboration: bench-query
-parties:
-  acme:   {public_key: acme.pub,   abilities: [contribute, query, receive_results]}
-  newsco: {public_key: newsco.pub, abilities: [contribute, receive_results]}
-privacy:
-  min_distinct_units: 50
-datasets:
-  impressions:
-    owner: newsco
-    privacy_unit_column: email
-    columns:
-      email:    {type: string, role: join_key, normalize: email}
-      campaign: {type: string, role: dimension}
-      shown_at: {type: timestamp, role: dimension}
-      cost:     {type: double, role: metric, bounds: [0, 5]}
-    rule: {kind: aggregation, aggregates: {cost: [sum, avg], email: [count_distinct]}, min_distinct_units: 100, receivers: [acme, newsco]}
-  purchases:
-    owner: acme
-    privacy_unit_column: email
-    columns:
-      email:  {type: string, role: join_key, normalize: email}
-      amount: {type: double, role: metric, bounds: [0, 500]}
-      day:    {type: date, role: dimension}
-    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count], email: [count_distinct]}, receivers: [acme]}
-)";
 
 const char* kQuery =
     "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue "
@@ -88,7 +63,7 @@ void SetUpRoom() {
     }
   }
   if (!cr::PathExists(D("shared.secret"))) Check(cr::crypto::WriteNewSharedSecret(D("shared.secret")), "secret");
-  Check(cr::WriteFileAtomic(D("spec.yaml"), kSpec), "spec");
+  Check(cr::WriteFileAtomic(D("spec.yaml"), cr::demo::CampaignSpec({"bench-query", "benchmark", ""})), "spec");
   auto spec = cr::spec::Load(D("spec.yaml"));
   Check(spec ? cr::Ok() : cr::Status(std::unexpected(spec.error())), "spec load");
   auto init = cr::room::Room::Init(D("room"), D("spec.yaml"));

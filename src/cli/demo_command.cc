@@ -13,6 +13,7 @@
 #include "common/progress.h"
 #include "anonymize/anonymizer.h"
 #include "crypto/crypto.h"
+#include "demo/campaign_spec.h"
 #include "demo/generator.h"
 #include "ingest/ingest.h"
 #include "ingest/prepare.h"
@@ -22,46 +23,6 @@
 namespace cr::cli {
 namespace {
 
-constexpr const char* kDemoSpec = R"(collaboration: acme-newsco-2026q4
-description: Campaign measurement, Q4 (demo)
-region: eu
-retention_days: 90
-parties:
-  acme:   {public_key: keys/acme.pub,   abilities: [contribute, query, receive_results]}
-  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}
-privacy:
-  unit: person
-  min_distinct_units: 50
-datasets:
-  impressions:
-    owner: newsco
-    privacy_unit_column: email
-    columns:
-      email:    {type: string, role: join_key, normalize: email}
-      campaign: {type: string, role: dimension}
-      shown_at: {type: timestamp, role: dimension}
-      cost:     {type: double, role: metric, bounds: [0, 5]}
-    rule:
-      kind: aggregation
-      aggregates: {cost: [sum, avg], email: [count_distinct]}
-      min_distinct_units: 100
-      receivers: [acme, newsco]
-  purchases:
-    owner: acme
-    privacy_unit_column: email
-    columns:
-      email:  {type: string, role: join_key, normalize: email}
-      amount: {type: double, role: metric, bounds: [0, 500]}
-      day:    {type: date, role: dimension}
-    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count], email: [count_distinct]}, receivers: [acme]}
-templates:
-  conversions_by_campaign:
-    parameters: {since: date}
-    sql: |
-      SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue
-      FROM impressions i JOIN purchases p ON i.email = p.email
-      WHERE p.day >= $since GROUP BY i.campaign
-)";
 
 void Step(int n, const std::string& title) { fmt::print("\n[{}] {}\n", n, title); }
 void Say(const std::string& text) { fmt::print("    {}\n", text); }
@@ -121,7 +82,7 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
 
     Step(3, "They write the collaboration spec: datasets, column roles, rules, thresholds");
     std::string spec_path = dir + "/shared/spec.yaml";
-    CR_TRY(WriteFileAtomic(spec_path, kDemoSpec));
+    CR_TRY(WriteFileAtomic(spec_path, demo::CampaignSpec()));
     CR_ASSIGN(auto spec, spec::Load(spec_path));
     Say(fmt::format("collaboration '{}', {} parties, {} datasets, spec hash {}",
                     spec.collaboration, spec.parties.size(), spec.datasets.size(),

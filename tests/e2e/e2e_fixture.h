@@ -7,50 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "demo/campaign_spec.h"
 #include "testing/temp_dir.h"
 
 namespace cr::testing {
 
-inline const char* kSpecTemplate = R"(collaboration: COLLAB
-description: DESCRIPTION
-region: eu
-retention_days: 90
-parties:
-  acme:   {public_key: keys/acme.pub,   abilities: [contribute, query, receive_results]}
-  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}
-privacy:
-  unit: person
-  min_distinct_units: 50
-datasets:
-  impressions:
-    owner: newsco
-    privacy_unit_column: email
-    columns:
-      email:    {type: string, role: join_key, normalize: email}
-      campaign: {type: string, role: dimension}
-      shown_at: {type: timestamp, role: dimension}
-      cost:     {type: double, role: metric, bounds: [0, 5]}
-    rule:
-      kind: aggregation
-      aggregates: {cost: [sum, avg], email: [count_distinct]}
-      min_distinct_units: 100
-      receivers: [acme, newsco]
-  purchases:
-    owner: acme
-    privacy_unit_column: email
-    columns:
-      email:  {type: string, role: join_key, normalize: email}
-      amount: {type: double, role: metric, bounds: [0, 500]}
-      day:    {type: date, role: dimension}
-    rule: {kind: aggregation, aggregates: {amount: [sum, avg, count]}, receivers: [acme]}
-)";
-
+// The shared campaign spec (src/demo), with another id or description for
+// tests that need a second version.
 inline std::string SpecText(const std::string& collab = "acme-newsco-2026q4",
                             const std::string& description = "Campaign measurement") {
-  std::string s = kSpecTemplate;
-  s.replace(s.find("COLLAB"), 6, collab);
-  s.replace(s.find("DESCRIPTION"), 11, description);
-  return s;
+  return demo::CampaignSpec({collab, description, "keys"});
 }
 
 class E2eTest : public ::testing::Test {
