@@ -62,8 +62,10 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
   if (!data_key) return Fail(ErrorCode::TAMPERED, "the package's data key does not open");
 
   // Decrypt into memory and check what is really inside against the header.
+  // Verifying again in the same pass makes sure the bytes decrypted are the
+  // bytes verified, even if the file changed after the first check.
   CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-ingest"));
-  CR_TRY(reader.Decrypt(*data_key, [&](std::string_view plain) { return mem.Append(plain); }));
+  CR_TRY(reader.VerifyAndDecrypt(*data_key, [&](std::string_view plain) { return mem.Append(plain); }));
   engine::Options eo;
   CR_ASSIGN(auto db, engine::Database::Open(eo));
   std::string src = fmt::format("read_parquet({})", engine::QuoteLiteral(mem.path()));
@@ -92,7 +94,8 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
   report.owner = party->name;
   report.rows = h.row_count;
   report.replaced = room.datasets().count(ds->name) > 0;
-  CR_TRY(room.StoreDataset(package_path, h, *data_key, reader.file_digest(), party->name));
+  CR_ASSIGN(auto segments, room::ParquetSegments(db, mem));
+  CR_TRY(room.StoreDataset(mem, segments, h, reader.file_digest(), party->name));
   report.bytes = room.datasets().at(ds->name).bytes;
   return report;
 }

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <future>
 
 #include <fmt/format.h>
 
@@ -70,22 +69,26 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
                   name);
     }
   }
-  // Each package is verified and decrypted on its own thread: the datasets are
-  // independent, and verification is the largest fixed cost of a query.
-  std::vector<std::future<Result<engine::MemFile>>> jobs;
-  for (const auto& name : names) {
-    jobs.push_back(std::async(std::launch::async, [&room, name] { return room.Decrypt(name); }));
-  }
-  std::vector<Result<engine::MemFile>> decrypted;
-  for (auto& j : jobs) decrypted.push_back(j.get());
+  // Only the columns the generated SQL reads are decrypted, and each view
+  // exposes only those: a column the room did not decrypt cannot be read.
+  // Datasets are decrypted one after the other, each on every core.
+  const auto columns = plan.Columns();
   std::vector<engine::MemFile> files;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (!decrypted[i]) return std::unexpected(decrypted[i].error());
-    CR_TRY(db.Execute(fmt::format("CREATE VIEW {} AS SELECT * FROM read_parquet({})",
-                                  engine::QuoteIdent(names[i]),
-                                  engine::QuoteLiteral(decrypted[i]->path())),
+  for (const auto& name : names) {
+    const auto& wanted = columns.at(name);
+    std::vector<std::string> select;
+    for (const auto& c : room.datasets().at(name).schema) {
+      if (wanted.count(c.name)) select.push_back(engine::QuoteIdent(c.name));
+    }
+    if (select.size() != wanted.size()) {
+      return Fail(ErrorCode::INTERNAL, "dataset {} lacks a column the query reads", name);
+    }
+    CR_ASSIGN(auto mem, room.Decrypt(name, &wanted));
+    CR_TRY(db.Execute(fmt::format("CREATE VIEW {} AS SELECT {} FROM read_parquet({})",
+                                  engine::QuoteIdent(name), fmt::join(select, ", "),
+                                  engine::QuoteLiteral(mem.path())),
                       ErrorCode::INTERNAL, false));
-    files.push_back(std::move(*decrypted[i]));
+    files.push_back(std::move(mem));
   }
   return files;
 }
@@ -135,9 +138,8 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
   return out;
 }
 
-Result<results::ResultSet> Execute(const room::Room& room, const Plan& plan, ExecStats* stats,
-                                   const engine::Options& options) {
-  CR_ASSIGN(auto db, engine::Database::Open(options));
+Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
+                                   ExecStats* stats) {
   auto t0 = std::chrono::steady_clock::now();
   CR_ASSIGN(auto files, MountDatasets(room, db, plan));
   double decrypt = Since(t0);

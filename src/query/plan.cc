@@ -1054,6 +1054,33 @@ std::vector<std::string> Plan::Datasets() const {
   return out;
 }
 
+namespace {
+
+void CollectColumns(const Plan& plan, const Expr& e, std::map<std::string, std::set<std::string>>* out) {
+  if (e.kind == Expr::Kind::kColumn && e.table >= 0) {
+    (*out)[plan.tables[static_cast<size_t>(e.table)].dataset].insert(e.column);
+  }
+  for (const auto& a : e.args) CollectColumns(plan, a, out);
+}
+
+}  // namespace
+
+std::map<std::string, std::set<std::string>> Plan::Columns() const {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& t : tables) {
+    auto& cols = out[t.dataset];
+    if (t.ds) cols.insert(t.ds->privacy_unit_column);
+  }
+  for (const auto& n : from) {
+    if (n.condition) CollectColumns(*this, *n.condition, &out);
+  }
+  if (where) CollectColumns(*this, *where, &out);
+  for (const auto& g : group_by) CollectColumns(*this, g, &out);
+  for (const auto& o : outputs) CollectColumns(*this, o.expr, &out);
+  if (having) CollectColumns(*this, *having, &out);
+  return out;
+}
+
 Result<Plan> CheckStatement(engine::Database& db, const nlohmann::json& node,
                             const CheckContext& ctx) {
   if (!ctx.spec) return Fail(ErrorCode::INTERNAL, "no spec to check against");

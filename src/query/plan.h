@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,6 +113,9 @@ struct Plan {
 
   // Distinct dataset names touched, in first-use order.
   std::vector<std::string> Datasets() const;
+  // Per dataset, every column the generated SQL reads (the privacy unit
+  // column included): the only columns the room decrypts and mounts.
+  std::map<std::string, std::set<std::string>> Columns() const;
 };
 
 // Who asks, and for a template run, which template with which raw parameters.

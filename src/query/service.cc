@@ -74,14 +74,15 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     return refuse(Error{ErrorCode::USAGE, "no SQL given"});
   }
 
-  auto parse_db = engine::Database::Open({.threads = 1, .memory_limit = ""});
-  if (!parse_db) return refuse(parse_db.error());
+  // One database parses the query and, once the plan passed, runs it.
+  auto db = engine::Database::Open(options);
+  if (!db) return refuse(db.error());
   CheckContext ctx;
   ctx.spec = &spec;
   ctx.caller = party->name;
   ctx.tmpl = tmpl;
   ctx.params = req.params;
-  auto plan = BuildPlan(*parse_db, sql, ctx);
+  auto plan = BuildPlan(*db, sql, ctx);
   if (!plan) return refuse(plan.error());
   base["datasets"] = plan->Datasets();
 
@@ -92,7 +93,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   }
 
   Outcome out;
-  auto rs = Execute(room, *plan, &out.stats, options);
+  auto rs = Execute(room, *db, *plan, &out.stats);
   if (!rs) return refuse(rs.error());
   out.result = std::move(*rs);
   out.result.result_id = crypto::RandomId();

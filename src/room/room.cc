@@ -21,7 +21,7 @@ constexpr char kWrapContext[8] = {'c', 'r', 'w', 'r', 'a', 'p', 'k', '1'};
 std::string P(const std::string& dir, const std::string& rel) { return dir + "/" + rel; }
 
 std::string DataFile(const std::string& dataset, const std::string& id) {
-  return "data/" + dataset + "-" + id + ".crpkg";
+  return "data/" + dataset + "-" + id + ".crdata";
 }
 std::string KeyFile(const std::string& dataset, const std::string& id) {
   return "keys/" + dataset + "-" + id + ".key";
@@ -280,49 +280,17 @@ Status Room::Activate(const std::vector<std::string>& files) {
                           {"signed_by", std::vector<std::string>(signed_by.begin(), signed_by.end())}});
 }
 
-Status Room::StoreDataset(const std::string& package_path, const package::Header& h,
-                          const crypto::SecureBuffer& data_key, const std::string& digest,
+Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
+                          const package::Header& h, const std::string& package_digest,
                           const std::string& owner) {
   auto& s = *s_;
   std::string data_rel = DataFile(h.dataset, h.package_id);
   std::string key_rel = KeyFile(h.dataset, h.package_id);
-  // 1. The ciphertext, copied as received (it stays signed by its owner).
-  {
-    std::string tmp = P(s.dir, data_rel) + ".tmp-XXXXXX";
-    int out = ::mkostemp(tmp.data(), O_CLOEXEC);
-    if (out < 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room");
-    ::fchmod(out, 0600);
-    int in = ::open(package_path.c_str(), O_RDONLY | O_CLOEXEC);
-    bool ok = in >= 0;
-    std::string buf(1 << 20, '\0');
-    package::Fingerprinter sha;
-    while (ok) {
-      ssize_t n = ::read(in, buf.data(), buf.size());
-      if (n < 0) { ok = false; break; }
-      if (n == 0) break;
-      sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
-      ssize_t w = 0;
-      while (w < n) {
-        ssize_t k = ::write(out, buf.data() + w, static_cast<size_t>(n - w));
-        if (k < 0) { ok = false; break; }
-        w += k;
-      }
-    }
-    if (in >= 0) ::close(in);
-    ok = ok && ::fsync(out) == 0;
-    ::close(out);
-    // The file could have changed since it was verified: compare hashes.
-    if (ok && sha.FinalHex() != digest) {
-      ::unlink(tmp.c_str());
-      return Fail(ErrorCode::TAMPERED, "the package changed while it was being ingested");
-    }
-    if (!ok || ::rename(tmp.c_str(), P(s.dir, data_rel).c_str()) != 0) {
-      ::unlink(tmp.c_str());
-      return Fail(ErrorCode::INTERNAL, "cannot store the package in the room");
-    }
-  }
-  // 2. The data key, wrapped by the room.
-  std::string ad = h.dataset + "/" + h.package_id;
+  const std::string ad = h.dataset + "/" + h.package_id;
+  // 1. The data, under a fresh key of the room's.
+  CR_ASSIGN(auto written, WriteDataFile(P(s.dir, data_rel), plain, segments, ad));
+  const crypto::SecureBuffer& data_key = written.key;
+  // 2. Its key, wrapped by the room.
   auto wrap = s.WrapKey();
   if (auto st = WriteFileAtomic(P(s.dir, key_rel), crypto::AeadSeal(wrap, data_key.view(), ad),
                                 0600);
@@ -340,14 +308,13 @@ Status Room::StoreDataset(const std::string& package_path, const package::Header
   e.ingested_at = NowRfc3339();
   e.ingested_unix = NowUnix();
   e.rows = h.row_count;
-  struct stat st;
-  e.bytes = ::stat(P(s.dir, data_rel).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  e.digest = digest;
+  e.bytes = written.bytes;
+  e.digest = package_digest;
   e.schema = h.schema;
   auto old_datasets = s.datasets;
   auto old_catalog = s.catalog;
   s.datasets[h.dataset] = e;
-  s.catalog["packages"][h.package_id] = {{"dataset", h.dataset}, {"digest", digest},
+  s.catalog["packages"][h.package_id] = {{"dataset", h.dataset}, {"digest", package_digest},
                                          {"at", e.ingested_at}};
   if (auto saved = s.SaveCatalog(); !saved) {
     s.datasets = old_datasets;
@@ -384,27 +351,20 @@ Status Room::Dispose(const std::string& dataset, const std::string& reason,
                           {"rows", e.rows}});
 }
 
-Result<engine::MemFile> Room::Decrypt(const std::string& dataset) const {
+Result<engine::MemFile> Room::Decrypt(const std::string& dataset,
+                                      const std::set<std::string>* columns,
+                                      unsigned threads) const {
   auto& s = *s_;
   auto it = s.datasets.find(dataset);
   if (it == s.datasets.end()) {
     return Fail(ErrorCode::UNKNOWN_DATASET, "the room holds no data for '{}'", dataset);
   }
   const auto& e = it->second;
-  CR_ASSIGN(auto reader, package::Reader::Open(P(s.dir, DataFile(e.name, e.package_id))));
-  if (reader.header().package_id != e.package_id) {
-    return Fail(ErrorCode::TAMPERED, "stored data for '{}' does not match the catalogue", dataset);
-  }
+  const std::string ad = e.name + "/" + e.package_id;
   CR_ASSIGN(auto wrapped, ReadFile(P(s.dir, KeyFile(e.name, e.package_id))));
-  auto data_key = crypto::AeadOpen(s.WrapKey(), wrapped, e.name + "/" + e.package_id);
+  auto data_key = crypto::AeadOpen(s.WrapKey(), wrapped, ad);
   if (!data_key) return Fail(ErrorCode::TAMPERED, "the wrapped key of '{}' does not open", dataset);
-  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-" + dataset));
-  // One pass: the plaintext is used only if the signature and fingerprint hold.
-  CR_TRY(reader.VerifyAndDecrypt(*data_key, [&](std::string_view plain) { return mem.Append(plain); }));
-  if (reader.file_digest() != e.digest) {
-    return Fail(ErrorCode::TAMPERED, "stored data for '{}' does not match the catalogue", dataset);
-  }
-  return mem;
+  return ReadDataFile(P(s.dir, DataFile(e.name, e.package_id)), *data_key, ad, columns, threads);
 }
 
 Result<std::vector<engine::MemFile>> Room::MountAll(engine::Database& db) const {

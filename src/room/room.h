@@ -8,12 +8,13 @@
 //   spec.yaml         the exact spec bytes; spec-keys.json: bytes of the key files it names
 //   state.json        initialized | active, with the parties' signatures
 //   catalog.json      datasets in the room and every package id ever ingested (replay ledger)
-//   data/NAME-ID.crpkg  the owner's signed, encrypted package, stored as received
-//   keys/NAME-ID.key    its data key, wrapped (XChaCha20-Poly1305) by a key derived from room.key
+//   data/NAME-ID.crdata the dataset, re-encrypted at ingest under a fresh key (data_file.h)
+//   keys/NAME-ID.key    that key, wrapped (XChaCha20-Poly1305) by a key derived from room.key
 //   audit.log         the hash-chained, signed audit log
 #pragma once
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "crypto/crypto.h"
 #include "engine/engine.h"
 #include "ingest/package.h"
+#include "room/data_file.h"
 #include "spec/spec.h"
 
 namespace cr::room {
@@ -36,8 +38,8 @@ struct DatasetEntry {
   std::string ingested_at;
   long long ingested_unix = 0;
   int64_t rows = 0;
-  uint64_t bytes = 0;  // size of the stored (encrypted) package
-  std::string digest;  // BLAKE2b-256 of the stored package
+  uint64_t bytes = 0;  // size of the stored (encrypted) data file
+  std::string digest;  // fingerprint of the package it came from (package::Fingerprinter)
   std::vector<package::SchemaColumn> schema;
 };
 
@@ -72,18 +74,24 @@ class Room {
   // as it was.
   Status Activate(const std::vector<std::string>& signature_files);
 
-  // Stores an already verified package (copy of the file, wrapped data key),
-  // commits the catalogue, then disposes the dataset's previous package.
-  Status StoreDataset(const std::string& package_path, const package::Header& header,
-                      const crypto::SecureBuffer& data_key, const std::string& digest,
+  // Stores the plaintext of an already verified package: re-encrypted under a
+  // fresh key (data_file.h), the key wrapped by the room, the catalogue
+  // committed, then the dataset's previous data crypto-shredded.
+  Status StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
+                      const package::Header& header, const std::string& package_digest,
                       const std::string& owner);
 
   // Crypto-shreds a dataset: deletes the wrapped key, then the ciphertext,
   // then updates the catalogue, and audits it.
   Status Dispose(const std::string& dataset, const std::string& reason, const std::string& actor);
 
-  // Re-verifies the stored package and decrypts it into an in-memory file.
-  Result<engine::MemFile> Decrypt(const std::string& dataset) const;
+  // Decrypts a dataset into an in-memory file: only the shared bytes and the
+  // chunks of `columns` when given (the other columns' bytes read as zeros:
+  // mount them with ColumnsView), every byte otherwise. TAMPERED when anything
+  // read fails authentication.
+  Result<engine::MemFile> Decrypt(const std::string& dataset,
+                                  const std::set<std::string>* columns = nullptr,
+                                  unsigned threads = 0) const;
 
   // Mounts every stored dataset as a read-only view named after it; the
   // MemFiles must outlive the views' use.

@@ -7,14 +7,18 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/demo_queries.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
+#include "query/executor.h"
+#include "query/plan.h"
 #include "query/query_spec.h"
 #include "query/query_test_util.h"
+#include "room/room.h"
 #include "testing/temp_dir.h"
 
 namespace cr::testing {
@@ -372,6 +376,40 @@ TEST_F(QueryE2e, DemoQueriesRunAndPrintEachStep) {
   EXPECT_NE(out.find("QUERY_REFUSED"), std::string::npos);
   EXPECT_NE(out.find("NOT_AUTHORIZED"), std::string::npos);
   std::cout << out;
+}
+
+TEST_F(QueryE2e, OnlyTheColumnsAQueryReadsAreDecryptedAndMounted) {
+  ASSERT_TRUE(crypto::Init());
+  auto room = room::Room::Open(P("room"));
+  ASSERT_TRUE(room);
+  auto db = engine::Database::Open();
+  ASSERT_TRUE(db);
+  query::CheckContext ctx;
+  ctx.spec = &room->spec();
+  ctx.caller = "acme";
+  auto plan = query::BuildPlan(*db,
+                               "SELECT i.campaign, SUM(p.amount) AS revenue FROM impressions i "
+                               "JOIN purchases p ON i.email = p.email GROUP BY i.campaign",
+                               ctx);
+  ASSERT_TRUE(plan) << plan.error().message;
+  auto cols = plan->Columns();
+  EXPECT_EQ(cols["impressions"], (std::set<std::string>{"email", "campaign"}));
+  EXPECT_EQ(cols["purchases"], (std::set<std::string>{"email", "amount"}));
+  auto files = query::MountDatasets(*room, *db, *plan);
+  ASSERT_TRUE(files) << files.error().message;
+  auto described = db->Query("SELECT column_name FROM (DESCRIBE impressions) ORDER BY 1");
+  ASSERT_TRUE(described);
+  ASSERT_EQ(described->row_count(), 2u);
+  EXPECT_EQ(*described->at(0, 0), "campaign");
+  EXPECT_EQ(*described->at(1, 0), "email");
+  // Columns the plan does not read were never decrypted, and are not there.
+  EXPECT_FALSE(db->Query("SELECT cost FROM impressions", ErrorCode::INTERNAL, false));
+  EXPECT_FALSE(db->Query("SELECT shown_at FROM impressions", ErrorCode::INTERNAL, false));
+  // What is mounted is the real data.
+  auto n = db->Query("SELECT count(*), count(DISTINCT email) > 100 FROM impressions");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n->at(0, 0), "12000");
+  EXPECT_EQ(*n->at(0, 1), "true");
 }
 
 }  // namespace
