@@ -175,8 +175,8 @@ class UnitCipher {
   // Writes n + kTagBytes bytes to `out`.
   void Seal(uint64_t index, std::string_view ad, const unsigned char* plain, size_t n,
             unsigned char* out) const;
-  // Decrypts n - kTagBytes bytes into `out`; false when authentication fails
-  // (then `out` holds nothing usable).
+  // Decrypts n - kTagBytes bytes into `out` (which may be `cipher`: in place);
+  // false when authentication fails (then `out` holds nothing usable).
   bool Open(uint64_t index, std::string_view ad, const unsigned char* cipher, size_t n,
             unsigned char* out) const;
 

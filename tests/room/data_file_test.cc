@@ -267,6 +267,11 @@ TEST(UnitCipherTest, IsAes256GcmKnownAnswer) {
   EXPECT_EQ(ToHex(std::string_view(reinterpret_cast<char*>(out), 32)),
             "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
   EXPECT_TRUE(c->Open(0, "", out, 32, back));
+  EXPECT_EQ(std::memcmp(back, plain, 16), 0);
+  unsigned char in_place[32];
+  std::memcpy(in_place, out, 32);
+  EXPECT_TRUE(c->Open(0, "", in_place, 32, in_place));  // decrypting in place
+  EXPECT_EQ(std::memcmp(in_place, plain, 16), 0);
   EXPECT_FALSE(c->Open(1, "", out, 32, back));   // another unit's nonce
   EXPECT_FALSE(c->Open(0, "x", out, 32, back));  // other associated data
   out[31] ^= 1;
