@@ -542,10 +542,9 @@ UnitCipher::~UnitCipher() = default;
 UnitCipher::UnitCipher(UnitCipher&&) noexcept = default;
 UnitCipher& UnitCipher::operator=(UnitCipher&&) noexcept = default;
 
-void UnitCipher::Seal(uint64_t index, std::string_view ad, const unsigned char* plain, size_t n,
+bool UnitCipher::Seal(uint64_t index, std::string_view ad, const unsigned char* plain, size_t n,
                       unsigned char* out) const {
-  // Encryption cannot fail but for allocation: abort rather than store garbage.
-  if (!Gcm(true, key_, index, ad, plain, n, out, out + n)) std::abort();
+  return Gcm(true, key_, index, ad, plain, n, out, out + n);
 }
 
 bool UnitCipher::Open(uint64_t index, std::string_view ad, const unsigned char* cipher, size_t n,

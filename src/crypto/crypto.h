@@ -172,8 +172,8 @@ class UnitCipher {
   UnitCipher& operator=(UnitCipher&&) noexcept;
 
   UnitCipherKind kind() const { return kind_; }
-  // Writes n + kTagBytes bytes to `out`.
-  void Seal(uint64_t index, std::string_view ad, const unsigned char* plain, size_t n,
+  // Writes n + kTagBytes bytes to `out`; false only if OpenSSL fails (memory).
+  bool Seal(uint64_t index, std::string_view ad, const unsigned char* plain, size_t n,
             unsigned char* out) const;
   // Decrypts n - kTagBytes bytes into `out` (which may be `cipher`: in place);
   // false when authentication fails (then `out` holds nothing usable).

@@ -7,10 +7,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "common/files.h"
 
 namespace cr::room {
 namespace {
@@ -59,17 +63,71 @@ std::vector<Unit> Units(const std::vector<Segment>& segments, uint64_t data_star
   return out;
 }
 
+// A short read is damage (TAMPERED); a failing read is the machine's (INTERNAL).
 Status PreadAll(int fd, void* buf, size_t len, uint64_t offset) {
   auto* p = static_cast<char*>(buf);
   size_t done = 0;
   while (done < len) {
     ssize_t n = ::pread(fd, p + done, len - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Fail(ErrorCode::TAMPERED, "stored data is truncated or unreadable");
+    if (n < 0) return Fail(ErrorCode::INTERNAL, "cannot read stored data: {}", strerror(errno));
+    if (n == 0) return Fail(ErrorCode::TAMPERED, "stored data is truncated");
     done += static_cast<size_t>(n);
   }
   return Ok();
 }
+
+// Runs `work` on the calling thread and up to threads - 1 more; joins them all
+// (also when a thread cannot be started: the others and the caller finish the
+// work between them).
+template <typename F>
+void RunOnThreads(unsigned threads, F&& work) {
+  std::vector<std::jthread> pool;
+  for (unsigned t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  work();
+}
+
+// A temporary file next to its destination: removed unless committed.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& path) : tmp_(path + ".tmp-XXXXXX") {
+    fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
+    if (fd_ >= 0) ::fchmod(fd_, 0600);
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  int fd() const { return fd_; }
+  // fsync, close, rename over `path`, fsync the directory.
+  Status Commit(const std::string& path) {
+    if (::fsync(fd_) != 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 || ::rename(tmp_.c_str(), path.c_str()) != 0) {
+      return Fail(ErrorCode::INTERNAL, "cannot store the data in the room: {}", strerror(errno));
+    }
+    committed_ = true;
+    if (auto st = SyncDir(DirName(path)); !st) {
+      ::unlink(path.c_str());
+      return st;
+    }
+    return Ok();
+  }
+
+ private:
+  std::string tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
 
 bool PwriteAll(int fd, const unsigned char* p, size_t len, uint64_t offset) {
   while (len) {
@@ -110,20 +168,36 @@ Result<std::vector<Segment>> ParquetSegments(engine::Database& db, const engine:
   CR_ASSIGN(uint64_t size, plain.Size());
   std::vector<Segment> whole;
   if (size) whole.push_back({"", 0, size});
+  const std::string src = engine::QuoteLiteral(plain.path());
+  // Column names in schema order: DuckDB picks a chunk by its column's
+  // position, so a chunk is named by that position, and a footer whose own
+  // names disagree makes the whole file one shared segment.
+  auto described = db.Query(fmt::format("DESCRIBE SELECT * FROM read_parquet({})", src),
+                            ErrorCode::BAD_INPUT, false);
+  if (!described) return whole;
+  std::vector<std::string> names;
+  for (size_t r = 0; r < described->row_count(); ++r) names.push_back(described->at(r, 0).value_or(""));
+  // Where DuckDB starts reading a chunk: its dictionary page when it has one
+  // (an offset below 4 is ignored, as DuckDB does), else its first data page.
   auto meta = db.Query(
-      fmt::format("SELECT path_in_schema, least(coalesce(dictionary_page_offset, data_page_offset), "
-                  "data_page_offset), total_compressed_size FROM parquet_metadata({}) ORDER BY 2",
-                  engine::QuoteLiteral(plain.path())),
+      fmt::format("SELECT column_id, path_in_schema, CASE WHEN dictionary_page_offset >= 4 AND "
+                  "dictionary_page_offset < data_page_offset THEN dictionary_page_offset ELSE "
+                  "data_page_offset END AS start, total_compressed_size FROM parquet_metadata({}) "
+                  "ORDER BY start",
+                  src),
       ErrorCode::BAD_INPUT, false);
   if (!meta) return whole;
   std::vector<Segment> chunks;
   for (size_t r = 0; r < meta->row_count(); ++r) {
-    auto col = meta->at(r, 0), off = meta->at(r, 1), len = meta->at(r, 2);
-    if (!col || !off || !len || col->empty()) return whole;
+    auto id = meta->at(r, 0), path = meta->at(r, 1), off = meta->at(r, 2), len = meta->at(r, 3);
+    if (!id || !path || !off || !len) return whole;
     try {
-      long long o = std::stoll(*off), l = std::stoll(*len);
-      if (o < 0 || l <= 0) return whole;
-      chunks.push_back({*col, static_cast<uint64_t>(o), static_cast<uint64_t>(l)});
+      long long c = std::stoll(*id), o = std::stoll(*off), l = std::stoll(*len);
+      if (c < 0 || static_cast<size_t>(c) >= names.size() || names[static_cast<size_t>(c)] != *path ||
+          path->empty() || o < 4 || l <= 0) {
+        return whole;
+      }
+      chunks.push_back({*path, static_cast<uint64_t>(o), static_cast<uint64_t>(l)});
     } catch (const std::exception&) {
       return whole;
     }
@@ -161,72 +235,57 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
   prefix.push_back(static_cast<char>(kind));
   const std::string header_ad = HeaderAd(binding) + prefix;
   std::string sealed_header(header.size() + crypto::UnitCipher::kTagBytes, '\0');
-  cipher.Seal(kHeaderIndex, header_ad, reinterpret_cast<const unsigned char*>(header.data()),
-              header.size(), reinterpret_cast<unsigned char*>(sealed_header.data()));
+  if (!cipher.Seal(kHeaderIndex, header_ad, reinterpret_cast<const unsigned char*>(header.data()),
+                   header.size(), reinterpret_cast<unsigned char*>(sealed_header.data()))) {
+    return Fail(ErrorCode::INTERNAL, "cannot encrypt the data to store");
+  }
   if (sealed_header.size() > kMaxHeaderBytes) {
     return Fail(ErrorCode::INTERNAL, "the data has too many column chunks");
   }
   uint32_t hl = static_cast<uint32_t>(sealed_header.size());
   for (int i = 0; i < 4; ++i) prefix.push_back(static_cast<char>(hl >> (8 * i)));
 
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
-  ::fchmod(fd, 0600);
-  auto fail = [&](Error e) -> Result<WrittenData> {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return std::unexpected(std::move(e));
-  };
-  if (auto st = WriteAll(fd, prefix.data(), prefix.size()); !st) return fail(st.error());
-  if (auto st = WriteAll(fd, sealed_header.data(), sealed_header.size()); !st) return fail(st.error());
-
-  // Units are sealed in batches on every core, then written in order.
+  // Units are sealed in batches on every core, then written in order. The
+  // buffers exist before the temporary file does, and are wiped on every path.
   const auto units = Units(segments, kPrefixBytes + sealed_header.size());
   const unsigned threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   const size_t batch = 16 * threads;
   const size_t stride = kUnitBytes + crypto::UnitCipher::kTagBytes;
   std::vector<unsigned char> plain_buf(batch * kUnitBytes), cipher_buf(batch * stride);
+  struct Wipe {
+    std::vector<unsigned char>& v;
+    ~Wipe() { sodium_memzero(v.data(), v.size()); }
+  } wipe{plain_buf};
+
+  TempFile file(path);
+  if (file.fd() < 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
+  CR_TRY(WriteAll(file.fd(), prefix.data(), prefix.size()));
+  CR_TRY(WriteAll(file.fd(), sealed_header.data(), sealed_header.size()));
   for (size_t first = 0; first < units.size(); first += batch) {
     size_t n = std::min(batch, units.size() - first);
     std::atomic<size_t> next{0};
     std::atomic<bool> ok{true};
-    auto work = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < n;) {
+    RunOnThreads(static_cast<unsigned>(std::min<size_t>(threads, n)), [&] {
+      for (size_t i; ok && (i = next.fetch_add(1)) < n;) {
         const Unit& u = units[first + i];
         unsigned char* p = plain_buf.data() + i * kUnitBytes;
-        if (PreadAll(plain.fd(), p, u.length, u.plain_offset)) {
-          cipher.Seal(u.index, UnitAd(binding, u.index, u.plain_offset, u.length), p, u.length,
-                      cipher_buf.data() + i * stride);
-        } else {
+        if (!PreadAll(plain.fd(), p, u.length, u.plain_offset) ||
+            !cipher.Seal(u.index, UnitAd(binding, u.index, u.plain_offset, u.length), p, u.length,
+                         cipher_buf.data() + i * stride)) {
           ok = false;
         }
       }
-    };
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads && t < n; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-    if (!ok) return fail(Error{ErrorCode::INTERNAL, "cannot read the data to store"});
+    });
+    if (!ok) return Fail(ErrorCode::INTERNAL, "cannot read or encrypt the data to store");
     for (size_t i = 0; i < n; ++i) {
       const Unit& u = units[first + i];
-      if (auto st = WriteAll(fd, cipher_buf.data() + i * stride, u.length + crypto::UnitCipher::kTagBytes);
-          !st) {
-        return fail(st.error());
-      }
+      CR_TRY(WriteAll(file.fd(), cipher_buf.data() + i * stride, u.length + crypto::UnitCipher::kTagBytes));
     }
   }
-  sodium_memzero(plain_buf.data(), plain_buf.size());
   struct stat st;
-  if (::fsync(fd) != 0 || ::fstat(fd, &st) != 0) {
-    return fail(Error{ErrorCode::INTERNAL, "cannot write into the room"});
-  }
+  if (::fstat(file.fd(), &st) != 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room");
   out.bytes = static_cast<uint64_t>(st.st_size);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Fail(ErrorCode::INTERNAL, "cannot store the data in the room: {}", strerror(errno));
-  }
+  CR_TRY(file.Commit(path));
   return out;
 }
 
@@ -234,7 +293,8 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
                                      std::string_view binding,
                                      const std::set<std::string>* columns, unsigned threads) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Fail(ErrorCode::TAMPERED, "stored data is missing: {}", path);
+  if (fd < 0 && errno == ENOENT) return Fail(ErrorCode::TAMPERED, "stored data is missing: {}", path);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open stored data {}: {}", path, strerror(errno));
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
@@ -245,9 +305,8 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
   };
 
   std::string prefix(kPrefixBytes, '\0');
-  if (!PreadAll(fd, prefix.data(), prefix.size(), 0) || prefix.compare(0, kMagic.size(), kMagic) != 0) {
-    return tampered("not a room data file");
-  }
+  CR_TRY(PreadAll(fd, prefix.data(), prefix.size(), 0));
+  if (prefix.compare(0, kMagic.size(), kMagic) != 0) return tampered("not a room data file");
   auto kind = static_cast<crypto::UnitCipherKind>(prefix[kMagic.size()]);
   if (kind != crypto::UnitCipherKind::kAes256Gcm) return tampered("unknown cipher");
   uint32_t hl = 0;
@@ -257,7 +316,7 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
   if (hl < crypto::UnitCipher::kTagBytes || hl > kMaxHeaderBytes) return tampered("header size");
   CR_ASSIGN(auto cipher, crypto::UnitCipher::Create(kind, key));
   std::string sealed(hl, '\0');
-  if (!PreadAll(fd, sealed.data(), sealed.size(), kPrefixBytes)) return tampered("truncated header");
+  CR_TRY(PreadAll(fd, sealed.data(), sealed.size(), kPrefixBytes));
   std::string header(hl - crypto::UnitCipher::kTagBytes, '\0');
   if (!cipher.Open(kHeaderIndex, HeaderAd(binding) + prefix.substr(0, kMagic.size() + 1),
                    reinterpret_cast<const unsigned char*>(sealed.data()), sealed.size(),
@@ -283,7 +342,19 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
   struct stat st;
   if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != expected) return tampered("size");
 
-  // The units to read: shared ones and those of the wanted columns.
+  // The units to read: shared ones and those of the wanted columns. A file
+  // split by column must have every wanted column (else the view would read
+  // bytes nobody decrypted); a file of one shared segment is read whole.
+  bool split = std::any_of(segments.begin(), segments.end(),
+                           [](const Segment& s) { return !s.column.empty(); });
+  if (columns && split) {
+    for (const auto& c : *columns) {
+      if (std::none_of(segments.begin(), segments.end(),
+                       [&](const Segment& s) { return s.column == c; })) {
+        return Fail(ErrorCode::INTERNAL, "stored data for {} has no column {}", binding, c);
+      }
+    }
+  }
   std::vector<Unit> wanted;
   {
     size_t u = 0;
@@ -308,28 +379,31 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = static_cast<unsigned>(std::min<size_t>(threads, std::max<size_t>(1, wanted.size())));
   std::atomic<size_t> next{0};
-  std::atomic<bool> authentic{true}, written{true};
-  auto work = [&] {
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::optional<Error> error;
+  auto fail = [&](Error e) {
+    std::lock_guard lock(mu);
+    if (!error) error = std::move(e);
+    failed = true;
+  };
+  RunOnThreads(threads, [&] {
     std::vector<unsigned char> buf(kUnitBytes + crypto::UnitCipher::kTagBytes);
-    for (size_t i; authentic && written && (i = next.fetch_add(1)) < wanted.size();) {
+    for (size_t i; !failed && (i = next.fetch_add(1)) < wanted.size();) {
       const Unit& u = wanted[i];
       const size_t n = u.length + crypto::UnitCipher::kTagBytes;
-      if (!PreadAll(fd, buf.data(), n, u.cipher_offset) ||
-          !cipher.Open(u.index, UnitAd(binding, u.index, u.plain_offset, u.length), buf.data(), n,
-                       buf.data())) {
-        authentic = false;
+      if (auto st = PreadAll(fd, buf.data(), n, u.cipher_offset); !st) {
+        fail(st.error());
+      } else if (!cipher.Open(u.index, UnitAd(binding, u.index, u.plain_offset, u.length),
+                              buf.data(), n, buf.data())) {
+        fail(tampered("a unit does not authenticate").error());
       } else if (!PwriteAll(mem.fd(), buf.data(), u.length, u.plain_offset)) {
-        written = false;
+        fail(Error{ErrorCode::INTERNAL, fmt::format("in-memory file: {}", strerror(errno))});
       }
     }
     sodium_memzero(buf.data(), buf.size());
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (!written) return Fail(ErrorCode::INTERNAL, "in-memory file: {}", strerror(errno));
-  if (!authentic) return tampered("a unit does not authenticate");
+  });
+  if (error) return std::unexpected(*error);
   return mem;
 }
 

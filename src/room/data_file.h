@@ -6,8 +6,8 @@
 // byte, and its secretstream can only be decrypted front to back on one core:
 // for the 10M-row benchmark that was 0.42 s of a 1.05 s query. The package is
 // verified once, at ingest; after that the room's own authenticated encryption
-// (AES-256-GCM or ChaCha20-Poly1305 per unit, docs/package-format.md) protects
-// the bytes, and a query decrypts only the column chunks it needs.
+// (AES-256-GCM per unit, docs/package-format.md) protects the bytes, and a
+// query decrypts only the column chunks it needs.
 //
 // Layout: "CRDATA01", the cipher (1 byte), the sealed header's length (u32 LE)
 // and the sealed header (JSON: plaintext size, unit size, segments), then the
@@ -39,10 +39,12 @@ struct Segment {
 // Plaintext bytes per unit.
 inline constexpr uint64_t kUnitBytes = 1 << 20;
 
-// Splits the Parquet file in `plain` (of `size` bytes) into segments, using the
-// column chunk offsets of its footer (DuckDB's parquet_metadata). Columns must
-// be flat (the room's are). When the metadata does not describe a sane layout,
-// the whole file is one shared segment: correct, only slower to read.
+// Splits the Parquet file in `plain` into segments, using the column chunk
+// offsets of its footer (DuckDB's parquet_metadata), each chunk named after
+// the column at its position in the schema. Columns must be flat (the room's
+// are). When the metadata does not describe a sane layout (names that disagree
+// with the schema, chunks that overlap or leave the file), the whole file is
+// one shared segment: correct, only slower to read.
 Result<std::vector<Segment>> ParquetSegments(engine::Database& db, const engine::MemFile& plain);
 
 struct WrittenData {
@@ -59,9 +61,10 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
 // Decrypts the shared segments and those of `columns` (every segment when
 // `columns` is null) into a new in-memory file of the full plaintext size;
 // bytes of other columns stay zero and take no memory. Units are decrypted on
-// up to `threads` threads (0: one per core). TAMPERED when the header or any
-// unit read fails authentication, or the file's size is not the one its header
-// implies.
+// up to `threads` threads (0: one per core). TAMPERED when the file is missing
+// or short, the header or any unit read fails authentication, or the file's
+// size is not the one its header implies; INTERNAL for I/O errors and for a
+// wanted column the file does not have.
 Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::SecureBuffer& key,
                                      std::string_view binding,
                                      const std::set<std::string>* columns, unsigned threads = 0);

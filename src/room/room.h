@@ -87,8 +87,8 @@ class Room {
 
   // Decrypts a dataset into an in-memory file: only the shared bytes and the
   // chunks of `columns` when given (the other columns' bytes read as zeros:
-  // mount them with ColumnsView), every byte otherwise. TAMPERED when anything
-  // read fails authentication.
+  // mount a view selecting only `columns`), every byte otherwise. TAMPERED
+  // when anything read fails authentication.
   Result<engine::MemFile> Decrypt(const std::string& dataset,
                                   const std::set<std::string>* columns = nullptr,
                                   unsigned threads = 0) const;

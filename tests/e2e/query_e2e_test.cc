@@ -410,6 +410,27 @@ TEST_F(QueryE2e, OnlyTheColumnsAQueryReadsAreDecryptedAndMounted) {
   ASSERT_TRUE(n);
   EXPECT_EQ(*n->at(0, 0), "12000");
   EXPECT_EQ(*n->at(0, 1), "true");
+
+  // One dataset, the privacy unit column never named by the analyst (the
+  // threshold still needs it), a filter on a column that is not an output.
+  auto db2 = engine::Database::Open();
+  ASSERT_TRUE(db2);
+  auto single = query::BuildPlan(*db2,
+                                 "SELECT campaign, SUM(cost) AS spend FROM impressions "
+                                 "WHERE shown_at >= TIMESTAMP '2000-01-01' GROUP BY campaign",
+                                 ctx);
+  ASSERT_TRUE(single) << single.error().message;
+  EXPECT_EQ(single->Columns()["impressions"],
+            (std::set<std::string>{"email", "campaign", "shown_at", "cost"}));
+  single = query::BuildPlan(*db2, "SELECT campaign, SUM(cost) AS spend FROM impressions GROUP BY campaign",
+                            ctx);
+  ASSERT_TRUE(single);
+  EXPECT_EQ(single->Columns()["impressions"], (std::set<std::string>{"email", "campaign", "cost"}));
+  query::ExecStats stats;
+  auto rs = query::Execute(*room, *db2, *single, &stats);
+  ASSERT_TRUE(rs) << rs.error().message;
+  EXPECT_GT(rs->rows.size(), 0u);
+  EXPECT_FALSE(db2->Query("SELECT shown_at FROM impressions", ErrorCode::INTERNAL, false));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -229,6 +230,33 @@ TEST_F(DataFileTest, AColumnNotReadIsNotChecked) {
   EXPECT_EQ(r.error().code, ErrorCode::TAMPERED);
 }
 
+TEST_F(DataFileTest, DamageInSharedBytesOrTruncationFailsAPartialRead) {
+  const std::string file = Slurp(path_);
+  std::set<std::string> wanted = {"campaign"};
+  // The footer (last shared unit) is read by every query.
+  std::string bad = file;
+  bad[StoredUnits().back().at + 7] ^= 1;
+  Spit(path_, bad);
+  auto r = Read(&wanted);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::TAMPERED);
+  // Cutting bytes out of a column the query does not read still changes the
+  // file's size, which every read checks.
+  uint64_t email = FirstUnitOffsetOf("email");
+  bad = file.substr(0, email) + file.substr(email + 100);
+  Spit(path_, bad);
+  r = Read(&wanted);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::TAMPERED);
+}
+
+TEST_F(DataFileTest, AWantedColumnTheFileLacksIsAnError) {
+  std::set<std::string> wanted = {"campaign", "device"};
+  auto r = Read(&wanted);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::INTERNAL);
+}
+
 TEST_F(DataFileTest, WrongKeyOrBindingIsRefused) {
   crypto::SecureBuffer other(crypto::kKeyBytes);
   crypto::RandomBytes(other.data(), other.size());
@@ -249,9 +277,17 @@ TEST_F(DataFileTest, FailedWriteLeavesNothing) {
   w = WriteDataFile(dir_ / "p.crdata", *plain_, partial, kBinding);
   ASSERT_FALSE(w);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "p.crdata"));
-  size_t files = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir_.path())) ++files;
-  EXPECT_EQ(files, 1u);  // d.crdata only: no temporary files left behind
+  // Everything written, then the rename fails (the destination is a folder
+  // that is not empty): the temporary file is removed.
+  std::filesystem::create_directory(dir_ / "occupied");
+  Spit(dir_ / "occupied/x", "x");
+  w = WriteDataFile(dir_ / "occupied", *plain_, segments_, kBinding);
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().code, ErrorCode::INTERNAL);
+  std::vector<std::string> files;
+  for (auto& e : std::filesystem::directory_iterator(dir_.path())) files.push_back(e.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"d.crdata", "occupied"}));  // no temporary files
 }
 
 TEST(UnitCipherTest, IsAes256GcmKnownAnswer) {
@@ -263,7 +299,7 @@ TEST(UnitCipherTest, IsAes256GcmKnownAnswer) {
   auto c = crypto::UnitCipher::Create(crypto::UnitCipherKind::kAes256Gcm, key);
   ASSERT_TRUE(c);
   unsigned char plain[16] = {0}, out[32], back[16];
-  c->Seal(0, "", plain, 16, out);
+  ASSERT_TRUE(c->Seal(0, "", plain, 16, out));
   EXPECT_EQ(ToHex(std::string_view(reinterpret_cast<char*>(out), 32)),
             "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
   EXPECT_TRUE(c->Open(0, "", out, 32, back));
@@ -277,6 +313,25 @@ TEST(UnitCipherTest, IsAes256GcmKnownAnswer) {
   out[31] ^= 1;
   EXPECT_FALSE(c->Open(0, "", out, 32, back));
   EXPECT_FALSE(c->Open(0, "", out, 15, back));   // shorter than a tag
+  // The nonce is the unit index, little-endian: checked against libsodium's
+  // independent AES-256-GCM where the CPU runs it.
+  if (crypto_aead_aes256gcm_is_available()) {
+    crypto::SecureBuffer k(32);
+    crypto::RandomBytes(k.data(), k.size());
+    auto u = crypto::UnitCipher::Create(crypto::UnitCipherKind::kAes256Gcm, k);
+    ASSERT_TRUE(u);
+    const std::string ad = "bound";
+    for (uint64_t index : {uint64_t{1}, (uint64_t{1} << 40) + 5, ~uint64_t{0}}) {
+      unsigned char mine[16 + 16], theirs[16 + 16], nonce[12] = {0};
+      for (int i = 0; i < 8; ++i) nonce[i] = static_cast<unsigned char>(index >> (8 * i));
+      unsigned long long len = 0;
+      ASSERT_TRUE(u->Seal(index, ad, plain, 16, mine));
+      crypto_aead_aes256gcm_encrypt(theirs, &len, plain, 16,
+                                    reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
+                                    nullptr, nonce, k.data());
+      EXPECT_EQ(std::memcmp(mine, theirs, 32), 0) << index;
+    }
+  }
   crypto::SecureBuffer short_key(16);
   EXPECT_FALSE(crypto::UnitCipher::Create(crypto::UnitCipherKind::kAes256Gcm, short_key));
 }

@@ -71,6 +71,10 @@ class RoomTest : public ::testing::Test {
     for (auto& e : std::filesystem::directory_iterator(dir_ / "room/data")) return e.path();
     return "";
   }
+  std::string StoredKey() {
+    for (auto& e : std::filesystem::directory_iterator(dir_ / "room/keys")) return e.path();
+    return "";
+  }
 
   TempDir dir_;
 };
@@ -116,9 +120,19 @@ TEST_F(RoomTest, DataTamperedAtRestIsDetectedBeforeUse) {
 TEST_F(RoomTest, SwappedStoredPackageIsDetected) {
   IngestImpressions();
   std::string first = Slurp(StoredPackage());
+  std::string first_key = Slurp(StoredKey());
   IngestImpressions();  // a new version replaces (and shreds) the first
   std::string pkg = StoredPackage();
-  Spit(pkg, first);  // an attacker puts the old, validly signed package back
+  std::string key = StoredKey();
+  Spit(pkg, first);  // an attacker puts the old data back
+  {
+    auto room = Room::Open(dir_ / "room");
+    ASSERT_TRUE(room);
+    auto mem = room->Decrypt("impressions");
+    ASSERT_FALSE(mem);
+    EXPECT_EQ(mem.error().code, ErrorCode::TAMPERED);
+  }
+  Spit(key, first_key);  // ... and its old wrapped key (bound to the old package id)
   auto room = Room::Open(dir_ / "room");
   ASSERT_TRUE(room);
   auto mem = room->Decrypt("impressions");
