@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "crypto/crypto.h"
 #include "demo/campaign_spec.h"
@@ -130,5 +131,44 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto gen = cr::query::Generate(*plan);
   auto parsed = cr::query::ParseSelect(*env->db, gen.released);
   if (!parsed) Die("generated SQL does not parse");
+  // The room decrypts and mounts only Plan::Columns(): each is declared, the
+  // privacy unit column is there, and the generated SQL binds against empty
+  // tables holding exactly those columns (a column the room did not decrypt
+  // would be a binder error here).
+  auto columns = plan->Columns();
+  std::vector<std::string> created;
+  for (const auto& [name, cols] : columns) {
+    const auto* ds = env->spec.FindDataset(name);
+    if (!ds || !cols.count(ds->privacy_unit_column)) Die("unit column not mounted");
+    std::vector<std::string> defs;
+    for (const auto& c : cols) {
+      const auto* col = ds->FindColumn(c);
+      if (!col) Die("undeclared column mounted");
+      std::string type = col->role == cr::spec::Role::kJoinKey ? "UUID" : std::string(cr::spec::DuckDbType(col->type));
+      defs.push_back(cr::engine::QuoteIdent(c) + " " + type);
+    }
+    std::string joined;
+    for (const auto& d : defs) joined += (joined.empty() ? "" : ", ") + d;
+    if (!env->db->Execute("CREATE OR REPLACE TEMP TABLE " + cr::engine::QuoteIdent(name) + " (" + joined + ")")) {
+      Die("cannot create the mounted columns");
+    }
+    created.push_back(name);
+  }
+  // Type errors may fail here (the checker leaves typing to DuckDB: such a
+  // query fails when it runs); a column missing from the mounted tables is
+  // what this checks.
+  auto bound = env->db->Query("EXPLAIN " + gen.groups, cr::ErrorCode::INTERNAL, true);
+  auto missing = [](const std::string& m) {
+    return m.find("does not have a column") != std::string::npos ||
+           m.find("Referenced column") != std::string::npos ||
+           m.find("Referenced table") != std::string::npos;
+  };
+  if (!bound && missing(bound.error().message)) {
+    std::fprintf(stderr, "%s\n%s\n", gen.groups.c_str(), bound.error().message.c_str());
+    Die("generated SQL reads a column that is not mounted");
+  }
+  for (const auto& name : created) {
+    (void)env->db->Execute("DROP TABLE IF EXISTS " + cr::engine::QuoteIdent(name));
+  }
   return 0;
 }
