@@ -1,4 +1,8 @@
 // `cleanroom query`, `cleanroom run` (templates) and `cleanroom results get`.
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
 #include <fmt/core.h>
 
 #include "cli/cli.h"
@@ -21,6 +25,23 @@ Result<Caller> OpenAs(const Globals& g, std::string_view command) {
   CR_ASSIGN(auto key, crypto::Identity::Load(g.key));
   CR_ASSIGN(auto room, room::Room::Open(g.room));
   return Caller{std::move(room), std::move(key)};
+}
+
+// The operator's limits: CLEANROOM_QUERY_TIMEOUT (seconds, 0 for none;
+// default 600). A value that is not a number is a usage error, not ignored.
+Result<query::RunOptions> Limits() {
+  query::RunOptions o;
+  const char* env = std::getenv("CLEANROOM_QUERY_TIMEOUT");
+  if (!env) return o;
+  try {
+    size_t pos = 0;
+    double v = std::stod(env, &pos);
+    if (pos != std::strlen(env) || !(v >= 0) || v > 1e7) throw std::invalid_argument(env);
+    o.timeout_seconds = v;
+  } catch (const std::exception&) {
+    return Fail(ErrorCode::USAGE, "CLEANROOM_QUERY_TIMEOUT must be a number of seconds (0 for no limit)");
+  }
+  return o;
 }
 
 // Prints the result to a receiver, or only its id (and who holds it) to others.
@@ -46,10 +67,11 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   static std::string sql;
   q->add_option("--sql", sql, "one SELECT statement")->required();
   r.Add(q, [&g]() -> Status {
+    CR_ASSIGN(auto limits, Limits());
     CR_ASSIGN(auto c, OpenAs(g, "query"));
     query::Request req;
     req.sql = sql;
-    CR_ASSIGN(auto o, query::Run(c.room, c.key, req));
+    CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
     PrintOutcome(g, o);
     return Ok();
   });
@@ -71,8 +93,9 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
         return Fail(ErrorCode::BAD_INPUT, "parameter {} given twice", p.substr(0, eq));
       }
     }
+    CR_ASSIGN(auto limits, Limits());
     CR_ASSIGN(auto c, OpenAs(g, "run"));
-    CR_ASSIGN(auto o, query::Run(c.room, c.key, req));
+    CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
     PrintOutcome(g, o);
     return Ok();
   });

@@ -23,6 +23,7 @@ namespace cr {
   X(PACKAGE_REPLAYED, 3, 409)                  \
   X(ROOM_NOT_ACTIVE, 3, 409)                   \
   X(ROOM_EXISTS, 3, 409)                       \
+  X(QUERY_LIMIT_EXCEEDED, 3, 413)              \
   X(BUDGET_EXHAUSTED, 4, 429)                  \
   X(UNKNOWN_SIGNER, 5, 401)                    \
   X(WRONG_SIGNER, 5, 403)                      \

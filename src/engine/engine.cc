@@ -106,8 +106,11 @@ Result<Database> Database::Open(const Options& options) {
   auto set = [&](const char* k, const std::string& v) {
     return duckdb_set_config(config, k, v.c_str()) == DuckDBSuccess;
   };
+  // No temporary directory: DuckDB would otherwise spill intermediate data
+  // (hash tables of pseudonyms, values) into ./.tmp when memory runs short,
+  // and plaintext must never touch the disk. Such a statement fails instead.
   bool ok = set("autoinstall_known_extensions", "false") &&
-            set("autoload_known_extensions", "false");
+            set("autoload_known_extensions", "false") && set("temp_directory", "");
   if (ok && options.threads > 0) ok = set("threads", std::to_string(options.threads));
   if (ok && !options.memory_limit.empty()) ok = set("memory_limit", options.memory_limit);
   if (!ok) {
@@ -132,14 +135,31 @@ Database::~Database() = default;
 Database::Database(Database&& o) noexcept = default;
 Database& Database::operator=(Database&& o) noexcept = default;
 
+namespace {
+
+// A failed statement's error. Running out of memory or being interrupted is
+// QUERY_LIMIT_EXCEEDED whatever the caller's code: a limit, not bad input.
+std::unexpected<Error> StatementError(duckdb_result* res, ErrorCode code, bool with_detail) {
+  std::string msg = duckdb_result_error(res) ? duckdb_result_error(res) : "query failed";
+  duckdb_error_type type = duckdb_result_error_type(res);
+  duckdb_destroy_result(res);
+  if (type == DUCKDB_ERROR_OUT_OF_MEMORY) {
+    return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the statement needs more memory than the engine may use");
+  }
+  if (type == DUCKDB_ERROR_INTERRUPT) {
+    return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the statement was interrupted");
+  }
+  if (with_detail) return Fail(code, "{}", msg);
+  return Fail(code, "the engine refused the statement");
+}
+
+}  // namespace
+
 Status Database::Execute(std::string_view sql, ErrorCode code, bool with_detail) {
   duckdb_result res;
   std::string q(sql);
   if (duckdb_query(h_->conn, q.c_str(), &res) == DuckDBError) {
-    std::string msg = duckdb_result_error(&res) ? duckdb_result_error(&res) : "query failed";
-    duckdb_destroy_result(&res);
-    if (with_detail) return Fail(code, "{}", msg);
-    return Fail(code, "the engine refused the statement");
+    return StatementError(&res, code, with_detail);
   }
   duckdb_destroy_result(&res);
   return Ok();
@@ -149,10 +169,7 @@ Result<QueryResult> Database::Query(std::string_view sql, ErrorCode code, bool w
   duckdb_result res;
   std::string q(sql);
   if (duckdb_query(h_->conn, q.c_str(), &res) == DuckDBError) {
-    std::string msg = duckdb_result_error(&res) ? duckdb_result_error(&res) : "query failed";
-    duckdb_destroy_result(&res);
-    if (with_detail) return Fail(code, "{}", msg);
-    return Fail(code, "the engine refused the statement");
+    return StatementError(&res, code, with_detail);
   }
   QueryResult out;
   idx_t cols = duckdb_column_count(&res);

@@ -1,7 +1,11 @@
 #include "query/executor.h"
 
 #include <chrono>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -95,7 +99,10 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
 
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
   GeneratedSql sql = Generate(plan);
-  auto fail = [](const Error&) {
+  auto fail = [](const Error& e) {
+    if (e.code == ErrorCode::QUERY_LIMIT_EXCEEDED) {
+      return Fail(e.code, "the query was stopped: {}", e.message);
+    }
     return Fail(kRunError,
                 "the query failed while running (a type or conversion error); DuckDB's details "
                 "are withheld because they can quote data values");
@@ -139,12 +146,39 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 }
 
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
-                                   ExecStats* stats) {
+                                   ExecStats* stats, double timeout_seconds) {
   auto t0 = std::chrono::steady_clock::now();
   CR_ASSIGN(auto files, MountDatasets(room, db, plan));
   double decrypt = Since(t0);
   auto t1 = std::chrono::steady_clock::now();
-  CR_ASSIGN(auto out, ExecutePlan(db, plan, stats));
+  // A watchdog interrupts the generated SQL once it has run for the limit: a
+  // hostile analyst's join that multiplies rows cannot hold the room.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::atomic<bool> timed_out{false};
+  std::jthread watchdog;
+  if (timeout_seconds > 0) {
+    watchdog = std::jthread([&] {
+      std::unique_lock lock(mu);
+      if (!cv.wait_for(lock, std::chrono::duration<double>(timeout_seconds), [&] { return done; })) {
+        timed_out = true;
+        db.Interrupt();
+      }
+    });
+  }
+  auto ran = ExecutePlan(db, plan, stats);
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  if (watchdog.joinable()) watchdog.join();
+  if (!ran && timed_out) {
+    return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED,
+                "the query ran longer than the room allows ({} s) and was stopped", timeout_seconds);
+  }
+  CR_ASSIGN(auto out, std::move(ran));
   if (stats) {
     stats->decrypt_seconds = decrypt;
     stats->query_seconds = Since(t1);

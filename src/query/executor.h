@@ -32,8 +32,11 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats);
 
 // MountDatasets + ExecutePlan in `db`, an in-memory database with no views
-// yet (the one the plan was built with: opening a second costs ~10 ms).
+// yet (the one the plan was built with: opening a second costs ~10 ms). The
+// generated SQL is interrupted after `timeout_seconds` (0: no limit), and the
+// query then fails with QUERY_LIMIT_EXCEEDED, as it does when it needs more
+// memory than the engine may use (nothing is ever spilled to disk).
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
-                                   ExecStats* stats);
+                                   ExecStats* stats, double timeout_seconds = 0);
 
 }  // namespace cr::query

@@ -32,7 +32,7 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 }
 
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
-                    const engine::Options& options) {
+                    const RunOptions& options) {
   const spec::Spec& spec = room.spec();
   const spec::Template* tmpl = nullptr;
   std::string sql = req.sql;
@@ -75,7 +75,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   }
 
   // One database parses the query and, once the plan passed, runs it.
-  auto db = engine::Database::Open(options);
+  auto db = engine::Database::Open(options.engine);
   if (!db) return refuse(db.error());
   CheckContext ctx;
   ctx.spec = &spec;
@@ -93,7 +93,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   }
 
   Outcome out;
-  auto rs = Execute(room, *db, *plan, &out.stats);
+  auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
   if (!rs) return refuse(rs.error());
   out.result = std::move(*rs);
   out.result.result_id = crypto::RandomId();

@@ -23,6 +23,15 @@ struct Request {
   std::map<std::string, std::string> params;
 };
 
+// Limits the operator sets on the room's side.
+struct RunOptions {
+  engine::Options engine;
+  // Longest the generated SQL may run before it is stopped (QUERY_LIMIT_EXCEEDED,
+  // exit 3); 0: no limit. The CLI reads CLEANROOM_QUERY_TIMEOUT (seconds).
+  double timeout_seconds = kDefaultQueryTimeoutSeconds;
+  static constexpr double kDefaultQueryTimeoutSeconds = 600;
+};
+
 struct Outcome {
   results::ResultSet result;           // with its id
   std::string caller;                  // party name
@@ -39,9 +48,10 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 
 // Runs a query or template for the party holding `caller`. Errors:
 // NOT_AUTHORIZED (key of no party, or no `query` ability), ROOM_NOT_ACTIVE,
-// QUERY_REFUSED, SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET.
+// QUERY_REFUSED, SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET,
+// QUERY_LIMIT_EXCEEDED (time or memory).
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
-                    const engine::Options& options = {});
+                    const RunOptions& options = {});
 
 // Opens a stored result for the party holding `caller` (audited).
 Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,

@@ -4,11 +4,13 @@
 // list and custom rules, and the audit trail.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/demo_queries.h"
@@ -194,6 +196,39 @@ TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
   EXPECT_EQ(refusals, attacks.size() + ReadSqlFile("invalid.txt").size());
   EXPECT_EQ(audit.find("jane.doe1@example.com"), std::string::npos);
   Must("--room " + Q(P("room")) + " audit verify");
+}
+
+// A join that multiplies rows (each person's ~4 impressions joined with
+// themselves ten times over) would hold the room for hours: it is stopped at
+// the operator's time limit, refused with QUERY_LIMIT_EXCEEDED (exit 3) and
+// audited, and nothing is released.
+TEST_F(QueryE2e, AQueryThatMultipliesRowsIsStoppedAtTheTimeLimit) {
+  auto before = Snapshot(P("room"), "audit.log");
+  size_t audit_before = Slurp(P("room/audit.log")).size();
+  std::string sql = "SELECT t0.campaign, COUNT(DISTINCT t0.email) AS people FROM impressions t0";
+  for (int i = 1; i <= 10; ++i) {
+    sql += fmt::format(" JOIN impressions t{} ON t{}.email = t{}.email", i, i - 1, i);
+  }
+  sql += " GROUP BY t0.campaign";
+  auto started = std::chrono::steady_clock::now();
+  auto r = RunShell("CLEANROOM_QUERY_TIMEOUT=1 " + Q(CLEANROOM_BINARY) + " " + As("acme") +
+                    " --format json query --sql " + Q(sql));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("error[QUERY_LIMIT_EXCEEDED]"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_LT(took, 60.0);  // a bound on the test, not a timing assertion: unstopped it runs for hours
+  EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
+  std::string audit = Slurp(P("room/audit.log")).substr(audit_before);
+  EXPECT_NE(audit.find("\"QUERY_LIMIT_EXCEEDED\""), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"query.refused\""), std::string::npos) << audit;
+  // The limit is the operator's: a value that is not a number is refused.
+  auto bad = RunShell("CLEANROOM_QUERY_TIMEOUT=soon " + Q(CLEANROOM_BINARY) + " " + As("acme") +
+                      " query --sql " + Q("SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign"));
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  // The same room answers the next query normally.
+  auto ok = Query("acme", "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
 TEST_F(QueryE2e, AggregatesEqualPlainDuckDbMinusSuppressedRows) {

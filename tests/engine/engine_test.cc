@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
+
+#include "testing/temp_dir.h"
 
 namespace cr::engine {
 namespace {
@@ -29,6 +32,43 @@ TEST(EngineTest, ExtensionAutoloadAndInstallAreOff) {
   ASSERT_TRUE(r);
   EXPECT_EQ(*r->at(0, 0), "false");
   EXPECT_EQ(*r->at(0, 1), "false");
+}
+
+// Plaintext must never touch the disk: DuckDB's default for an in-memory
+// database is to spill to ./.tmp under memory pressure. Here a statement that
+// needs more than the memory limit fails with QUERY_LIMIT_EXCEEDED instead,
+// and nothing appears on disk; the same statement with a temporary directory
+// set (DuckDB's default behaviour) does write spill files there.
+TEST(EngineTest, NothingSpillsToDiskWhenMemoryRunsShort) {
+  testing::TempDir dir;
+  auto old_cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  // Sorting 8M strings needs ~200 MB: within 64 MB only by spilling.
+  const std::string big =
+      "SELECT count(*) FROM (SELECT i, 'row-' || i::VARCHAR AS s FROM range(8000000) t(i) "
+      "ORDER BY s DESC)";
+  {
+    auto db = Database::Open({.threads = 1, .memory_limit = "64MB"});
+    ASSERT_TRUE(db);
+    auto setting = db->Query("SELECT current_setting('temp_directory')::VARCHAR");
+    ASSERT_TRUE(setting);
+    EXPECT_EQ(setting->at(0, 0).value_or("?"), "");
+    auto r = db->Query(big, ErrorCode::INTERNAL, false);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::QUERY_LIMIT_EXCEEDED);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  {
+    auto db = Database::Open({.threads = 1, .memory_limit = "64MB"});
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->Execute("SET temp_directory = " + QuoteLiteral(dir / "spill")));
+    auto r = db->Query(big);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r->at(0, 0), "8000000");
+    // The control: it did spill there (DuckDB removes the folder on close).
+    EXPECT_TRUE(std::filesystem::exists(dir / "spill"));
+  }
+  std::filesystem::current_path(old_cwd);
 }
 
 TEST(EngineTest, ErrorsCarryCodeAndCanHideDetail) {
