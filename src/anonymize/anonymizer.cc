@@ -1,5 +1,9 @@
 #include "anonymize/anonymizer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -448,12 +452,16 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
 
 namespace {
 
+bool IsParquetPath(const std::string& path) {
+  auto lower = path;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.ends_with(".parquet");
+}
+
 // CSV as it is; Parquet through DuckDB, rendered as CSV in memory (a memfd) so
 // the one reader and the written output's re-check see the same text form.
 Result<std::string> ReadInputText(const std::string& path, char separator) {
-  auto lower = path;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (!lower.ends_with(".parquet")) return ReadFile(path);
+  if (!IsParquetPath(path)) return ReadFile(path);
   if (!PathExists(path)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
   CR_ASSIGN(auto db, engine::Database::Open());
   CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-anonymize-input"));
@@ -471,6 +479,30 @@ Result<std::string> ReadInputText(const std::string& path, char separator) {
   return text;
 }
 
+// The release as Parquet at `path` (mode 0600, fsynced): the CSV text goes
+// through a memfd into DuckDB, every column as text, so values such as
+// "021**", "[50, 60[" or a ZIP code's leading zero stay exactly as released.
+Status WriteParquetRelease(const std::string& csv_text, char separator, const std::string& path) {
+  CR_ASSIGN(auto db, engine::Database::Open());
+  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-anonymize-output"));
+  CR_TRY(mem.Append(csv_text));
+  std::string sep(1, separator);
+  if (!db.Execute(fmt::format("COPY (SELECT * FROM read_csv({}, delim = {}, header = true, "
+                              "all_varchar = true, quote = '\"', escape = '\"')) TO {} "
+                              "(FORMAT parquet, USE_TMP_FILE false)",
+                              engine::QuoteLiteral(mem.path()), engine::QuoteLiteral(sep),
+                              engine::QuoteLiteral(path)),
+                  ErrorCode::INTERNAL, false)) {
+    return Fail(ErrorCode::INTERNAL, "could not write the release as Parquet");
+  }
+  ::chmod(path.c_str(), 0600);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool synced = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!synced) return Fail(ErrorCode::INTERNAL, "could not write the release as Parquet");
+  return Ok();
+}
+
 }  // namespace
 
 Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& options) {
@@ -484,11 +516,22 @@ Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& opti
   text.clear();
   CR_ASSIGN(Release rel, Anonymize(cfg, *input, options));
 
+  // The release is written to a staging file next to `out`, read back in the
+  // same text form as an input, re-checked, and only then moved into place.
   const std::string out_text = WriteCsv(rel.table, sep);
-  const std::string staging = paths.out + ".cr-staging-" + crypto::RandomId();
-  CR_TRY(WriteFileAtomic(staging, out_text, 0600));
+  const bool parquet = IsParquetPath(paths.out);
+  const std::string staging =
+      paths.out + ".cr-staging-" + crypto::RandomId() + (parquet ? ".parquet" : "");
   auto cleanup = [&] { (void)RemoveFileDurable(staging); };
-  auto reread = ReadFile(staging);
+  if (parquet) {
+    if (auto st = WriteParquetRelease(out_text, sep, staging); !st) {
+      cleanup();
+      return std::unexpected(st.error());
+    }
+  } else {
+    CR_TRY(WriteFileAtomic(staging, out_text, 0600));
+  }
+  auto reread = parquet ? ReadInputText(staging, sep) : ReadFile(staging);
   if (!reread) {
     cleanup();
     return std::unexpected(reread.error());
