@@ -166,7 +166,8 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
         CR_TRY(room.audit().Append("dataset.ingest", rep.owner,
                                    {{"dataset", rep.dataset}, {"package_id", rep.package_id},
                                     {"rows", rep.rows}, {"bytes", rep.bytes}, {"replaced", rep.replaced}}));
-        Say(fmt::format("'{}' from {}: {} rows stored encrypted, data key wrapped by the room key",
+        Say(fmt::format("'{}' from {}: {} rows re-encrypted per column chunk (AES-256-GCM) under a "
+                        "fresh key wrapped by the room key",
                         rep.dataset, rep.owner, rep.rows));
       }
       // A replayed package is refused and changes nothing.
