@@ -29,7 +29,7 @@ struct Data {
 
 Data Load(size_t copies) {
   Data d;
-  d.table = std::move(*ReadCsvFile(kAdult + "/adult.csv"));
+  d.table = std::move(*ReadTableFile(kAdult + "/adult.csv"));
   if (copies > 1) d.table.Replicate(copies - 1);
   for (const auto& c : d.table.columns()) {
     HierarchySpec s;

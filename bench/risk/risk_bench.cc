@@ -30,7 +30,7 @@ RiskOptions AdultOptions() {
 
 // Grouping, sample metrics and the three population models from the in-memory table.
 void BM_AdultRiskAnalysis(benchmark::State& state) {
-  auto table = anonymize::ReadCsvFile(kAdult);
+  auto table = anonymize::ReadTableFile(kAdult);
   if (!table) {
     state.SkipWithError("adult.csv unreadable");
     return;
@@ -55,7 +55,7 @@ void BM_AdultRiskAnalysisWithRead(benchmark::State& state) {
   double seconds = 0;
   for (auto _ : state) {
     auto start = std::chrono::steady_clock::now();
-    auto table = anonymize::ReadCsvFile(kAdult);
+    auto table = anonymize::ReadTableFile(kAdult);
     auto r = AnalyzeRisk(*table, o);
     benchmark::DoNotOptimize(r);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -452,33 +452,6 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
 
 namespace {
 
-bool IsParquetPath(const std::string& path) {
-  auto lower = path;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.ends_with(".parquet");
-}
-
-// CSV as it is; Parquet through DuckDB, rendered as CSV in memory (a memfd) so
-// the one reader and the written output's re-check see the same text form.
-Result<std::string> ReadInputText(const std::string& path, char separator) {
-  if (!IsParquetPath(path)) return ReadFile(path);
-  if (!PathExists(path)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
-  CR_ASSIGN(auto db, engine::Database::Open());
-  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-anonymize-input"));
-  std::string sep(1, separator ? separator : ',');
-  if (!db.Execute(fmt::format("COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT csv, HEADER, "
-                              "DELIMITER {}, USE_TMP_FILE false)",
-                              engine::QuoteLiteral(path), engine::QuoteLiteral(mem.path()),
-                              engine::QuoteLiteral(sep)),
-                  ErrorCode::BAD_INPUT, false)) {
-    return Fail(ErrorCode::BAD_INPUT, "cannot read {} as Parquet", path);
-  }
-  CR_ASSIGN(uint64_t size, mem.Size());
-  std::string text;
-  CR_TRY(mem.ReadAt(0, size, &text));
-  return text;
-}
-
 // The release as Parquet at `path` (mode 0600, fsynced): the CSV text goes
 // through a memfd into DuckDB, every column as text, so values such as
 // "021**", "[50, 60[" or a ZIP code's leading zero stay exactly as released.
@@ -507,7 +480,7 @@ Status WriteParquetRelease(const std::string& csv_text, char separator, const st
 
 Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& options) {
   CR_ASSIGN(AnonymizeConfig cfg, LoadConfig(paths.config));
-  CR_ASSIGN(std::string text, ReadInputText(paths.input, cfg.separator));
+  CR_ASSIGN(std::string text, ReadTableText(paths.input, cfg.separator));
   const char sep = cfg.separator ? cfg.separator : DetectSeparator(text);
   CsvOptions csv;
   csv.separator = sep;
@@ -531,7 +504,7 @@ Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& opti
   } else {
     CR_TRY(WriteFileAtomic(staging, out_text, 0600));
   }
-  auto reread = parquet ? ReadInputText(staging, sep) : ReadFile(staging);
+  auto reread = parquet ? ReadTableText(staging, sep) : ReadFile(staging);
   if (!reread) {
     cleanup();
     return std::unexpected(reread.error());

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+
+#include <fmt/format.h>
 
 #include "common/files.h"
+#include "engine/engine.h"
 
 namespace cr::anonymize {
 
@@ -191,8 +195,33 @@ Result<Table> ReadCsv(std::string_view text, const CsvOptions& options) {
   return builder.Finish();
 }
 
-Result<Table> ReadCsvFile(const std::string& path, const CsvOptions& options) {
-  CR_ASSIGN(std::string text, ReadFile(path));
+bool IsParquetPath(const std::string& path) {
+  auto lower = path;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.ends_with(".parquet");
+}
+
+Result<std::string> ReadTableText(const std::string& path, char separator) {
+  if (!IsParquetPath(path)) return ReadFile(path);
+  if (!PathExists(path)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
+  CR_ASSIGN(auto db, engine::Database::Open());
+  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-table"));
+  std::string sep(1, separator ? separator : ',');
+  if (!db.Execute(fmt::format("COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT csv, HEADER, "
+                              "DELIMITER {}, USE_TMP_FILE false)",
+                              engine::QuoteLiteral(path), engine::QuoteLiteral(mem.path()),
+                              engine::QuoteLiteral(sep)),
+                  ErrorCode::BAD_INPUT, false)) {
+    return Fail(ErrorCode::BAD_INPUT, "cannot read {} as Parquet", path);
+  }
+  CR_ASSIGN(uint64_t size, mem.Size());
+  std::string text;
+  CR_TRY(mem.ReadAt(0, size, &text));
+  return text;
+}
+
+Result<Table> ReadTableFile(const std::string& path, const CsvOptions& options) {
+  CR_ASSIGN(std::string text, ReadTableText(path, options.separator));
   auto table = ReadCsv(text, options);
   if (!table) return Fail(table.error().code, "{}: {}", path, table.error().message);
   return table;

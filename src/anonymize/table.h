@@ -77,7 +77,15 @@ char DetectSeparator(std::string_view text);
 // RFC 4180 CSV with a header line: quoted fields, "" escapes, CRLF or LF.
 // BAD_INPUT on ragged rows, duplicate or empty column names, unterminated quotes.
 Result<Table> ReadCsv(std::string_view text, const CsvOptions& options = {});
-Result<Table> ReadCsvFile(const std::string& path, const CsvOptions& options = {});
+
+// Whether `path` names a Parquet file (by its extension, any case).
+bool IsParquetPath(const std::string& path);
+// A table file's text: a CSV file as it is; a Parquet file (`.parquet`) read by
+// DuckDB and rendered as CSV in memory (a memfd) with `separator` (',' when 0),
+// so one reader sees one form. FILE_UNREADABLE / BAD_INPUT when it cannot be read.
+Result<std::string> ReadTableText(const std::string& path, char separator = 0);
+// ReadTableText + ReadCsv: a CSV or Parquet file as a table.
+Result<Table> ReadTableFile(const std::string& path, const CsvOptions& options = {});
 
 // Serialises with a header, quoting fields that need it.
 std::string WriteCsv(const Table& table, char separator);

@@ -11,10 +11,10 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
   auto* cmd = root.add_subcommand("risk", "re-identification red team: risk metrics and linkage");
   static risk::RiskRun run;
   static uint64_t population = 0;
-  cmd->add_option("--input", run.input, "released CSV to attack")->required();
+  cmd->add_option("--input", run.input, "release to attack (CSV or .parquet)")->required();
   cmd->add_option("--qi", run.qi, "quasi-identifiers, comma-separated")->required();
   cmd->add_option("--sensitive", run.sensitive, "sensitive attribute");
-  cmd->add_option("--aux", run.aux, "auxiliary CSV the attacker holds");
+  cmd->add_option("--aux", run.aux, "auxiliary data the attacker holds (CSV or .parquet)");
   cmd->add_option("--link", run.link, "columns to link on, comma-separated");
   cmd->add_option("--truth", run.truth, "column both sides carry that tells right from wrong");
   auto* population_opt =

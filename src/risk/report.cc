@@ -228,7 +228,7 @@ Result<RiskResult> RunRisk(const RiskRun& run) {
   if (!run.truth.empty() && run.aux.empty()) {
     return Fail(ErrorCode::USAGE, "--truth needs --aux and --link");
   }
-  CR_ASSIGN(anonymize::Table table, anonymize::ReadCsvFile(run.input));
+  CR_ASSIGN(anonymize::Table table, anonymize::ReadTableFile(run.input));
   RiskOptions opt;
   opt.qis = SplitList(run.qi);
   opt.sensitive = run.sensitive;
@@ -238,7 +238,7 @@ Result<RiskResult> RunRisk(const RiskRun& run) {
   CR_ASSIGN(out.risk, AnalyzeRisk(table, opt));
   out.json = ToJson(out.risk);
   if (!run.aux.empty()) {
-    CR_ASSIGN(anonymize::Table aux, anonymize::ReadCsvFile(run.aux));
+    CR_ASSIGN(anonymize::Table aux, anonymize::ReadTableFile(run.aux));
     LinkageOptions lo;
     lo.link = SplitList(run.link);
     lo.truth = run.truth;

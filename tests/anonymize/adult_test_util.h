@@ -22,7 +22,7 @@ struct Adult {
 
 inline Adult LoadAdult(size_t replicate = 0) {
   Adult a;
-  auto t = ReadCsvFile(AdultDir() + "/adult.csv");
+  auto t = ReadTableFile(AdultDir() + "/adult.csv");
   EXPECT_TRUE(t.has_value()) << (t ? "" : t.error().ToString());
   a.table = std::move(*t);
   if (replicate) a.table.Replicate(replicate);

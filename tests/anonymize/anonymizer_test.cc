@@ -45,7 +45,7 @@ TEST(AnonymizerTest, ReleasesAdultWithKAndLAndVerifies) {
   EXPECT_EQ(report["levels"].size(), 8u);
   EXPECT_TRUE(report["models"]["l_diversity"]["satisfied"].get<bool>());
   // The written file is the released table; only the staging file is gone.
-  auto out = ReadCsvFile(dir / "out.csv");
+  auto out = ReadTableFile(dir / "out.csv");
   ASSERT_TRUE(out);
   EXPECT_EQ(out->num_rows(), 30162u);
   EXPECT_EQ(cr::testing::Snapshot(dir.path()).size(), 3u);
@@ -141,7 +141,7 @@ privacy:
   auto rel =
       RunAnonymize({dir / "anon.yaml", dir / "in.csv", dir / "out.csv", dir / "r.json"}, opt);
   ASSERT_TRUE(rel) << rel.error().ToString();
-  auto out = ReadCsvFile(dir / "out.csv");
+  auto out = ReadTableFile(dir / "out.csv");
   ASSERT_TRUE(out);
   EXPECT_LT(out->Find("ssn"), 0);
   int name = out->Find("name"), phone = out->Find("phone");

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "engine/engine.h"
 #include "testing/temp_dir.h"
 
 namespace cr {
@@ -40,6 +41,26 @@ TEST(RiskE2eTest, AdultJsonOnStdoutAndReportFile) {
   std::string html = Slurp(d / "risk.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no external fetches
+}
+
+// A Parquet release (what `anonymize --out NAME.parquet` writes) is attacked
+// like its CSV: the same Adult figures from a Parquet copy.
+TEST(RiskE2eTest, ParquetInputGivesTheSameFigures) {
+  TempDir d;
+  auto db = engine::Database::Open();
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->Execute("COPY (SELECT * FROM read_csv(" + engine::QuoteLiteral(Adult()) +
+                          ", delim = ';', header = true, all_varchar = true)) TO " +
+                          engine::QuoteLiteral(d / "adult.parquet") + " (FORMAT parquet)"));
+  auto r = RunShell(Bin() + " --format json risk --input " + Q(d / "adult.parquet") + " --qi " +
+                    Q(kQis));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["records"], 30162);
+  EXPECT_EQ(j["sample_uniques"], 15512);
+  Spit(d / "fake.parquet", "not parquet");
+  r = RunShell(Bin() + " risk --input " + Q(d / "fake.parquet") + " --qi age");
+  EXPECT_EQ(r.exit_code, 7) << r.err;
 }
 
 TEST(RiskE2eTest, LinkageAttackThroughTheBinary) {

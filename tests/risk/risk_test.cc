@@ -11,7 +11,7 @@ namespace cr::risk {
 namespace {
 
 using anonymize::ReadCsv;
-using anonymize::ReadCsvFile;
+using anonymize::ReadTableFile;
 using anonymize::Table;
 
 // Classes on (age, zip): {1,2,3} size 3, {4,5} size 2, {6} size 1.
@@ -160,7 +160,7 @@ const std::vector<std::string> kAdultQis = {
     "workclass", "occupation", "salary-class"};
 
 TEST(AdultTest, SampleUniquesOnAllNineColumns) {
-  auto t = ReadCsvFile(AdultPath());
+  auto t = ReadTableFile(AdultPath());
   ASSERT_TRUE(t.has_value()) << t.error().ToString();
   RiskOptions opt;
   opt.qis = kAdultQis;
@@ -173,7 +173,7 @@ TEST(AdultTest, SampleUniquesOnAllNineColumns) {
 }
 
 TEST(AdultTest, PopulationModelsArePlausible) {
-  auto t = ReadCsvFile(AdultPath());
+  auto t = ReadTableFile(AdultPath());
   ASSERT_TRUE(t.has_value());
   RiskOptions opt;
   opt.qis = kAdultQis;
@@ -195,7 +195,7 @@ TEST(AdultTest, PopulationModelsArePlausible) {
 }
 
 TEST(AdultTest, EstimatesApproachSampleUniquesAsTheSampleBecomesThePopulation) {
-  auto t = ReadCsvFile(AdultPath());
+  auto t = ReadTableFile(AdultPath());
   ASSERT_TRUE(t.has_value());
   RiskOptions opt;
   opt.qis = kAdultQis;
