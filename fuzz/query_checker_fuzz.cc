@@ -136,6 +136,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // tables holding exactly those columns (a column the room did not decrypt
   // would be a binder error here).
   auto columns = plan->Columns();
+  for (const auto& t : plan->tables) {
+    if (!columns.count(t.dataset)) Die("a touched dataset is not mounted");
+  }
   std::vector<std::string> created;
   for (const auto& [name, cols] : columns) {
     const auto* ds = env->spec.FindDataset(name);
@@ -161,7 +164,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto missing = [](const std::string& m) {
     return m.find("does not have a column") != std::string::npos ||
            m.find("Referenced column") != std::string::npos ||
-           m.find("Referenced table") != std::string::npos;
+           m.find("Referenced table") != std::string::npos ||
+           m.find("does not exist") != std::string::npos;
   };
   if (!bound && missing(bound.error().message)) {
     std::fprintf(stderr, "%s\n%s\n", gen.groups.c_str(), bound.error().message.c_str());

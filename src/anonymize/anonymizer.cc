@@ -1,9 +1,5 @@
 #include "anonymize/anonymizer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -452,30 +448,6 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
 
 namespace {
 
-// The release as Parquet at `path` (mode 0600, fsynced): the CSV text goes
-// through a memfd into DuckDB, every column as text, so values such as
-// "021**", "[50, 60[" or a ZIP code's leading zero stay exactly as released.
-Status WriteParquetRelease(const std::string& csv_text, char separator, const std::string& path) {
-  CR_ASSIGN(auto db, engine::Database::Open());
-  CR_ASSIGN(auto mem, engine::MemFile::Create("cleanroom-anonymize-output"));
-  CR_TRY(mem.Append(csv_text));
-  std::string sep(1, separator);
-  if (!db.Execute(fmt::format("COPY (SELECT * FROM read_csv({}, delim = {}, header = true, "
-                              "all_varchar = true, quote = '\"', escape = '\"')) TO {} "
-                              "(FORMAT parquet, USE_TMP_FILE false)",
-                              engine::QuoteLiteral(mem.path()), engine::QuoteLiteral(sep),
-                              engine::QuoteLiteral(path)),
-                  ErrorCode::INTERNAL, false)) {
-    return Fail(ErrorCode::INTERNAL, "could not write the release as Parquet");
-  }
-  ::chmod(path.c_str(), 0600);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!synced) return Fail(ErrorCode::INTERNAL, "could not write the release as Parquet");
-  return Ok();
-}
-
 }  // namespace
 
 Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& options) {
@@ -489,25 +461,33 @@ Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& opti
   text.clear();
   CR_ASSIGN(Release rel, Anonymize(cfg, *input, options));
 
-  // The release is written to a staging file next to `out`, read back in the
-  // same text form as an input, re-checked, and only then moved into place.
-  const std::string out_text = WriteCsv(rel.table, sep);
+  // The release is written (mode 0600 from the first byte) to a staging file
+  // next to `out`, read back in the same text form as an input, re-checked,
+  // and only then moved into place. Parquet is built in memory first; read
+  // back, it must hold the release's exact names and values, cell by cell.
   const bool parquet = IsParquetPath(paths.out);
+  std::string out_bytes;
+  if (parquet) {
+    CR_ASSIGN(out_bytes, TableToParquet(rel.table));
+  } else {
+    out_bytes = WriteCsv(rel.table, sep);
+  }
   const std::string staging =
       paths.out + ".cr-staging-" + crypto::RandomId() + (parquet ? ".parquet" : "");
+  CR_TRY(WriteFileAtomic(staging, out_bytes, 0600));
+  out_bytes.clear();
   auto cleanup = [&] { (void)RemoveFileDurable(staging); };
-  if (parquet) {
-    if (auto st = WriteParquetRelease(out_text, sep, staging); !st) {
-      cleanup();
-      return std::unexpected(st.error());
-    }
-  } else {
-    CR_TRY(WriteFileAtomic(staging, out_text, 0600));
-  }
   auto reread = parquet ? ReadTableText(staging, sep) : ReadFile(staging);
   if (!reread) {
     cleanup();
     return std::unexpected(reread.error());
+  }
+  if (parquet) {
+    auto back = ReadCsv(*reread, csv);
+    if (!back || !SameCells(*back, rel.table)) {
+      cleanup();
+      return Fail(ErrorCode::INTERNAL, "the Parquet release does not read back as written");
+    }
   }
   if (auto st = VerifyRelease(cfg, *input, *reread, sep, &rel.report); !st) {
     cleanup();

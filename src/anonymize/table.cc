@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "common/files.h"
+#include "crypto/crypto.h"
 #include "engine/engine.h"
 
 namespace cr::anonymize {
@@ -268,6 +270,57 @@ std::string WriteCsv(const Table& table, char separator) {
     out.push_back('\n');
   }
   return out;
+}
+
+Result<std::string> TableToParquet(const Table& table) {
+  std::set<std::string> lowered;
+  for (const auto& c : table.columns()) {
+    std::string l = c.name;
+    for (auto& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!lowered.insert(l).second) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "columns named '{}' differ from another only in case: Parquet output cannot "
+                  "keep both (write CSV instead)",
+                  c.name);
+    }
+  }
+  CR_ASSIGN(auto db, engine::Database::Open());
+  CR_ASSIGN(auto csv, engine::MemFile::Create("cleanroom-table-csv"));
+  CR_ASSIGN(auto parquet, engine::MemFile::Create("cleanroom-table-parquet"));
+  CR_TRY(csv.Append(WriteCsv(table, ',')));
+  std::vector<std::string> columns;
+  for (const auto& c : table.columns()) columns.push_back(engine::QuoteLiteral(c.name) + ": 'VARCHAR'");
+  // No NULL marker can occur in the text: a random token stands for NULL, so
+  // an empty field stays an empty string.
+  const std::string null_token = "\x01cleanroom-null-" + crypto::RandomId();
+  auto copied = db.Execute(
+      fmt::format("COPY (SELECT * FROM read_csv({}, auto_detect = false, header = true, "
+                  "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', "
+                  "nullstr = {}, columns = {{{}}})) TO {} (FORMAT parquet, USE_TMP_FILE false)",
+                  engine::QuoteLiteral(csv.path()), engine::QuoteLiteral(null_token),
+                  fmt::join(columns, ", "), engine::QuoteLiteral(parquet.path())),
+      ErrorCode::BAD_INPUT, false);
+  if (!copied) {
+    return Fail(ErrorCode::BAD_INPUT,
+                "the table cannot be written as Parquet (values must be UTF-8 text)");
+  }
+  CR_ASSIGN(uint64_t size, parquet.Size());
+  std::string bytes;
+  CR_TRY(parquet.ReadAt(0, size, &bytes));
+  return bytes;
+}
+
+bool SameCells(const Table& a, const Table& b) {
+  if (a.num_rows() != b.num_rows() || a.num_columns() != b.num_columns()) return false;
+  for (size_t c = 0; c < a.num_columns(); ++c) {
+    const Column& x = a.column(c);
+    const Column& y = b.column(c);
+    if (x.name != y.name) return false;
+    for (size_t r = 0; r < a.num_rows(); ++r) {
+      if (x.Value(r) != y.Value(r)) return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace cr::anonymize

@@ -90,4 +90,14 @@ Result<Table> ReadTableFile(const std::string& path, const CsvOptions& options =
 // Serialises with a header, quoting fields that need it.
 std::string WriteCsv(const Table& table, char separator);
 
+// The table as Parquet bytes, every column VARCHAR with its exact name and
+// values (empty strings stay empty strings: the table has no NULLs). Built in
+// memory through DuckDB with every CSV option pinned (no detection).
+// BAD_INPUT for column names that differ only in case (Parquet readers such
+// as DuckDB would rename one) or values that are not UTF-8.
+Result<std::string> TableToParquet(const Table& table);
+
+// Whether two tables have the same column names and the same values, cell by cell.
+bool SameCells(const Table& a, const Table& b);
+
 }  // namespace cr::anonymize

@@ -1,7 +1,7 @@
 // `cleanroom query`, `cleanroom run` (templates) and `cleanroom results get`.
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 
 #include <fmt/core.h>
 
@@ -33,14 +33,14 @@ Result<query::RunOptions> Limits() {
   query::RunOptions o;
   const char* env = std::getenv("CLEANROOM_QUERY_TIMEOUT");
   if (!env) return o;
-  try {
-    size_t pos = 0;
-    double v = std::stod(env, &pos);
-    if (pos != std::strlen(env) || !(v >= 0) || v > 1e7) throw std::invalid_argument(env);
-    o.timeout_seconds = v;
-  } catch (const std::exception&) {
+  // from_chars: no locale, no leading blanks, no hex; the whole value must parse.
+  double v = -1;
+  const char* end = env + std::strlen(env);
+  auto [ptr, ec] = std::from_chars(env, end, v, std::chars_format::fixed);
+  if (ec != std::errc() || ptr != end || !(v >= 0) || v > 1e7) {
     return Fail(ErrorCode::USAGE, "CLEANROOM_QUERY_TIMEOUT must be a number of seconds (0 for no limit)");
   }
+  o.timeout_seconds = v;
   return o;
 }
 

@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <atomic>
+
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,6 +18,7 @@ namespace cr::engine {
 struct Database::Handles {
   duckdb_database db = nullptr;
   duckdb_connection conn = nullptr;
+  std::atomic<FailureKind> last_failure{FailureKind::kNone};
   ~Handles() {
     if (conn) duckdb_disconnect(&conn);
     if (db) duckdb_close(&db);
@@ -137,31 +140,39 @@ Database& Database::operator=(Database&& o) noexcept = default;
 
 namespace {
 
-// A failed statement's error. Running out of memory or being interrupted is
-// QUERY_LIMIT_EXCEEDED whatever the caller's code: a limit, not bad input.
-std::unexpected<Error> StatementError(duckdb_result* res, ErrorCode code, bool with_detail) {
+// A failed statement's error, with its kind recorded in *kind. Running out of
+// memory or being interrupted says so (it quotes no data); other messages
+// only `with_detail`.
+std::unexpected<Error> StatementError(duckdb_result* res, ErrorCode code, bool with_detail,
+                                      std::atomic<FailureKind>* kind) {
   std::string msg = duckdb_result_error(res) ? duckdb_result_error(res) : "query failed";
   duckdb_error_type type = duckdb_result_error_type(res);
   duckdb_destroy_result(res);
   if (type == DUCKDB_ERROR_OUT_OF_MEMORY) {
-    return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the statement needs more memory than the engine may use");
+    *kind = FailureKind::kOutOfMemory;
+    return Fail(code, "the statement needs more memory than the engine may use");
   }
   if (type == DUCKDB_ERROR_INTERRUPT) {
-    return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the statement was interrupted");
+    *kind = FailureKind::kInterrupted;
+    return Fail(code, "the statement was interrupted");
   }
+  *kind = FailureKind::kOther;
   if (with_detail) return Fail(code, "{}", msg);
   return Fail(code, "the engine refused the statement");
 }
 
 }  // namespace
 
+FailureKind Database::LastFailure() const { return h_->last_failure; }
+
 Status Database::Execute(std::string_view sql, ErrorCode code, bool with_detail) {
   duckdb_result res;
   std::string q(sql);
   if (duckdb_query(h_->conn, q.c_str(), &res) == DuckDBError) {
-    return StatementError(&res, code, with_detail);
+    return StatementError(&res, code, with_detail, &h_->last_failure);
   }
   duckdb_destroy_result(&res);
+  h_->last_failure = FailureKind::kNone;
   return Ok();
 }
 
@@ -169,8 +180,9 @@ Result<QueryResult> Database::Query(std::string_view sql, ErrorCode code, bool w
   duckdb_result res;
   std::string q(sql);
   if (duckdb_query(h_->conn, q.c_str(), &res) == DuckDBError) {
-    return StatementError(&res, code, with_detail);
+    return StatementError(&res, code, with_detail, &h_->last_failure);
   }
+  h_->last_failure = FailureKind::kNone;
   QueryResult out;
   idx_t cols = duckdb_column_count(&res);
   idx_t rows = duckdb_row_count(&res);

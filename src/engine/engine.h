@@ -47,6 +47,10 @@ struct Options {
   std::string memory_limit;    // "" : DuckDB's default
 };
 
+// Why the last statement failed, for callers that treat limits apart from
+// bad input (the query executor) without reading DuckDB's message.
+enum class FailureKind { kNone, kOutOfMemory, kInterrupted, kOther };
+
 // An in-memory DuckDB database with one connection. Extension auto-install and
 // auto-load are off (no network at run time). Move-only.
 class Database {
@@ -76,8 +80,12 @@ class Database {
   // Progress of the running query in [0, 1], or -1 when unknown; safe to call
   // from another thread while Execute/Query runs.
   double Progress() const;
-  // Interrupts the running query (from another thread).
+  // Interrupts the running query (from another thread). DuckDB forgets an
+  // interrupt when the next statement starts: callers enforcing a limit keep
+  // interrupting until the work is done.
   void Interrupt();
+  // The kind of the last failed statement (kNone after a success).
+  FailureKind LastFailure() const;
 
  private:
   Database() = default;

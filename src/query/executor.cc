@@ -99,13 +99,18 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
 
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
   GeneratedSql sql = Generate(plan);
-  auto fail = [](const Error& e) {
-    if (e.code == ErrorCode::QUERY_LIMIT_EXCEEDED) {
-      return Fail(e.code, "the query was stopped: {}", e.message);
+  auto fail = [&db](const Error&) {
+    switch (db.LastFailure()) {
+      case engine::FailureKind::kOutOfMemory:
+        return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED,
+                    "the query needs more memory than the room allows and was stopped");
+      case engine::FailureKind::kInterrupted:
+        return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the query was stopped");
+      default:
+        return Fail(kRunError,
+                    "the query failed while running (a type or conversion error); DuckDB's "
+                    "details are withheld because they can quote data values");
     }
-    return Fail(kRunError,
-                "the query failed while running (a type or conversion error); DuckDB's details "
-                "are withheld because they can quote data values");
   };
   if (auto st = db.Execute(sql.groups, kRunError, false); !st) return fail(st.error());
   auto released = db.Query(sql.released, kRunError, false);
@@ -152,7 +157,10 @@ Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db,
   double decrypt = Since(t0);
   auto t1 = std::chrono::steady_clock::now();
   // A watchdog interrupts the generated SQL once it has run for the limit: a
-  // hostile analyst's join that multiplies rows cannot hold the room.
+  // hostile analyst's join that multiplies rows cannot hold the room. DuckDB
+  // forgets an interrupt when its next statement starts, so past the deadline
+  // the watchdog keeps interrupting until the work is done, and a query that
+  // overran is refused even if its last statement slipped through.
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -161,20 +169,35 @@ Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db,
   if (timeout_seconds > 0) {
     watchdog = std::jthread([&] {
       std::unique_lock lock(mu);
-      if (!cv.wait_for(lock, std::chrono::duration<double>(timeout_seconds), [&] { return done; })) {
-        timed_out = true;
-        db.Interrupt();
+      if (cv.wait_for(lock, std::chrono::duration<double>(timeout_seconds), [&] { return done; })) {
+        return;
       }
+      timed_out = true;
+      do {
+        db.Interrupt();
+      } while (!cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done; }));
     });
   }
-  auto ran = ExecutePlan(db, plan, stats);
-  {
-    std::lock_guard lock(mu);
-    done = true;
-  }
-  cv.notify_all();
+  // Declared after the watchdog, destroyed before it: on every way out of this
+  // scope (exceptions included) the watchdog is told to stop, then joined.
+  struct Finish {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& done;
+    ~Finish() {
+      {
+        std::lock_guard lock(mu);
+        done = true;
+      }
+      cv.notify_all();
+    }
+  };
+  Result<results::ResultSet> ran = [&] {
+    Finish finish{mu, cv, done};
+    return ExecutePlan(db, plan, stats);
+  }();
   if (watchdog.joinable()) watchdog.join();
-  if (!ran && timed_out) {
+  if (timed_out) {
     return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED,
                 "the query ran longer than the room allows ({} s) and was stopped", timeout_seconds);
   }

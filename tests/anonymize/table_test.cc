@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "anonymize/config.h"
+#include "common/files.h"
+#include "crypto/crypto.h"
+#include "testing/temp_dir.h"
 
 namespace cr::anonymize {
 namespace {
@@ -27,6 +30,46 @@ TEST(TableTest, RoundTripsThroughWriteCsv) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->Values(0), t->Values(0));
   EXPECT_EQ(back->Values(1), t->Values(1));
+}
+
+// Parquet output keeps every name and value exactly: quotes, separators,
+// newlines, empty strings, surrounding spaces, leading zeros, non-ASCII text,
+// and a value that looks like DuckDB's default NULL marker.
+TEST(TableTest, ParquetRoundTripKeepsEveryCell) {
+  ASSERT_TRUE(crypto::Init());
+  TableBuilder b({"zip", "Note, with comma", "empty", "quoted \"name\""});
+  ASSERT_TRUE(b.AddRow({"02139", "say \"hi\"", "", "a;b"}));
+  ASSERT_TRUE(b.AddRow({"00000", "two\nlines", "", "  padded  "}));
+  ASSERT_TRUE(b.AddRow({"*", "Zürich — ok", "NULL", "[50, 60["}));
+  ASSERT_TRUE(b.AddRow({"021**", "", "x", "\"\""}));
+  Table t = b.Finish();
+  auto bytes = TableToParquet(t);
+  ASSERT_TRUE(bytes) << bytes.error().message;
+  EXPECT_EQ(bytes->substr(0, 4), "PAR1");
+  testing::TempDir d;
+  ASSERT_TRUE(WriteFileAtomic(d / "t.parquet", *bytes, 0600));
+  auto back = ReadTableFile(d / "t.parquet");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(SameCells(*back, t));
+  for (size_t c = 0; c < t.num_columns(); ++c) {
+    EXPECT_EQ(back->column(c).name, t.column(c).name);
+    EXPECT_EQ(back->Values(c), t.Values(c)) << t.column(c).name;
+  }
+  // SameCells notices one changed cell.
+  Table changed = t;
+  auto v = changed.Values(2);
+  v[0] = " ";
+  changed.SetValues(2, v);
+  EXPECT_FALSE(SameCells(changed, t));
+}
+
+TEST(TableTest, ParquetRefusesNamesThatDifferOnlyInCase) {
+  ASSERT_TRUE(crypto::Init());
+  TableBuilder b({"Age", "age"});
+  ASSERT_TRUE(b.AddRow({"1", "2"}));
+  auto bytes = TableToParquet(b.Finish());
+  ASSERT_FALSE(bytes);
+  EXPECT_EQ(bytes.error().code, ErrorCode::BAD_INPUT);
 }
 
 TEST(TableTest, RejectsMalformedInput) {
