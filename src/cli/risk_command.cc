@@ -22,6 +22,8 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--threshold", run.threshold, "risk above which a record is at risk (0.2)");
   cmd->add_option("--report", run.report, "JSON report to write");
   cmd->add_option("--html", run.html, "HTML report to write");
+  cmd->add_option("--records", run.records,
+                  "per-record risk to write as CSV (record, class size, risk, at risk)");
   r.Add(cmd, [&g, population_opt]() -> Status {
     if (population_opt->count()) run.population = population;
     CR_ASSIGN(risk::RiskResult res, risk::RunRisk(run));

@@ -221,6 +221,17 @@ std::string RenderHtml(const RiskReport& r, const LinkageReport* l, const std::s
   return h;
 }
 
+std::string RecordsCsv(const RiskReport& risk) {
+  std::string out = "record,class_size,prosecutor_risk,at_risk\n";
+  out.reserve(out.size() + risk.record_class_size.size() * 24);
+  for (size_t r = 0; r < risk.record_class_size.size(); ++r) {
+    uint64_t size = risk.record_class_size[r];
+    double p = 1.0 / static_cast<double>(size);
+    out += fmt::format("{},{},{:.6g},{}\n", r + 1, size, p, p > risk.threshold ? "true" : "false");
+  }
+  return out;
+}
+
 Result<RiskResult> RunRisk(const RiskRun& run) {
   if (run.aux.empty() != run.link.empty()) {
     return Fail(ErrorCode::USAGE, "--aux and --link go together");
@@ -248,6 +259,8 @@ Result<RiskResult> RunRisk(const RiskRun& run) {
   }
   const LinkageReport* l = out.linkage ? &*out.linkage : nullptr;
   for (const auto& f : Findings(out.risk, l)) out.summary += f + "\n";
+  // Which records are at risk is about the release's own rows: written 0600.
+  if (!run.records.empty()) CR_TRY(WriteFileAtomic(run.records, RecordsCsv(out.risk), 0600));
   if (!run.report.empty()) CR_TRY(WriteFileAtomic(run.report, out.json.dump(2) + "\n"));
   if (!run.html.empty()) CR_TRY(WriteFileAtomic(run.html, RenderHtml(out.risk, l, run.input)));
   return out;

@@ -25,6 +25,7 @@ struct RiskRun {
   double threshold = 0.2;
   std::string report;  // JSON file to write ("" none)
   std::string html;    // HTML file to write ("" none)
+  std::string records; // per-record CSV to write ("" none)
 };
 
 struct RiskResult {
@@ -38,6 +39,10 @@ struct RiskResult {
 // --aux and --link do not come together; BAD_INPUT / FILE_UNREADABLE /
 // UNKNOWN_COLUMN from the steps.
 Result<RiskResult> RunRisk(const RiskRun& run);
+
+// Per-record risk as CSV, one line per record in input order:
+// record (1-based data row), class_size, prosecutor_risk, at_risk.
+std::string RecordsCsv(const RiskReport& risk);
 
 // Plain-language findings shared by the summary and the HTML page.
 std::vector<std::string> Findings(const RiskReport& risk, const LinkageReport* linkage);

@@ -323,6 +323,8 @@ Result<RiskReport> AnalyzeRisk(const Table& table, const RiskOptions& options) {
     if (1.0 / static_cast<double>(size) > options.threshold) rep.records_at_risk += size * count;
   }
   rep.records_at_risk_share = static_cast<double>(rep.records_at_risk) / static_cast<double>(n);
+  rep.record_class_size.resize(n);
+  for (uint64_t r = 0; r < n; ++r) rep.record_class_size[r] = g.sizes[g.class_of[r]];
 
   // Journalist and marketer: with a population, class sizes there are
   // estimated as sample size / sampling fraction; without, the release is the

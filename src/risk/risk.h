@@ -75,6 +75,9 @@ struct RiskReport {
   double threshold = 0;
   uint64_t records_at_risk = 0;
   double records_at_risk_share = 0;
+  // Per record, in input order: the size of its equivalence class (the
+  // prosecutor risk is its inverse). Not part of the JSON report.
+  std::vector<uint64_t> record_class_size;
   // class size -> number of classes of that size (ascending sizes).
   std::vector<std::pair<uint64_t, uint64_t>> class_size_histogram;
   std::optional<SensitiveRisk> sensitive;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
@@ -41,6 +42,40 @@ TEST(RiskE2eTest, AdultJsonOnStdoutAndReportFile) {
   std::string html = Slurp(d / "risk.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no external fetches
+}
+
+// --records: which records are at risk, one line each, consistent with the report.
+TEST(RiskE2eTest, PerRecordRiskMatchesTheReport) {
+  TempDir d;
+  auto r = RunShell(Bin() + " --format json risk --input " + Q(Adult()) + " --qi " + Q(kQis) +
+                    " --records " + Q(d / "records.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j.contains("record_class_size"));  // not in the JSON report
+  EXPECT_EQ(std::filesystem::status(d / "records.csv").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::istringstream in(Slurp(d / "records.csv"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "record,class_size,prosecutor_risk,at_risk");
+  uint64_t rows = 0, at_risk = 0, uniques = 0, expected_record = 1;
+  while (std::getline(in, line)) {
+    ++rows;
+    std::istringstream f(line);
+    std::string record, size, risk, flag;
+    std::getline(f, record, ',');
+    std::getline(f, size, ',');
+    std::getline(f, risk, ',');
+    std::getline(f, flag, ',');
+    EXPECT_EQ(std::stoull(record), expected_record++);
+    EXPECT_NEAR(std::stod(risk), 1.0 / std::stod(size), 1e-6);
+    EXPECT_EQ(flag == "true", std::stod(risk) > 0.2) << line;
+    at_risk += flag == "true";
+    uniques += size == "1";
+  }
+  EXPECT_EQ(rows, 30162u);
+  EXPECT_EQ(at_risk, j["records_at_risk"].get<uint64_t>());
+  EXPECT_EQ(uniques, 15512u);
 }
 
 // A Parquet release (what `anonymize --out NAME.parquet` writes) is attacked
