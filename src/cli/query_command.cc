@@ -2,6 +2,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <regex>
 
 #include <fmt/core.h>
 
@@ -28,19 +29,30 @@ Result<Caller> OpenAs(const Globals& g, std::string_view command) {
 }
 
 // The operator's limits: CLEANROOM_QUERY_TIMEOUT (seconds, 0 for none;
-// default 600). A value that is not a number is a usage error, not ignored.
+// default 600) and CLEANROOM_QUERY_MEMORY (DuckDB's memory limit for a query,
+// such as 4GB or 512MiB; default DuckDB's 80% of RAM). A value that does not
+// parse is a usage error, never ignored.
 Result<query::RunOptions> Limits() {
   query::RunOptions o;
-  const char* env = std::getenv("CLEANROOM_QUERY_TIMEOUT");
-  if (!env) return o;
-  // from_chars: no locale, no leading blanks, no hex; the whole value must parse.
-  double v = -1;
-  const char* end = env + std::strlen(env);
-  auto [ptr, ec] = std::from_chars(env, end, v, std::chars_format::fixed);
-  if (ec != std::errc() || ptr != end || !(v >= 0) || v > 1e7) {
-    return Fail(ErrorCode::USAGE, "CLEANROOM_QUERY_TIMEOUT must be a number of seconds (0 for no limit)");
+  if (const char* env = std::getenv("CLEANROOM_QUERY_TIMEOUT")) {
+    // from_chars: no locale, no leading blanks, no hex; the whole value must parse.
+    double v = -1;
+    const char* end = env + std::strlen(env);
+    auto [ptr, ec] = std::from_chars(env, end, v, std::chars_format::fixed);
+    if (ec != std::errc() || ptr != end || !(v >= 0) || v > 1e7) {
+      return Fail(ErrorCode::USAGE,
+                  "CLEANROOM_QUERY_TIMEOUT must be a number of seconds (0 for no limit)");
+    }
+    o.timeout_seconds = v;
   }
-  o.timeout_seconds = v;
+  if (const char* env = std::getenv("CLEANROOM_QUERY_MEMORY")) {
+    static const std::regex kSize(R"(([1-9][0-9]{0,8}) ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB))");
+    if (!std::regex_match(env, kSize)) {
+      return Fail(ErrorCode::USAGE,
+                  "CLEANROOM_QUERY_MEMORY must be a size such as 4GB or 512MiB");
+    }
+    o.engine.memory_limit = env;
+  }
   return o;
 }
 

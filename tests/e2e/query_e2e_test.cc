@@ -202,7 +202,7 @@ TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
 // themselves ten times over) would hold the room for hours: it is stopped at
 // the operator's time limit, refused with QUERY_LIMIT_EXCEEDED (exit 3) and
 // audited, and nothing is released.
-TEST_F(QueryE2e, AQueryThatMultipliesRowsIsStoppedAtTheTimeLimit) {
+TEST_F(QueryE2e, QueriesAreStoppedAtTheOperatorsTimeAndMemoryLimits) {
   auto before = Snapshot(P("room"), "audit.log");
   size_t audit_before = Slurp(P("room/audit.log")).size();
   std::string sql = "SELECT t0.campaign, COUNT(DISTINCT t0.email) AS people FROM impressions t0";
@@ -228,9 +228,27 @@ TEST_F(QueryE2e, AQueryThatMultipliesRowsIsStoppedAtTheTimeLimit) {
   auto bad = RunShell("CLEANROOM_QUERY_TIMEOUT=soon " + Q(CLEANROOM_BINARY) + " " + As("acme") +
                       " query --sql " + Q("SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign"));
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
-  // The same room answers the next query normally.
-  auto ok = Query("acme", "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign");
+  // The memory limit is the operator's too: a query that does not fit is
+  // refused the same way (nothing spills to disk), a malformed size is usage.
+  const std::string simple =
+      "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign";
+  auto tight = RunShell("CLEANROOM_QUERY_MEMORY=1MB " + Q(CLEANROOM_BINARY) + " " + As("acme") +
+                        " query --sql " + Q(simple));
+  EXPECT_EQ(tight.exit_code, 3) << tight.err;
+  EXPECT_NE(tight.err.find("error[QUERY_LIMIT_EXCEEDED]"), std::string::npos) << tight.err;
+  EXPECT_NE(tight.err.find("more memory"), std::string::npos) << tight.err;
+  for (const char* bad_size : {"lots", "4 G", "0MB", "4GB; DROP"}) {
+    auto r2 = RunShell(std::string("CLEANROOM_QUERY_MEMORY=") + Q(bad_size) + " " +
+                       Q(CLEANROOM_BINARY) + " " + As("acme") + " query --sql " + Q(simple));
+    EXPECT_EQ(r2.exit_code, 2) << bad_size << " " << r2.err;
+  }
+  EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
+  // The same room answers the next query normally, also under a sane limit.
+  auto ok = Query("acme", simple);
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto roomy = RunShell("CLEANROOM_QUERY_MEMORY=2GB " + Q(CLEANROOM_BINARY) + " " + As("acme") +
+                        " query --sql " + Q(simple));
+  EXPECT_EQ(roomy.exit_code, 0) << roomy.err;
 }
 
 TEST_F(QueryE2e, AggregatesEqualPlainDuckDbMinusSuppressedRows) {
