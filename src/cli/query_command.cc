@@ -114,6 +114,52 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
 
   auto* res = root.add_subcommand("results", "sealed query results");
   res->require_subcommand(1);
+  auto* list = res->add_subcommand("list", "results sealed to the caller (ids, datasets, counts)");
+  r.Add(list, [&g]() -> Status {
+    CR_ASSIGN(auto c, OpenAs(g, "results list"));
+    CR_ASSIGN(auto metas, query::ListResults(c.room, c.key));
+    auto field = [](const nlohmann::json& m, const char* k) {
+      return m.contains(k) ? m[k] : nlohmann::json(nullptr);
+    };
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& m : metas) {
+      arr.push_back({{"result_id", field(m, "result_id")}, {"created_at", field(m, "created_at")},
+                     {"requested_by", field(m, "requested_by")}, {"template", field(m, "template")},
+                     {"datasets", field(m, "datasets")}, {"columns", field(m, "columns")},
+                     {"released_rows", field(m, "released_rows")},
+                     {"withheld_rows", field(m, "withheld_rows")}});
+    }
+    if (g.format == "json") {
+      fmt::print("{}\n", arr.dump());
+      return Ok();
+    }
+    auto text = [](const nlohmann::json& v) {
+      if (v.is_null()) return std::string();
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_array()) {
+        std::string s;
+        for (const auto& e : v) s += (s.empty() ? "" : ";") + (e.is_string() ? e.get<std::string>() : e.dump());
+        return s;
+      }
+      return v.dump();
+    };
+    const bool csv = g.format == "csv";
+    if (csv) fmt::print("result_id,created_at,requested_by,datasets,released_rows,withheld_rows\n");
+    for (const auto& m : arr) {
+      if (csv) {
+        fmt::print("{},{},{},{},{},{}\n", text(m["result_id"]), text(m["created_at"]),
+                   text(m["requested_by"]), text(m["datasets"]), text(m["released_rows"]),
+                   text(m["withheld_rows"]));
+      } else {
+        fmt::print("{}  {}  by {}  over {}  {} rows released, {} withheld\n", text(m["result_id"]),
+                   text(m["created_at"]), text(m["requested_by"]), text(m["datasets"]),
+                   text(m["released_rows"]), text(m["withheld_rows"]));
+      }
+    }
+    if (!csv && arr.empty()) fmt::print("no result is sealed to this party\n");
+    return Ok();
+  });
+
   auto* get = res->add_subcommand("get", "decrypt a result sealed to the caller");
   static std::string id;
   get->add_option("--id", id, "result id")->required();

@@ -110,7 +110,11 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   details["result_id"] = out.result.result_id;
   details["receivers"] = out.receivers;
   details["released_rows"] = out.stats.released_rows;
-  details["withheld_rows"] = out.stats.withheld_rows;
+  // What was released, never more: when the withheld-row summary is itself
+  // withheld (too few people together), the audit log and the result's
+  // metadata (readable by parties) say null, not the count.
+  details["withheld_rows"] = out.result.withheld_rows ? nlohmann::json(*out.result.withheld_rows)
+                                                      : nlohmann::json(nullptr);
   details["min_distinct_units"] = plan->min_distinct_units;
   nlohmann::json meta = details;
   meta["created_at"] = NowRfc3339();
@@ -123,6 +127,18 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     return std::unexpected(st.error());
   }
   return out;
+}
+
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller) {
+  const spec::Party* party = room.spec().FindPartyByKey(caller.pub());
+  if (!party) {
+    (void)room.audit().Append("result.list.refused", "key:" + caller.pub().Fingerprint(),
+                              {{"code", CodeName(ErrorCode::NOT_AUTHORIZED)}});
+    return Fail(ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration");
+  }
+  CR_ASSIGN(auto list, results::ListFor(room.dir(), party->name));
+  CR_TRY(room.audit().Append("result.list", party->name, {{"results", list.size()}}));
+  return list;
 }
 
 Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,

@@ -53,6 +53,11 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
                     const RunOptions& options = {});
 
+// The metadata of every result sealed to the party holding `caller` (ids,
+// datasets, columns, counts; never rows), oldest first. NOT_AUTHORIZED for a
+// key of no party. Audited.
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller);
+
 // Opens a stored result for the party holding `caller` (audited).
 Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,
                                      const std::string& id);

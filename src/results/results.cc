@@ -170,6 +170,30 @@ Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& 
   return j;
 }
 
+Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const std::string& party) {
+  std::vector<nlohmann::json> out;
+  if (party.empty() || party.find('/') != std::string::npos) return out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(room_dir + "/results", ec), end;
+  if (ec) return out;  // no result yet
+  for (; it != end; it.increment(ec)) {
+    if (ec) return Fail(ErrorCode::INTERNAL, "cannot list the room's results");
+    const std::string id = it->path().filename().string();
+    if (!ValidId(id) || !PathExists(Dir(room_dir, id) + "/meta.json")) continue;
+    if (!PathExists(Dir(room_dir, id) + "/" + party + ".sealed")) continue;
+    CR_ASSIGN(auto meta, ReadMeta(room_dir, id));
+    meta["result_id"] = id;
+    out.push_back(std::move(meta));
+  }
+  std::sort(out.begin(), out.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+    auto key = [](const nlohmann::json& j) {
+      return std::make_pair(j.value("created_at", std::string()), j.value("result_id", std::string()));
+    };
+    return key(a) < key(b);
+  });
+  return out;
+}
+
 Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
                        const crypto::Identity& key) {
   CR_ASSIGN(auto meta, ReadMeta(room_dir, id));

@@ -59,6 +59,10 @@ void Remove(const std::string& room_dir, const std::string& id);
 // The metadata of a stored result. RESULT_NOT_FOUND when absent.
 Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& id);
 
+// The metadata of every complete result sealed to `party` (a copy for it
+// exists), oldest first. Results whose metadata cannot be read are TAMPERED.
+Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const std::string& party);
+
 // Opens the copy sealed to `party` with its key. RESULT_NOT_FOUND when no such
 // result; NOT_AUTHORIZED when `party` is not one of its receivers; TAMPERED
 // when the box does not open or holds another result.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -249,6 +250,58 @@ TEST_F(QueryE2e, QueriesAreStoppedAtTheOperatorsTimeAndMemoryLimits) {
   auto roomy = RunShell("CLEANROOM_QUERY_MEMORY=2GB " + Q(CLEANROOM_BINARY) + " " + As("acme") +
                         " query --sql " + Q(simple));
   EXPECT_EQ(roomy.exit_code, 0) << roomy.err;
+}
+
+// Receivers find the results sealed to them (their own queries or others'),
+// with counts that were released and nothing more: a withheld summary stays
+// null in the listing and in the audit log.
+TEST_F(QueryE2e, ResultsListShowsEachReceiverWhatWasReleasedToIt) {
+  auto narrow = Query("acme", "SELECT campaign, SUM(cost) AS spend FROM impressions WHERE shown_at "
+                              "BETWEEN TIMESTAMP '2026-11-02 10:00:00' AND TIMESTAMP "
+                              "'2026-11-02 12:00:00' GROUP BY campaign");
+  ASSERT_EQ(narrow.exit_code, 0) << narrow.err;
+  const std::string shared_id = Json(narrow)["result_id"];
+  ASSERT_TRUE(Json(narrow)["withheld_rows"].is_null());
+  auto own = Query("acme", "SELECT day, COUNT(DISTINCT email) AS buyers FROM purchases GROUP BY day");
+  ASSERT_EQ(own.exit_code, 0) << own.err;
+  const std::string acme_only = Json(own)["result_id"];
+
+  auto ids = [&](const std::string& party) {
+    auto r = Run(As(party) + " --format json results list");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, json> out;
+    for (const auto& m : Json(r)) out[m["result_id"]] = m;
+    return out;
+  };
+  auto acme = ids("acme"), newsco = ids("newsco");
+  ASSERT_TRUE(acme.count(shared_id) && acme.count(acme_only));
+  EXPECT_TRUE(newsco.count(shared_id));     // impressions results go to newsco too
+  EXPECT_FALSE(newsco.count(acme_only));    // purchases results only to acme
+  const json& m = acme[shared_id];
+  EXPECT_EQ(m["requested_by"], "acme");
+  EXPECT_EQ(m["datasets"], json({"impressions"}));
+  EXPECT_EQ(m["released_rows"], 0);
+  EXPECT_TRUE(m["withheld_rows"].is_null()) << m.dump();
+  EXPECT_FALSE(m.contains("rows"));
+  // The audit entry of that release says null too.
+  std::istringstream audit(Slurp(P("room/audit.log")));
+  bool seen = false;
+  for (std::string line; std::getline(audit, line);) {
+    auto e = json::parse(line);
+    if (e["event"] == "query.run" && e["details"]["result_id"] == shared_id) {
+      seen = true;
+      EXPECT_TRUE(e["details"]["withheld_rows"].is_null()) << line;
+    }
+  }
+  EXPECT_TRUE(seen);
+  // Table and csv forms; a key of no party gets exit 5.
+  auto table = Run(As("newsco") + " results list");
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find(shared_id), std::string::npos);
+  EXPECT_EQ(table.out.find(acme_only), std::string::npos);
+  auto csv = Run(As("acme") + " --format csv results list");
+  EXPECT_EQ(csv.out.rfind("result_id,created_at,requested_by,datasets,released_rows,withheld_rows\n", 0), 0u);
+  EXPECT_EQ(Run(As("outsider") + " results list").exit_code, 5);
 }
 
 TEST_F(QueryE2e, AggregatesEqualPlainDuckDbMinusSuppressedRows) {
