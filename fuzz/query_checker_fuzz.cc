@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "crypto/crypto.h"
 #include "demo/campaign_spec.h"
 #include "query/ast.h"
@@ -150,9 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string type = col->role == cr::spec::Role::kJoinKey ? "UUID" : std::string(cr::spec::DuckDbType(col->type));
       defs.push_back(cr::engine::QuoteIdent(c) + " " + type);
     }
-    std::string joined;
-    for (const auto& d : defs) joined += (joined.empty() ? "" : ", ") + d;
-    if (!env->db->Execute("CREATE OR REPLACE TEMP TABLE " + cr::engine::QuoteIdent(name) + " (" + joined + ")")) {
+    if (!env->db->Execute(fmt::format("CREATE OR REPLACE TEMP TABLE {} ({})",
+                                      cr::engine::QuoteIdent(name), fmt::join(defs, ", ")))) {
       Die("cannot create the mounted columns");
     }
     created.push_back(name);

@@ -61,45 +61,73 @@ Status SyncDir(const std::string& dir) {
   return Ok();
 }
 
+Result<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path, mode_t mode) {
+  AtomicFileWriter w;
+  w.path_ = path;
+  w.tmp_ = path + ".tmp-XXXXXX";
+  w.fd_ = ::mkostemp(w.tmp_.data(), O_CLOEXEC);
+  if (w.fd_ < 0) {
+    w.tmp_.clear();
+    return Fail(ErrorCode::INTERNAL, "cannot create a file beside {}: {}", path, Errno());
+  }
+  if (::fchmod(w.fd_, mode) != 0) {
+    return Fail(ErrorCode::INTERNAL, "cannot set mode of {}: {}", path, Errno());
+  }
+  return w;
+}
+
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& o) noexcept
+    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), fd_(o.fd_), written_(o.written_),
+      committed_(o.committed_) {
+  o.fd_ = -1;
+  o.tmp_.clear();
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::Write(std::string_view data) {
+  if (fd_ < 0) return Fail(ErrorCode::INTERNAL, "{} is already closed", path_);
+  CR_TRY(WriteAll(fd_, data, path_));
+  written_ += data.size();
+  return Ok();
+}
+
+Status AtomicFileWriter::Commit(Overwrite overwrite) {
+  if (fd_ < 0) return Fail(ErrorCode::INTERNAL, "{} is already closed", path_);
+  int fd = fd_;
+  fd_ = -1;
+  bool synced = ::fsync(fd) == 0;
+  if (::close(fd) != 0 || !synced) {
+    return Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", path_, Errno());
+  }
+  if (overwrite == Overwrite::kRefuse) {
+    // link() fails if the target exists, so a concurrent writer cannot be clobbered.
+    if (::link(tmp_.c_str(), path_.c_str()) != 0) {
+      int e = errno;
+      if (e == EEXIST) {
+        return Fail(ErrorCode::FILE_EXISTS, "{} already exists; refusing to overwrite it", path_);
+      }
+      return Fail(ErrorCode::INTERNAL, "cannot create {}: {}", path_, strerror(e));
+    }
+    ::unlink(tmp_.c_str());
+  } else if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    return Fail(ErrorCode::INTERNAL, "cannot replace {}: {}", path_, Errno());
+  }
+  committed_ = true;
+  return SyncDir(DirName(path_));
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
                        Overwrite overwrite) {
   if (overwrite == Overwrite::kRefuse && PathExists(path)) {
     return Fail(ErrorCode::FILE_EXISTS, "{} already exists; refusing to overwrite it", path);
   }
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot create a file beside {}: {}", path, Errno());
-  auto cleanup = [&] { ::unlink(tmp.c_str()); };
-  if (::fchmod(fd, mode) != 0) {
-    ::close(fd);
-    cleanup();
-    return Fail(ErrorCode::INTERNAL, "cannot set mode of {}: {}", path, Errno());
-  }
-  auto written = WriteAll(fd, data, path);
-  if (!written || ::fsync(fd) != 0) {
-    ::close(fd);
-    cleanup();
-    if (!written) return written;
-    return Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", path, Errno());
-  }
-  ::close(fd);
-  if (overwrite == Overwrite::kRefuse) {
-    // link() fails if the target exists, so a concurrent writer cannot be clobbered.
-    if (::link(tmp.c_str(), path.c_str()) != 0) {
-      int e = errno;
-      cleanup();
-      if (e == EEXIST) {
-        return Fail(ErrorCode::FILE_EXISTS, "{} already exists; refusing to overwrite it", path);
-      }
-      return Fail(ErrorCode::INTERNAL, "cannot create {}: {}", path, strerror(e));
-    }
-    cleanup();
-  } else if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    cleanup();
-    return Fail(ErrorCode::INTERNAL, "cannot replace {}: {}", path, strerror(e));
-  }
-  return SyncDir(DirName(path));
+  CR_ASSIGN(auto w, AtomicFileWriter::Create(path, mode));
+  CR_TRY(w.Write(data));
+  return w.Commit(overwrite);
 }
 
 Status AppendLineDurable(const std::string& path, std::string_view line, mode_t mode) {

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,32 @@ enum class Overwrite { kAllow, kRefuse };
 // (FILE_EXISTS) and is left untouched (the final step is link(), not rename()).
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644,
                        Overwrite overwrite = Overwrite::kAllow);
+
+// The same guarantee for data written piece by piece (files too large to hold
+// whole): a temporary file beside `path` (mode set before the first byte),
+// removed unless Commit() fsyncs it, moves it into place and fsyncs the
+// directory. Move-only.
+class AtomicFileWriter {
+ public:
+  static Result<AtomicFileWriter> Create(const std::string& path, mode_t mode = 0644);
+  ~AtomicFileWriter();
+  AtomicFileWriter(AtomicFileWriter&& o) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  Status Write(std::string_view data);
+  uint64_t bytes_written() const { return written_; }
+  // FILE_EXISTS with Overwrite::kRefuse when `path` exists (link(), not rename()).
+  Status Commit(Overwrite overwrite = Overwrite::kAllow);
+
+ private:
+  AtomicFileWriter() = default;
+  std::string path_, tmp_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+  bool committed_ = false;
+};
 
 // Appends one line (a '\n' is added) with O_APPEND and fsyncs.
 Status AppendLineDurable(const std::string& path, std::string_view line, mode_t mode = 0644);

@@ -286,16 +286,20 @@ std::string MemFile::path() const { return fmt::format("/proc/self/fd/{}", fd_);
 Status MemFile::Append(std::string_view data) {
   off_t end = ::lseek(fd_, 0, SEEK_END);
   if (end < 0) return Fail(ErrorCode::INTERNAL, "in-memory file: {}", strerror(errno));
+  return WriteAt(static_cast<uint64_t>(end), data);
+}
+
+Status MemFile::WriteAt(uint64_t offset, std::string_view data) const {
   const char* p = data.data();
   size_t left = data.size();
   while (left) {
-    ssize_t n = ::pwrite(fd_, p, left, end);
+    ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Fail(ErrorCode::INTERNAL, "in-memory file: {}", strerror(errno));
     }
     p += n;
-    end += n;
+    offset += static_cast<uint64_t>(n);
     left -= static_cast<size_t>(n);
   }
   return Ok();

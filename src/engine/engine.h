@@ -107,6 +107,9 @@ class MemFile {
   int fd() const { return fd_; }
   std::string path() const;  // "/proc/self/fd/N"
   Status Append(std::string_view data);
+  // Writes `data` at `offset` (growing the file if needed); thread-safe for
+  // disjoint ranges.
+  Status WriteAt(uint64_t offset, std::string_view data) const;
   Result<uint64_t> Size() const;
   // Reads [offset, offset+len) into *out.
   Status ReadAt(uint64_t offset, size_t len, std::string* out) const;

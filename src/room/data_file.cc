@@ -93,66 +93,6 @@ void RunOnThreads(unsigned threads, F&& work) {
   work();
 }
 
-// A temporary file next to its destination: removed unless committed.
-class TempFile {
- public:
-  explicit TempFile(const std::string& path) : tmp_(path + ".tmp-XXXXXX") {
-    fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
-    if (fd_ >= 0) ::fchmod(fd_, 0600);
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  int fd() const { return fd_; }
-  // fsync, close, rename over `path`, fsync the directory.
-  Status Commit(const std::string& path) {
-    if (::fsync(fd_) != 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0 || ::rename(tmp_.c_str(), path.c_str()) != 0) {
-      return Fail(ErrorCode::INTERNAL, "cannot store the data in the room: {}", strerror(errno));
-    }
-    committed_ = true;
-    if (auto st = SyncDir(DirName(path)); !st) {
-      ::unlink(path.c_str());
-      return st;
-    }
-    return Ok();
-  }
-
- private:
-  std::string tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-bool PwriteAll(int fd, const unsigned char* p, size_t len, uint64_t offset) {
-  while (len) {
-    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    offset += static_cast<uint64_t>(n);
-    len -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-Status WriteAll(int fd, const void* buf, size_t len) {
-  const auto* p = static_cast<const char*>(buf);
-  while (len) {
-    ssize_t n = ::write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-  return Ok();
-}
-
 bool Contiguous(const std::vector<Segment>& segments, uint64_t size) {
   uint64_t at = 0;
   for (const auto& s : segments) {
@@ -246,7 +186,8 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
   for (int i = 0; i < 4; ++i) prefix.push_back(static_cast<char>(hl >> (8 * i)));
 
   // Units are sealed in batches on every core, then written in order. The
-  // buffers exist before the temporary file does, and are wiped on every path.
+  // buffers exist before the temporary file does (which is removed on any
+  // failure), and are wiped on every path.
   const auto units = Units(segments, kPrefixBytes + sealed_header.size());
   const unsigned threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
   const size_t batch = 16 * threads;
@@ -257,10 +198,9 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
     ~Wipe() { sodium_memzero(v.data(), v.size()); }
   } wipe{plain_buf};
 
-  TempFile file(path);
-  if (file.fd() < 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room: {}", strerror(errno));
-  CR_TRY(WriteAll(file.fd(), prefix.data(), prefix.size()));
-  CR_TRY(WriteAll(file.fd(), sealed_header.data(), sealed_header.size()));
+  CR_ASSIGN(auto file, AtomicFileWriter::Create(path, 0600));
+  CR_TRY(file.Write(prefix));
+  CR_TRY(file.Write(sealed_header));
   for (size_t first = 0; first < units.size(); first += batch) {
     size_t n = std::min(batch, units.size() - first);
     std::atomic<size_t> next{0};
@@ -278,14 +218,16 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
     });
     if (!ok) return Fail(ErrorCode::INTERNAL, "cannot read or encrypt the data to store");
     for (size_t i = 0; i < n; ++i) {
-      const Unit& u = units[first + i];
-      CR_TRY(WriteAll(file.fd(), cipher_buf.data() + i * stride, u.length + crypto::UnitCipher::kTagBytes));
+      const auto* c = reinterpret_cast<const char*>(cipher_buf.data() + i * stride);
+      CR_TRY(file.Write({c, units[first + i].length + crypto::UnitCipher::kTagBytes}));
     }
   }
-  struct stat st;
-  if (::fstat(file.fd(), &st) != 0) return Fail(ErrorCode::INTERNAL, "cannot write into the room");
-  out.bytes = static_cast<uint64_t>(st.st_size);
-  CR_TRY(file.Commit(path));
+  out.bytes = file.bytes_written();
+  if (auto st = file.Commit(); !st) {
+    // Not durably in place (or not at all): nothing refers to it yet, remove it.
+    ::unlink(path.c_str());
+    return std::unexpected(st.error());
+  }
   return out;
 }
 
@@ -397,8 +339,10 @@ Result<engine::MemFile> ReadDataFile(const std::string& path, const crypto::Secu
       } else if (!cipher.Open(u.index, UnitAd(binding, u.index, u.plain_offset, u.length),
                               buf.data(), n, buf.data())) {
         fail(tampered("a unit does not authenticate").error());
-      } else if (!PwriteAll(mem.fd(), buf.data(), u.length, u.plain_offset)) {
-        fail(Error{ErrorCode::INTERNAL, fmt::format("in-memory file: {}", strerror(errno))});
+      } else if (auto w = mem.WriteAt(u.plain_offset, {reinterpret_cast<const char*>(buf.data()),
+                                                        u.length});
+                 !w) {
+        fail(w.error());
       }
     }
     sodium_memzero(buf.data(), buf.size());

@@ -31,6 +31,12 @@ std::string Config(const std::string& privacy) {
   return y + privacy;
 }
 
+// anonymize with d/anon.yaml from `input` to `out`.
+std::string AnonymizeTo(const TempDir& d, const std::string& input, const std::string& out) {
+  return std::string(CLEANROOM_BINARY) + " anonymize --config " + Q(d / "anon.yaml") +
+         " --input " + Q(input) + " --out " + Q(out);
+}
+
 std::string Cmd(const TempDir& d, const std::string& cfg) {
   return std::string(CLEANROOM_BINARY) + " anonymize --config " + Q(d / cfg) + " --input " +
          Q(AdultDir() + "/adult.csv") + " --out " + Q(d / "out.csv") + " --report " +
@@ -88,19 +94,13 @@ TEST(AnonymizeE2eTest, ParquetInputGivesTheSameRelease) {
   auto csv = testing::RunShell(Cmd(d, "anon.yaml"));
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   std::string from_csv = testing::Slurp(d / "out.csv");
-  auto pq = testing::RunShell(std::string(CLEANROOM_BINARY) + " anonymize --config " +
-                              testing::Q(d / "anon.yaml") + " --input " +
-                              testing::Q(d / "adult.parquet") + " --out " +
-                              testing::Q(d / "out2.csv"));
+  auto pq = testing::RunShell(AnonymizeTo(d, d / "adult.parquet", d / "out2.csv"));
   ASSERT_EQ(pq.exit_code, 0) << pq.err;
   EXPECT_NE(pq.out.find("suppressed: 906"), std::string::npos) << pq.out;
   EXPECT_EQ(testing::Slurp(d / "out2.csv"), from_csv);
   // Not Parquet at all: bad input, nothing written.
   testing::Spit(d / "fake.parquet", "not parquet");
-  auto bad = testing::RunShell(std::string(CLEANROOM_BINARY) + " anonymize --config " +
-                               testing::Q(d / "anon.yaml") + " --input " +
-                               testing::Q(d / "fake.parquet") + " --out " +
-                               testing::Q(d / "out3.csv"));
+  auto bad = testing::RunShell(AnonymizeTo(d, d / "fake.parquet", d / "out3.csv"));
   EXPECT_EQ(bad.exit_code, 7) << bad.err;
   EXPECT_FALSE(PathExists(d / "out3.csv"));
 }
@@ -112,10 +112,7 @@ TEST(AnonymizeE2eTest, ParquetOutputHoldsTheSameRelease) {
   testing::Spit(d / "anon.yaml", Config("privacy: {k: 5, suppression_limit: 0.04}\n"));
   auto csv = testing::RunShell(Cmd(d, "anon.yaml"));
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
-  auto pq = testing::RunShell(std::string(CLEANROOM_BINARY) + " anonymize --config " +
-                              testing::Q(d / "anon.yaml") + " --input " +
-                              testing::Q(AdultDir() + "/adult.csv") + " --out " +
-                              testing::Q(d / "out.parquet"));
+  auto pq = testing::RunShell(AnonymizeTo(d, AdultDir() + "/adult.csv", d / "out.parquet"));
   ASSERT_EQ(pq.exit_code, 0) << pq.err;
   EXPECT_NE(pq.out.find("suppressed: 906"), std::string::npos) << pq.out;
   EXPECT_EQ(std::filesystem::status(d / "out.parquet").permissions() & std::filesystem::perms::all,
@@ -137,10 +134,7 @@ TEST(AnonymizeE2eTest, ParquetOutputHoldsTheSameRelease) {
   // Everything written and re-checked, then the move into place fails (the
   // destination is a folder): exit 1, and no staging file is left behind.
   std::filesystem::create_directories(d / "taken.parquet/inside");
-  auto taken = testing::RunShell(std::string(CLEANROOM_BINARY) + " anonymize --config " +
-                                 testing::Q(d / "anon.yaml") + " --input " +
-                                 testing::Q(AdultDir() + "/adult.csv") + " --out " +
-                                 testing::Q(d / "taken.parquet"));
+  auto taken = testing::RunShell(AnonymizeTo(d, AdultDir() + "/adult.csv", d / "taken.parquet"));
   EXPECT_EQ(taken.exit_code, 1) << taken.err;
   for (auto& e : std::filesystem::directory_iterator(d.path())) {
     EXPECT_EQ(e.path().filename().string().find("cr-staging"), std::string::npos) << e.path();

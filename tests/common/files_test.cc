@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "testing/temp_dir.h"
@@ -32,6 +34,36 @@ TEST(FilesTest, RefuseOverwriteKeepsOldBytes) {
   EXPECT_EQ(st.error().code, ErrorCode::FILE_EXISTS);
   EXPECT_EQ(*ReadFile(p), "old");
   EXPECT_EQ(testing::Snapshot(dir.path()).size(), 1u);
+}
+
+TEST(FilesTest, PiecewiseWriterCommitsOrLeavesNothing) {
+  TempDir dir;
+  const std::string path = dir / "big";
+  {
+    auto w = AtomicFileWriter::Create(path, 0600);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->Write("first "));
+    ASSERT_TRUE(w->Write("second"));
+    EXPECT_EQ(w->bytes_written(), 12u);
+    EXPECT_FALSE(PathExists(path));  // nothing at `path` before Commit
+  }  // dropped without Commit: the temporary file goes too
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  auto w = AtomicFileWriter::Create(path, 0600);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->Write("whole"));
+  ASSERT_TRUE(w->Commit());
+  EXPECT_EQ(*ReadFile(path), "whole");
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(w->Write("more"));  // closed once committed
+  auto again = AtomicFileWriter::Create(path, 0600);
+  ASSERT_TRUE(again);
+  ASSERT_TRUE(again->Write("other"));
+  auto refused = again->Commit(Overwrite::kRefuse);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::FILE_EXISTS);
+  EXPECT_EQ(*ReadFile(path), "whole");
 }
 
 TEST(FilesTest, ReadMissingIsUnreadable) {
