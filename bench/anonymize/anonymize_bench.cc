@@ -16,7 +16,7 @@
 namespace cr::anonymize {
 namespace {
 
-const std::string kAdult = std::string(CLEANROOM_SHARED_DATA) + "/adult";
+const std::string kAdult = std::string(CLEANROOM_DATA_DIR) + "/adult";
 
 // ARX 3.x on the same problems (from the issue): Adult 0.85-0.91 s, Adult x10 21-28 s.
 constexpr double kArxAdult[2] = {0.85, 0.91};

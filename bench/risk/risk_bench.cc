@@ -15,7 +15,7 @@
 namespace cr::risk {
 namespace {
 
-const std::string kAdult = std::string(CLEANROOM_SHARED_DATA) + "/adult/adult.csv";
+const std::string kAdult = std::string(CLEANROOM_DATA_DIR) + "/adult/adult.csv";
 // ARX's risk analysis of Adult (all nine QIs, sample and population models), from the issue.
 constexpr double kArxAdultSeconds = 0.1;
 

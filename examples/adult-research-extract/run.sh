@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin=${CLEANROOM:-$root/build/bin/cleanroom}
 out=${OUT:-$(mktemp -d)}
-"$bin" anonymize --config "$here/anon.yaml" --input "$root/../shared/data/adult/adult.csv" \
+"$bin" anonymize --config "$here/anon.yaml" --input "$root/data/adult/adult.csv" \
   --out "$out/adult-extract.csv" --report "$out/report.json"
 echo "--- first records of $out/adult-extract.csv"
 head -5 "$out/adult-extract.csv"

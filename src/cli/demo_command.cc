@@ -203,10 +203,8 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
 
     Step(14, "A research extract of microdata: anonymise UCI Adult (k = 5, occupation 3-diverse)");
     std::string config = std::string(CLEANROOM_SOURCE_DIR) + "/examples/adult-research-extract/anon.yaml";
-    std::string adult = std::string(CLEANROOM_SOURCE_DIR) + "/../shared/data/adult/adult.csv";
-    if (!PathExists(config) || !PathExists(adult)) {
-      Say("skipped: the Adult data set is not beside the source tree (../shared/data/adult)");
-    } else {
+    std::string adult = std::string(CLEANROOM_SOURCE_DIR) + "/data/adult/adult.csv";
+    {
       anonymize::RunPaths paths{config, adult, dir + "/adult-extract.csv", dir + "/adult-report.json"};
       CR_ASSIGN(auto rel, anonymize::RunAnonymize(paths));
       Say("the optimal generalisation (searched over the hierarchy lattice) and its effect:");

@@ -1,4 +1,4 @@
-// The collaboration spec (PRODUCT.md §3): parse and validate every field,
+// The collaboration spec (docs/spec-reference.md): parse and validate every field,
 // hash the exact bytes (plus the bytes of every key file it names), and sign
 // and verify parties' signatures over that hash.
 #pragma once

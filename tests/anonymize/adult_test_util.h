@@ -1,4 +1,4 @@
-// Test helpers: load UCI Adult and its ARX hierarchies from the shared data.
+// Test helpers: load UCI Adult and its ARX hierarchies from data/adult in this repository.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 
 namespace cr::anonymize::testing {
 
-inline std::string AdultDir() { return std::string(CLEANROOM_SHARED_DATA) + "/adult"; }
+inline std::string AdultDir() { return std::string(CLEANROOM_DATA_DIR) + "/adult"; }
 
 struct Adult {
   Table table;

@@ -19,7 +19,7 @@ using testing::Slurp;
 using testing::Spit;
 using testing::TempDir;
 
-std::string AdultDir() { return std::string(CLEANROOM_SHARED_DATA) + "/adult"; }
+std::string AdultDir() { return std::string(CLEANROOM_DATA_DIR) + "/adult"; }
 
 std::string Config(const std::string& privacy) {
   std::string y = "separator: \";\"\nquasi_identifiers:\n";

@@ -14,7 +14,7 @@ using cr::testing::Slurp;
 using cr::testing::Spit;
 using cr::testing::TempDir;
 
-std::string AdultDir() { return std::string(CLEANROOM_SHARED_DATA) + "/adult"; }
+std::string AdultDir() { return std::string(CLEANROOM_DATA_DIR) + "/adult"; }
 
 std::string AdultConfig(const std::string& privacy, const std::string& extra = "") {
   std::string y = "quasi_identifiers:\n";

@@ -19,7 +19,7 @@ using testing::Spit;
 using testing::TempDir;
 
 std::string Bin() { return CLEANROOM_BINARY; }
-std::string Adult() { return std::string(CLEANROOM_SHARED_DATA) + "/adult/adult.csv"; }
+std::string Adult() { return std::string(CLEANROOM_DATA_DIR) + "/adult/adult.csv"; }
 const char* kQis =
     "sex,age,race,marital-status,education,native-country,workclass,occupation,salary-class";
 

@@ -154,7 +154,7 @@ TEST(PopulationTest, JournalistScalesWithSamplingFraction) {
   EXPECT_DOUBLE_EQ(r->population->sampling_fraction, 0.1);
 }
 
-std::string AdultPath() { return std::string(CLEANROOM_SHARED_DATA) + "/adult/adult.csv"; }
+std::string AdultPath() { return std::string(CLEANROOM_DATA_DIR) + "/adult/adult.csv"; }
 const std::vector<std::string> kAdultQis = {
     "sex",       "age",        "race",        "marital-status", "education", "native-country",
     "workclass", "occupation", "salary-class"};

@@ -17,7 +17,7 @@ namespace {
 using cr::testing::Spit;
 using cr::testing::TempDir;
 
-// PRODUCT.md §3, verbatim.
+// The example of the product contract (the collaboration spec), verbatim.
 constexpr std::string_view kExample =
     R"yaml(collaboration: acme-newsco-2026q4      # id: [a-z0-9-]{3,64}
 description: Campaign measurement, Q4
