@@ -15,6 +15,7 @@ namespace cr {
 // tests match on them, never on message wording. Add, never rename.
 #define CR_ERROR_CODES(X)                      \
   X(INTERNAL, 1, 500)                          \
+  X(ROOM_BUSY, 1, 503)                         \
   X(USAGE, 2, 400)                             \
   X(QUERY_REFUSED, 3, 403)                     \
   X(THRESHOLD_NOT_MET, 3, 403)                 \
@@ -42,7 +43,8 @@ namespace cr {
   X(UNKNOWN_DATASET, 7, 404)                   \
   X(UNKNOWN_COLUMN, 7, 400)                    \
   X(SQL_INVALID, 7, 400)                       \
-  X(RESULT_NOT_FOUND, 7, 404)
+  X(RESULT_NOT_FOUND, 7, 404)                  \
+  X(NOT_SUPPORTED, 7, 400)
 
 enum class ErrorCode {
 #define CR_ENUM(name, exit_code, http) name,

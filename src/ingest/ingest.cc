@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine.h"
-#include "ingest/package.h"
+#include "package/package.h"
 
 namespace cr::ingest {
 

@@ -14,7 +14,7 @@
 #include "common/progress.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
-#include "ingest/package.h"
+#include "package/package.h"
 #include "ingest/pseudonym.h"
 #include "spec/spec.h"
 

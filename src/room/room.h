@@ -25,7 +25,7 @@
 #include "common/error.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
-#include "ingest/package.h"
+#include "package/package.h"
 #include "room/data_file.h"
 #include "spec/spec.h"
 

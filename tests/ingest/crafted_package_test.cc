@@ -8,7 +8,7 @@
 #include "e2e/e2e_fixture.h"
 #include "engine/engine.h"
 #include "ingest/ingest.h"
-#include "ingest/package.h"
+#include "package/package.h"
 #include "spec/spec.h"
 
 namespace cr::testing {

@@ -1,4 +1,4 @@
-#include "ingest/package.h"
+#include "package/package.h"
 
 #include <errno.h>
 #include <fcntl.h>
