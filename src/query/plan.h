@@ -51,7 +51,9 @@ struct Expr {
   };
   Kind kind = Kind::kConstant;
   std::string op;
-  bool negated = false;  // NOT IN, IS NOT NULL, NOT BETWEEN, TRY_CAST, CASE has ELSE
+  bool negated = false;   // kIn, kBetween, kIsNull: NOT IN, NOT BETWEEN, IS NOT NULL
+  bool try_cast = false;  // kCast: TRY_CAST (NULL on failure) rather than CAST
+  bool has_else = false;  // kCase: the last arg is the ELSE branch
   std::vector<Expr> args;
   int table = -1;        // kColumn
   std::string column;    // kColumn (spec spelling)
@@ -61,10 +63,13 @@ struct Expr {
   std::optional<std::pair<double, double>> clamp;
 
   bool HasAggregate() const;
+  // Structural equality, as DuckDB's ParsedExpression::Equals: same kind,
+  // operator, flags, column, literal and aggregate, and equal arguments in
+  // order. GROUP BY, HAVING and ORDER BY match expressions with it; fields
+  // derived from the column (role, clamp) are compared too, which can only
+  // make a match stricter.
+  bool operator==(const Expr& other) const = default;
 };
-
-// SQL of a checked expression; column references become "tN"."column".
-std::string RenderExpr(const Expr& e);
 
 struct TableRef {
   std::string dataset;  // spec name

@@ -4,10 +4,21 @@
 
 #include <fmt/format.h>
 
+#include "query/functions.h"
+
 namespace cr::query {
 namespace {
 
 using engine::QuoteIdent;
+
+std::string JoinArgs(const std::vector<Expr>& args, size_t from = 0) {
+  std::string out;
+  for (size_t i = from; i < args.size(); ++i) {
+    if (i > from) out += ", ";
+    out += RenderExpr(args[i]);
+  }
+  return out;
+}
 
 std::string RenderFromNode(const Plan& plan, int idx) {
   const FromNode& n = plan.from[static_cast<size_t>(idx)];
@@ -59,6 +70,73 @@ std::string UnitColumn(const Plan& plan, int table) {
 }
 
 }  // namespace
+
+std::string NumberLiteral(double v) {
+  std::string s = fmt::format("{}", v);
+  return v < 0 ? "(" + s + ")" : s;
+}
+
+std::string RenderExpr(const Expr& e) {
+  switch (e.kind) {
+    case Expr::Kind::kColumn:
+      return QuoteIdent(fmt::format("t{}", e.table)) + "." + QuoteIdent(e.column);
+    case Expr::Kind::kConstant:
+      return e.literal;
+    case Expr::Kind::kFunction:
+      return e.op + "(" + JoinArgs(e.args) + ")";
+    case Expr::Kind::kInfix:
+      if (e.args.size() == 1) return "(" + e.op + " " + RenderExpr(e.args[0]) + ")";
+      return "(" + RenderExpr(e.args[0]) + " " + e.op + " " + RenderExpr(e.args[1]) + ")";
+    case Expr::Kind::kCompare:
+      return "(" + RenderExpr(e.args[0]) + " " + e.op + " " + RenderExpr(e.args[1]) + ")";
+    case Expr::Kind::kAnd:
+    case Expr::Kind::kOr: {
+      std::string out = "(";
+      for (size_t i = 0; i < e.args.size(); ++i) {
+        if (i) out += e.kind == Expr::Kind::kAnd ? " AND " : " OR ";
+        out += RenderExpr(e.args[i]);
+      }
+      return out + ")";
+    }
+    case Expr::Kind::kNot:
+      return "(NOT " + RenderExpr(e.args[0]) + ")";
+    case Expr::Kind::kIn:
+      return "(" + RenderExpr(e.args[0]) + (e.negated ? " NOT IN (" : " IN (") + JoinArgs(e.args, 1) +
+             "))";
+    case Expr::Kind::kBetween:
+      return "(" + RenderExpr(e.args[0]) + (e.negated ? " NOT BETWEEN " : " BETWEEN ") +
+             RenderExpr(e.args[1]) + " AND " + RenderExpr(e.args[2]) + ")";
+    case Expr::Kind::kIsNull:
+      return "(" + RenderExpr(e.args[0]) + (e.negated ? " IS NOT NULL)" : " IS NULL)");
+    case Expr::Kind::kCoalesce:
+      return "coalesce(" + JoinArgs(e.args) + ")";
+    case Expr::Kind::kCast:
+      return std::string(e.try_cast ? "TRY_CAST(" : "CAST(") + RenderExpr(e.args[0]) + " AS " +
+             e.op + ")";
+    case Expr::Kind::kCase: {
+      std::string out = "(CASE";
+      size_t pairs = (e.args.size() - (e.has_else ? 1 : 0)) / 2;
+      for (size_t i = 0; i < pairs; ++i) {
+        out += " WHEN " + RenderExpr(e.args[2 * i]) + " THEN " + RenderExpr(e.args[2 * i + 1]);
+      }
+      if (e.has_else) out += " ELSE " + RenderExpr(e.args.back());
+      return out + " END)";
+    }
+    case Expr::Kind::kAggregate: {
+      std::string arg = RenderExpr(e.args[0]);
+      if (e.clamp) {
+        // Clamp each value to the declared bounds before aggregating, so one
+        // extreme row cannot dominate a sum; NULL stays NULL.
+        std::string lo = NumberLiteral(e.clamp->first), hi = NumberLiteral(e.clamp->second);
+        arg = fmt::format("(CASE WHEN {0} < {1} THEN {1} WHEN {0} > {2} THEN {2} ELSE {0} END)",
+                          arg, lo, hi);
+      }
+      std::string name(AggregateSqlName(e.agg));
+      return name + (e.agg == spec::AggFn::kCountDistinct ? "(DISTINCT " : "(") + arg + ")";
+    }
+  }
+  return "NULL";
+}
 
 std::string RenderFrom(const Plan& plan) {
   return RenderFromNode(plan, static_cast<int>(plan.from.size()) - 1);

@@ -29,6 +29,13 @@ struct GeneratedSql {
 
 GeneratedSql Generate(const Plan& plan);
 
+// SQL of a checked expression; column references become "tN"."column".
+std::string RenderExpr(const Expr& e);
+
+// A double as SQL that DuckDB reads back as the same value (negative numbers
+// parenthesised, so "a - -1" cannot become a comment "--").
+std::string NumberLiteral(double v);
+
 // Just the FROM clause of the plan ("impressions" AS "t0" INNER JOIN ...).
 std::string RenderFrom(const Plan& plan);
 
