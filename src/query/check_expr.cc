@@ -211,8 +211,9 @@ Result<Expr> Checker::CheckAggregate(const json& e, Clause clause, bool in_aggre
   std::string name = Lower(Str(e, "function_name"));
   bool distinct = Flag(e, "distinct");
   if (name == "count_star") {
-    return Refuse("COUNT(*) is not allowed: count a column the rule allows, e.g. "
-                  "COUNT(DISTINCT email)");
+    // A row count grows with every join row; the privacy units do not.
+    return Refuse("COUNT(*) is not allowed: count a column the rule allows, e.g. {}",
+                  UnitColumnHint());
   }
   if (clause == Clause::kWhere || clause == Clause::kGroupBy) {
     return Refuse("aggregates are not allowed in {}", ClauseName(clause));

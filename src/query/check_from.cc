@@ -8,6 +8,28 @@
 
 namespace cr::query::internal {
 
+std::string Checker::ColumnsInScope(const std::vector<int>* scope) const {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < plan_.tables.size(); ++i) {
+    int t = static_cast<int>(i);
+    if (scope && std::find(scope->begin(), scope->end(), t) == scope->end()) continue;
+    const auto& tr = plan_.tables[i];
+    std::vector<std::string> cols;
+    for (const auto& c : tr.ds->columns) cols.push_back(c.name);
+    std::string who = tr.alias == Lower(tr.dataset) ? tr.dataset
+                                                    : fmt::format("{} ({})", tr.alias, tr.dataset);
+    parts.push_back(fmt::format("{}: {}", who, fmt::join(cols, ", ")));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+std::string Checker::UnitColumnHint() const {
+  if (plan_.tables.empty()) return "COUNT(DISTINCT <privacy unit column>)";
+  const auto& t = plan_.tables.front();
+  if (plan_.tables.size() == 1) return fmt::format("COUNT(DISTINCT {})", t.ds->privacy_unit_column);
+  return fmt::format("COUNT(DISTINCT {}.{})", t.alias, t.ds->privacy_unit_column);
+}
+
 Result<std::pair<int, const spec::Column*>> Checker::Resolve(const json& names,
                                                              const std::vector<int>* scope) {
   if (!names.is_array() || names.empty() || names.size() > 2) {
@@ -28,14 +50,20 @@ Result<std::pair<int, const spec::Column*>> Checker::Resolve(const json& names,
   };
   if (names.size() == 2) {
     std::string alias = Lower(names[0].get<std::string>());
+    std::vector<std::string> known;
     for (size_t i = 0; i < plan_.tables.size(); ++i) {
       int t = static_cast<int>(i);
-      if (plan_.tables[i].alias != alias || !in_scope(t)) continue;
+      if (!in_scope(t)) continue;
+      known.push_back(plan_.tables[i].alias);
+      if (plan_.tables[i].alias != alias) continue;
       const spec::Column* c = find_col(t);
-      if (!c) return Refuse("unknown column '{}' in dataset {}", col, plan_.tables[i].dataset);
+      if (!c) {
+        std::vector<int> one = {t};
+        return Refuse("unknown column '{}' in {}", col, ColumnsInScope(&one));
+      }
       return std::make_pair(t, c);
     }
-    return Refuse("unknown dataset or alias '{}'", alias);
+    return Refuse("unknown dataset or alias '{}' (in scope: {})", alias, fmt::join(known, ", "));
   }
   int found = -1;
   const spec::Column* fc = nullptr;
@@ -48,7 +76,7 @@ Result<std::pair<int, const spec::Column*>> Checker::Resolve(const json& names,
       fc = c;
     }
   }
-  if (found < 0) return Refuse("unknown column '{}'", col);
+  if (found < 0) return Refuse("unknown column '{}' (columns in scope: {})", col, ColumnsInScope(scope));
   return std::make_pair(found, fc);
 }
 
@@ -64,10 +92,12 @@ Result<int> Checker::AddFrom(const json& t, std::vector<int>* scope) {
     if (cna.is_array() && !cna.empty()) return Refuse("column aliases on a dataset are not allowed");
     std::string name = Lower(Str(t, "table_name"));
     const spec::Dataset* ds = nullptr;
+    std::vector<std::string> known;
     for (const auto& d : spec_.datasets) {
+      known.push_back(d.name);
       if (Lower(d.name) == name) ds = &d;
     }
-    if (!ds) return Refuse("unknown dataset '{}'", name);
+    if (!ds) return Refuse("unknown dataset '{}' (the spec's datasets: {})", name, fmt::join(known, ", "));
     if (plan_.tables.size() >= kMaxDatasets) {
       return Refuse("a query may touch at most {} datasets", kMaxDatasets);
     }

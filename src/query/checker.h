@@ -82,6 +82,11 @@ class Checker {
   Result<Expr> CheckJoinCondition(const json& c, const std::vector<int>& scope, int depth);
   Result<std::pair<int, const spec::Column*>> Resolve(const json& names,
                                                       const std::vector<int>* scope);
+  // "impressions: email, campaign, ..." for each table in `scope` (all when
+  // null): names only, so an "unknown column" refusal says what exists.
+  std::string ColumnsInScope(const std::vector<int>* scope) const;
+  // The privacy-unit columns of the tables in the query, for hints.
+  std::string UnitColumnHint() const;
 
   // check_expr.cc: one expression of a clause, recursively.
   Result<Expr> Check(const json& e, Clause clause, bool in_aggregate, int depth);
