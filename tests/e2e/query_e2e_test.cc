@@ -28,6 +28,7 @@ namespace cr::testing {
 namespace {
 
 using nlohmann::json;
+using cr::testing::ReadSqlCases;
 
 // One room for the whole suite (setting it up is the slow part).
 class QueryE2e : public ::testing::Test {
@@ -172,21 +173,32 @@ class QueryE2e : public ::testing::Test {
 
 TempDir* QueryE2e::dir_ = nullptr;
 
+// Every line of attacks.txt and invalid.txt through the binary: the exit code
+// of its expected code, that code on stderr and the reason it claims. EXPECT
+// (not ASSERT) so every failing line is reported with its number.
 TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
   auto before = Snapshot(P("room"), "audit.log");
   size_t audit_before = Slurp(P("room/audit.log")).size();
-  auto attacks = ReadSqlFile("attacks.txt");
-  ASSERT_GE(attacks.size(), 40u);
-  for (const auto& sql : attacks) {
-    auto r = Query("acme", sql);
-    EXPECT_EQ(r.exit_code, 3) << sql << "\n" << r.err;
-    EXPECT_NE(r.err.find("cleanroom: error[QUERY_REFUSED]"), std::string::npos) << sql << r.err;
-    EXPECT_TRUE(r.out.empty()) << sql << "\n" << r.out;
-  }
-  for (const auto& sql : ReadSqlFile("invalid.txt")) {
-    auto r = Query("acme", sql);
-    EXPECT_EQ(r.exit_code, 7) << sql << "\n" << r.err;
-    EXPECT_NE(r.err.find("error[SQL_INVALID]"), std::string::npos) << r.err;
+  const std::map<std::string, int> kExit = {{"QUERY_REFUSED", 3}, {"SQL_INVALID", 7}, {"BAD_INPUT", 7}};
+  size_t total = 0;
+  for (const char* file : {"attacks.txt", "invalid.txt"}) {
+    auto cases = ReadSqlCases(file);
+    EXPECT_GE(cases.size(), 5u) << file;
+    for (const auto& c : cases) {
+      ++total;
+      const std::string where = fmt::format("{}:{}: {}", file, c.line, c.sql);
+      auto code = kExit.find(c.code);
+      if (code == kExit.end() || c.reason.empty()) {
+        ADD_FAILURE() << where << ": needs \"| CODE | reason\" with a known code";
+        continue;
+      }
+      auto r = Query("acme", c.sql);
+      EXPECT_EQ(r.exit_code, code->second) << where << "\n" << r.err;
+      EXPECT_NE(r.err.find("cleanroom: error[" + c.code + "]"), std::string::npos) << where << "\n" << r.err;
+      EXPECT_NE(r.err.find(c.reason), std::string::npos)
+          << where << "\nexpected reason \"" << c.reason << "\", got: " << r.err;
+      EXPECT_TRUE(r.out.empty()) << where << "\n" << r.out;
+    }
   }
   // No result was stored, nothing but the audit log changed, and every
   // refusal is in the log, without the literals of the queries.
@@ -194,9 +206,37 @@ TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
   std::string audit = Slurp(P("room/audit.log")).substr(audit_before);
   size_t refusals = 0;
   for (size_t pos = 0; (pos = audit.find("\"query.refused\"", pos)) != std::string::npos; ++pos) ++refusals;
-  EXPECT_EQ(refusals, attacks.size() + ReadSqlFile("invalid.txt").size());
+  EXPECT_EQ(refusals, total);
   EXPECT_EQ(audit.find("jane.doe1@example.com"), std::string::npos);
   Must("--room " + Q(P("room")) + " audit verify");
+}
+
+// A syntax error in multi-line SQL names the line, the column and the token,
+// and shows that line with a caret under the token; nothing changes.
+TEST_F(QueryE2e, SyntaxErrorsPointAtLineColumnAndToken) {
+  auto before = Snapshot(P("room"), "audit.log");
+  const std::string sql =
+      "SELECT campaign,\n"
+      "       COUNT(DISTINCT email) AS people\n"
+      "FROM impressions\n"
+      "WHERE campaign = 'spring' GRUOP BY campaign";
+  auto r = Query("acme", sql);
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  const std::string want =
+      "cleanroom: error[SQL_INVALID]: syntax error at line 4, column 27, at \"GRUOP\"\n"
+      "  WHERE campaign = 'spring' GRUOP BY campaign\n"
+      "                            ^^^^^\n";
+  EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  // A missing parenthesis is found where the parser gives up: the FROM of line 2.
+  auto open = Query("acme", "SELECT campaign, COUNT(DISTINCT email\n  FROM impressions GROUP BY campaign");
+  EXPECT_EQ(open.exit_code, 7) << open.err;
+  EXPECT_NE(open.err.find("syntax error at line 2, column 3, at \"FROM\"\n"
+                          "    FROM impressions GROUP BY campaign\n"
+                          "    ^^^^\n"),
+            std::string::npos)
+      << open.err;
+  EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
 }
 
 // A join that multiplies rows (each person's ~4 impressions joined with
@@ -539,6 +579,58 @@ TEST_F(QueryE2e, OnlyTheColumnsAQueryReadsAreDecryptedAndMounted) {
   ASSERT_TRUE(rs) << rs.error().message;
   EXPECT_GT(rs->rows.size(), 0u);
   EXPECT_FALSE(db2->Query("SELECT shown_at FROM impressions", ErrorCode::INTERNAL, false));
+}
+
+
+// A room over a spec whose privacy units are customer_id and member_id, with
+// no data: the checker's hints and "unknown" refusals name this spec's
+// datasets and columns (names only), and the room is left as it was.
+TEST(QueryE2eOtherSpec, RefusalsNameThisSpecsDatasetsAndColumns) {
+  TempDir dir;
+  auto p = [&](const std::string& rel) { return dir / rel; };
+  auto run = [&](const std::string& args) { return RunShell(Q(CLEANROOM_BINARY) + " " + args); };
+  std::string sigs;
+  for (const char* party : {"acme", "newsco", "analyst"}) {
+    ASSERT_EQ(run(std::string("keygen --name ") + party + " --out " + Q(p("keys"))).exit_code, 0);
+  }
+  Spit(p("spec.yaml"), kCustomerSpec);
+  auto init = run("room init --room " + Q(p("room")) + " --spec " + Q(p("spec.yaml")));
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  for (const char* party : {"acme", "newsco", "analyst"}) {
+    auto sign = run("spec sign --spec " + Q(p("spec.yaml")) + " --key " + Q(p(std::string("keys/") + party + ".key")));
+    ASSERT_EQ(sign.exit_code, 0) << sign.err;
+    sigs += " " + Q(p(std::string("spec.yaml.") + party + ".sig"));
+  }
+  auto act = run("room activate --room " + Q(p("room")) + " --sig" + sigs);
+  ASSERT_EQ(act.exit_code, 0) << act.err;
+  auto before = Snapshot(p("room"), "audit.log");
+  auto query = [&](const std::string& sql) {
+    return run("--room " + Q(p("room")) + " --key " + Q(p("keys/acme.key")) + " query --sql " + Q(sql));
+  };
+  struct Want {
+    const char* sql;
+    const char* reason;
+  };
+  for (const Want& w : {
+           Want{"SELECT store, COUNT(*) FROM orders GROUP BY store", "e.g. COUNT(DISTINCT customer_id)"},
+           Want{"SELECT o.store, COUNT(*) FROM orders o JOIN members m ON o.customer_id = m.member_id "
+                "GROUP BY o.store",
+                "e.g. COUNT(DISTINCT o.customer_id)"},
+           Want{"SELECT tier, COUNT(*) FROM members GROUP BY tier", "e.g. COUNT(DISTINCT member_id)"},
+           Want{"SELECT store, SUM(total) FROM impressions GROUP BY store",
+                "unknown dataset 'impressions' (the spec's datasets: orders, members)"},
+           Want{"SELECT email, COUNT(DISTINCT customer_id) FROM orders GROUP BY email",
+                "unknown column 'email' (columns in scope: orders: customer_id, store, total)"},
+       }) {
+    auto r = query(w.sql);
+    EXPECT_EQ(r.exit_code, 3) << w.sql << "\n" << r.err;
+    EXPECT_NE(r.err.find("cleanroom: error[QUERY_REFUSED]"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(w.reason), std::string::npos) << w.sql << "\nwant: " << w.reason << "\ngot: " << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  auto star = query("SELECT store, COUNT(*) FROM orders GROUP BY store");
+  EXPECT_EQ(star.err.find("email"), std::string::npos) << star.err;
+  EXPECT_EQ(Snapshot(p("room"), "audit.log"), before);
 }
 
 }  // namespace

@@ -74,4 +74,35 @@ templates:
       FROM visits WHERE site <> $exclude GROUP BY site
 )";
 
+// A spec whose privacy units are not emails: hints and "unknown" refusals
+// must name this spec's columns, not the demo's.
+inline const char* kCustomerSpec = R"(collaboration: shop-loyalty-tests
+description: Query tests with other unit columns
+region: eu
+retention_days: 90
+parties:
+  acme:    {public_key: keys/acme.pub,    abilities: [contribute, query, receive_results]}
+  newsco:  {public_key: keys/newsco.pub,  abilities: [contribute, receive_results]}
+  analyst: {public_key: keys/analyst.pub, abilities: [query]}
+privacy:
+  unit: customer
+  min_distinct_units: 50
+datasets:
+  orders:
+    owner: acme
+    privacy_unit_column: customer_id
+    columns:
+      customer_id: {type: string, role: join_key}
+      store:       {type: string, role: dimension}
+      total:       {type: double, role: metric, bounds: [0, 1000]}
+    rule: {kind: aggregation, aggregates: {total: [sum], customer_id: [count_distinct]}, receivers: [acme]}
+  members:
+    owner: newsco
+    privacy_unit_column: member_id
+    columns:
+      member_id: {type: string, role: join_key}
+      tier:      {type: string, role: dimension}
+    rule: {kind: aggregation, aggregates: {member_id: [count_distinct]}, receivers: [acme, newsco]}
+)";
+
 }  // namespace cr::testing
