@@ -2,6 +2,7 @@
 // rule's grants, allow-listed functions and operators, casts, CASE, literals
 // re-rendered by us, and template parameters bound as typed constants.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>

@@ -4,7 +4,6 @@
 // clauses and modifiers (check_select.cc). Include only from those files.
 #pragma once
 
-#include <cctype>
 #include <optional>
 #include <string>
 #include <string_view>
