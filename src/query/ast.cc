@@ -64,7 +64,9 @@ std::string DescribeSyntaxError(std::string_view sql, size_t offset) {
   if (p.token.empty()) {
     what = offset >= sql.size() ? "at the end of the SQL" : "at the end of the line";
   } else if ((p.token[0] == '\'' || p.token[0] == '"') &&
-             (p.token.size() == 1 || p.token.back() != p.token[0])) {
+             sql.find(p.token[0], offset + 1) == std::string_view::npos) {
+    // A quoted string may run over several lines; only one that never
+    // closes is unterminated.
     what = "at an unterminated quoted string";
   } else {
     std::string shown(p.token.substr(0, kMaxTokenShown));

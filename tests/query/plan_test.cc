@@ -416,6 +416,11 @@ TEST(SyntaxErrorTest, PointsAtLineColumnAndToken) {
             std::string::npos);
   std::string open = "SELECT 'abc FROM x";
   EXPECT_NE(DescribeSyntaxError(open, 7).find("at an unterminated quoted string"), std::string::npos);
+  // A string closed on a later line is a token like any other: only its
+  // first line is shown.
+  std::string multi = "SELECT x 'two\nlines' FROM t";
+  EXPECT_EQ(DescribeSyntaxError(multi, 9),
+            "syntax error at line 1, column 10, at \"'two\"\n  SELECT x 'two\n           ^^^^");
   // A long line is cut around the error, the caret still under the token.
   std::string wide = "SELECT " + std::string(500, 'a') + " ) " + std::string(500, 'b');
   std::string w = DescribeSyntaxError(wide, wide.find(')'));
