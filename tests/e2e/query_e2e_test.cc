@@ -251,16 +251,14 @@ TEST_F(QueryE2e, QueriesAreStoppedAtTheOperatorsTimeAndMemoryLimits) {
     sql += fmt::format(" JOIN impressions t{} ON t{}.email = t{}.email", i, i - 1, i);
   }
   sql += " GROUP BY t0.campaign";
-  auto started = std::chrono::steady_clock::now();
-  // `timeout 120` keeps a broken watchdog from hanging the suite (exit 124).
+  // `timeout 120` keeps a broken watchdog from hanging the suite (exit 124,
+  // which fails the exit-code check): no timing assertion needed.
   auto r = RunShell("CLEANROOM_QUERY_TIMEOUT=1 timeout 120 " + Q(CLEANROOM_BINARY) + " " +
                     As("acme") + " --format json query --sql " + Q(sql));
-  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("error[QUERY_LIMIT_EXCEEDED]"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ran longer than the room allows"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
-  EXPECT_LT(took, 60.0);  // a bound on the test, not a timing assertion: unstopped it runs for hours
   EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
   std::string audit = Slurp(P("room/audit.log")).substr(audit_before);
   EXPECT_NE(audit.find("\"QUERY_LIMIT_EXCEEDED\""), std::string::npos) << audit;
