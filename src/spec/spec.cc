@@ -384,6 +384,7 @@ class Parser {
     } catch (const YAML::Exception& e) {
       return Fail(ErrorCode::SPEC_INVALID, "spec: {}{}", e.msg, Where(e.mark));
     }
+    CR_TRY(RefuseReserved());
     spec_.hash = Hash();
     return std::move(spec_);
   }
@@ -510,6 +511,7 @@ class Parser {
       }
     }
     if (auto n = m.Get("dp")) {
+      Reserve("privacy.dp", m.Find("dp")->key_node);
       CR_ASSIGN(Map d, Map::Read(*n, "privacy.dp",
                                  {"epsilon", "delta", "max_groups_per_unit", "refresh"}));
       Dp dp;
@@ -807,6 +809,7 @@ class Parser {
       }
     }
     if (auto n = m.Get("public_values")) {
+      Reserve(m.Path("public_values"), m.Find("public_values")->key_node);
       CR_ASSIGN(Map pv, Map::Read(*n, m.Path("public_values")));
       for (const auto& e : pv.entries()) {
         std::string ppath = pv.Path(e.key);
@@ -820,6 +823,7 @@ class Parser {
     }
     if (auto n = m.Get("require_dp")) {
       std::string p = m.Path("require_dp");
+      Reserve(p, m.Find("require_dp")->key_node);
       CR_ASSIGN(r.require_dp, GetBool(*n, p));
       if (r.require_dp && !spec_.privacy.dp) return Invalid(p, *n, "requires privacy.dp");
     }
@@ -857,6 +861,35 @@ class Parser {
     return Ok();
   }
 
+  // ----- keys reserved for differential privacy -----
+
+  // Nothing adds noise yet, so a spec that asks for differential privacy would
+  // activate and release exact answers to parties who signed for noisy ones.
+  // The keys are still parsed and checked (their grammar is the contract the DP
+  // work implements), then the spec is refused. Every such key is named, so one
+  // pass fixes the spec.
+  void Reserve(std::string path, const YAML::Node& key_node) {
+    reserved_.push_back({std::move(path), LineOf(key_node)});
+  }
+
+  Status RefuseReserved() const {
+    if (reserved_.empty()) return Ok();
+    auto at = [](const ReservedKey& k) {
+      return k.line > 0 ? fmt::format("{} (line {})", k.path, k.line) : k.path;
+    };
+    const ReservedKey& first = reserved_.front();
+    std::string msg = fmt::format(
+        "{}: reserved for differential privacy, which is not supported yet; nothing would "
+        "enforce it, so the spec is refused (remove the key){}",
+        first.path, first.line > 0 ? fmt::format(" (line {})", first.line) : "");
+    if (reserved_.size() > 1) {
+      std::vector<std::string> others;
+      for (size_t i = 1; i < reserved_.size(); ++i) others.push_back(at(reserved_[i]));
+      msg += fmt::format("; also reserved: {}", fmt::join(others, ", "));
+    }
+    return std::unexpected(Error{ErrorCode::NOT_SUPPORTED, std::move(msg)});
+  }
+
   // ----- hash -----
 
   // The spec hash is hex SHA-256 over a length-prefixed, domain-separated encoding
@@ -889,8 +922,14 @@ class Parser {
     return ToHex(h.Final());
   }
 
+  struct ReservedKey {
+    std::string path;
+    int line = 0;
+  };
+
   Spec spec_;
   KeyFileReader read_key_file_;
+  std::vector<ReservedKey> reserved_;  // in document order
 };
 
 std::string SignatureMessage(std::string_view collaboration, std::string_view spec_hash) {

@@ -46,6 +46,8 @@ struct Rule {
   std::map<std::string, std::vector<AggFn>> aggregates;     // column -> allowed functions
   std::optional<int64_t> min_distinct_units;
   std::vector<std::string> join_operators = {"and"};        // subset of {and, or}
+  // Reserved for differential privacy: Parse refuses a spec that sets either
+  // (NOT_SUPPORTED), so in a parsed spec they are always empty / false.
   std::map<std::string, std::vector<std::string>> public_values;  // dimension -> values
   bool require_dp = false;
   // list
@@ -84,6 +86,7 @@ struct Dp {
 struct Privacy {
   std::string unit = "person";
   int64_t min_distinct_units = 50;
+  // Reserved like Rule::public_values: always empty in a parsed spec.
   std::optional<Dp> dp;
 };
 
@@ -122,7 +125,9 @@ struct Spec {
 // Parses and validates `bytes`. Key paths resolve against `base_dir`.
 // SPEC_INVALID (exit 7) with a message naming the offending field path
 // (e.g. "datasets.impressions.columns.cost.bounds"); KEY_INVALID/FILE_UNREADABLE
-// for a party's key.
+// for a party's key; NOT_SUPPORTED (exit 7) naming every key reserved for
+// differential privacy (privacy.dp, a rule's public_values and require_dp)
+// that an otherwise valid spec sets.
 Result<Spec> Parse(std::string_view bytes, const std::string& base_dir);
 // Reads the file and parses it with its own directory as base_dir.
 Result<Spec> Load(const std::string& path);
