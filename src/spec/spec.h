@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/error.h"
 #include "crypto/crypto.h"
 
@@ -136,6 +138,16 @@ Result<Spec> Load(const std::string& path);
 // the copies it stored. FILE_UNREADABLE when a named key file is not in the map.
 Result<Spec> ParseWithKeyFiles(std::string_view bytes,
                                const std::map<std::string, std::string>& key_files);
+
+// ----- Summary -----------------------------------------------------------------------
+
+// What a spec agrees, for `spec check`: ids, hash, parties with their abilities
+// and key fingerprints, datasets with their columns and the thresholds in force
+// (the effective min_distinct_units), rules and templates. Only names and
+// settings from the spec: it holds no data.
+nlohmann::ordered_json Summary(const Spec& spec);
+// The same, as text for people.
+std::string SummaryText(const Spec& spec);
 
 // ----- Signatures ------------------------------------------------------------------
 
