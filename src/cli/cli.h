@@ -50,5 +50,6 @@ void RegisterGenerate(CLI::App& root, Globals& g, Registry& r);
 void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r);
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
 void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
+void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and status
 
 }  // namespace cr::cli

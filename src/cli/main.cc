@@ -44,6 +44,7 @@ int Main(int argc, char** argv) {
   RegisterQuery(app, g, r);
   RegisterAnonymize(app, g, r);
   RegisterRisk(app, g, r);
+  RegisterDatasets(app, g, r);
 
   try {
     app.parse(argc, argv);

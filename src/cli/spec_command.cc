@@ -1,5 +1,7 @@
-// `cleanroom spec sign`.
+// `cleanroom spec sign` and `cleanroom spec check`.
 #include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "common/files.h"
@@ -25,6 +27,24 @@ void RegisterSpec(CLI::App& root, Globals& g, Registry& r) {
     CR_TRY(WriteFileAtomic(out, spec::SignatureToJson(sig) + "\n"));
     fmt::print("{} signed collaboration '{}' (spec {})\nwrote {}\n", sig.party,
                spec.collaboration, spec.hash.substr(0, 16), out);
+    return Ok();
+  });
+
+  auto* check = spec_cmd->add_subcommand(
+      "check", "validate a spec and its key files without a room; print what it agrees");
+  static std::string check_path;
+  check->add_option("--spec", check_path, "the spec file")->required();
+  r.Add(check, [&g]() -> Status {
+    if (g.format != "table" && g.format != "json") {
+      return Fail(ErrorCode::USAGE, "spec check prints --format table or json, not {}", g.format);
+    }
+    CR_ASSIGN(auto spec, spec::Load(check_path));
+    if (g.format == "json") {
+      fmt::print("{}\n", spec::Summary(spec).dump(2, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace));
+    } else {
+      fmt::print("{}: valid\n\n{}", check_path, spec::SummaryText(spec));
+    }
     return Ok();
   });
 }

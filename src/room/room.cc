@@ -117,6 +117,35 @@ bool Room::PackageSeen(const std::string& id) const {
   return s_->catalog["packages"].contains(id);
 }
 
+RoomInfo Room::Info() const {
+  // Open checks these files' shape only where it relies on them; read the rest
+  // defensively so inspection never throws.
+  auto str = [](const nlohmann::json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const nlohmann::json& state = s_->state;
+  RoomInfo info;
+  if (auto it = state.find("format"); it != state.end() && it->is_number_integer()) {
+    info.format = it->get<int>();
+  }
+  info.created_at = str(state, "created_at");
+  info.activated_at = str(state, "activated_at");
+  if (auto it = state.find("signatures"); it != state.end() && it->is_array()) {
+    for (const auto& sig : *it) {
+      if (sig.is_object() && !str(sig, "party").empty()) info.signed_by.push_back(str(sig, "party"));
+    }
+  }
+  if (auto it = s_->catalog.find("packages"); it != s_->catalog.end() && it->is_object()) {
+    for (const auto& package : *it) {
+      if (package.is_object() && !str(package, "dataset").empty()) {
+        ++info.packages[str(package, "dataset")];
+      }
+    }
+  }
+  return info;
+}
+
 Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::string& spec_path) {
   CR_ASSIGN(auto spec, spec::Load(spec_path));
   if (PathExists(dir) && !DirIsEmpty(dir)) {

@@ -43,6 +43,16 @@ struct DatasetEntry {
   std::vector<package::SchemaColumn> schema;
 };
 
+// What state.json and the package ledger record about the room, for `status`
+// and `datasets`.
+struct RoomInfo {
+  int format = 0;                      // version of the room folder's layout
+  std::string created_at;
+  std::string activated_at;            // "" until activation
+  std::vector<std::string> signed_by;  // parties whose signature activation stored
+  std::map<std::string, int64_t> packages;  // dataset -> packages ever ingested for it
+};
+
 enum class OpenMode {
   kReadWrite,  // takes the room lock and applies retention
   kReadOnly,   // for inspection (audit verify/show): no lock, no retention
@@ -67,6 +77,7 @@ class Room {
   audit::AuditLog& audit();
   const std::map<std::string, DatasetEntry>& datasets() const;
   bool PackageSeen(const std::string& package_id) const;
+  RoomInfo Info() const;
 
   // Verifies the signature files (spec::Verify each) and activates once every
   // party has a valid one. Anything else (missing party: SIGNATURE_MISSING;

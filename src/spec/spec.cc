@@ -384,6 +384,7 @@ class Parser {
     } catch (const YAML::Exception& e) {
       return Fail(ErrorCode::SPEC_INVALID, "spec: {}{}", e.msg, Where(e.mark));
     }
+    CR_TRY(RefuseReserved());
     spec_.hash = Hash();
     return std::move(spec_);
   }
@@ -510,6 +511,7 @@ class Parser {
       }
     }
     if (auto n = m.Get("dp")) {
+      Reserve("privacy.dp", m.Find("dp")->key_node);
       CR_ASSIGN(Map d, Map::Read(*n, "privacy.dp",
                                  {"epsilon", "delta", "max_groups_per_unit", "refresh"}));
       Dp dp;
@@ -807,6 +809,7 @@ class Parser {
       }
     }
     if (auto n = m.Get("public_values")) {
+      Reserve(m.Path("public_values"), m.Find("public_values")->key_node);
       CR_ASSIGN(Map pv, Map::Read(*n, m.Path("public_values")));
       for (const auto& e : pv.entries()) {
         std::string ppath = pv.Path(e.key);
@@ -820,6 +823,7 @@ class Parser {
     }
     if (auto n = m.Get("require_dp")) {
       std::string p = m.Path("require_dp");
+      Reserve(p, m.Find("require_dp")->key_node);
       CR_ASSIGN(r.require_dp, GetBool(*n, p));
       if (r.require_dp && !spec_.privacy.dp) return Invalid(p, *n, "requires privacy.dp");
     }
@@ -857,6 +861,35 @@ class Parser {
     return Ok();
   }
 
+  // ----- keys reserved for differential privacy -----
+
+  // Nothing adds noise yet, so a spec that asks for differential privacy would
+  // activate and release exact answers to parties who signed for noisy ones.
+  // The keys are still parsed and checked (their grammar is the contract the DP
+  // work implements), then the spec is refused. Every such key is named, so one
+  // pass fixes the spec.
+  void Reserve(std::string path, const YAML::Node& key_node) {
+    reserved_.push_back({std::move(path), LineOf(key_node)});
+  }
+
+  Status RefuseReserved() const {
+    if (reserved_.empty()) return Ok();
+    auto at = [](const ReservedKey& k) {
+      return k.line > 0 ? fmt::format("{} (line {})", k.path, k.line) : k.path;
+    };
+    const ReservedKey& first = reserved_.front();
+    std::string msg = fmt::format(
+        "{}: reserved for differential privacy, which is not supported yet; nothing would "
+        "enforce it, so the spec is refused (remove the key){}",
+        first.path, first.line > 0 ? fmt::format(" (line {})", first.line) : "");
+    if (reserved_.size() > 1) {
+      std::vector<std::string> others;
+      for (size_t i = 1; i < reserved_.size(); ++i) others.push_back(at(reserved_[i]));
+      msg += fmt::format("; also reserved: {}", fmt::join(others, ", "));
+    }
+    return std::unexpected(Error{ErrorCode::NOT_SUPPORTED, std::move(msg)});
+  }
+
   // ----- hash -----
 
   // The spec hash is hex SHA-256 over a length-prefixed, domain-separated encoding
@@ -889,8 +922,14 @@ class Parser {
     return ToHex(h.Final());
   }
 
+  struct ReservedKey {
+    std::string path;
+    int line = 0;
+  };
+
   Spec spec_;
   KeyFileReader read_key_file_;
+  std::vector<ReservedKey> reserved_;  // in document order
 };
 
 std::string SignatureMessage(std::string_view collaboration, std::string_view spec_hash) {
@@ -979,6 +1018,201 @@ const Template* Spec::FindTemplate(std::string_view name) const {
 
 int64_t Spec::MinDistinctUnits(const Dataset& d) const {
   return d.rule.min_distinct_units.value_or(privacy.min_distinct_units);
+}
+
+// ----- Summary ---------------------------------------------------------------------------
+
+nlohmann::ordered_json Summary(const Spec& spec) {
+  using nlohmann::ordered_json;
+  auto or_null = [](const std::string& s) { return s.empty() ? ordered_json() : ordered_json(s); };
+  ordered_json j;
+  j["collaboration"] = spec.collaboration;
+  j["description"] = or_null(spec.description);
+  j["spec_hash"] = spec.hash;
+  j["region"] = or_null(spec.region);
+  j["retention_days"] = spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json();
+  j["privacy"] = {{"unit", spec.privacy.unit},
+                  {"min_distinct_units", spec.privacy.min_distinct_units}};
+
+  ordered_json parties = ordered_json::array();
+  for (const Party& p : spec.parties) {
+    parties.push_back({{"name", p.name},
+                       {"abilities", p.abilities},
+                       // Where the key came from: a file (whose bytes the hash covers) or inline.
+                       {"key_file", or_null(p.key_bytes.empty() ? "" : p.public_key_source)},
+                       {"key_fingerprint", p.key.Fingerprint()}});
+  }
+  j["parties"] = std::move(parties);
+
+  ordered_json datasets = ordered_json::array();
+  for (const Dataset& d : spec.datasets) {
+    ordered_json columns = ordered_json::array();
+    for (const Column& c : d.columns) {
+      ordered_json col = {{"name", c.name},
+                          {"type", Name(c.type)},
+                          {"role", Name(c.role)},
+                          {"normalize", c.normalize == Normalize::kNone
+                                            ? ordered_json()
+                                            : ordered_json(Name(c.normalize))}};
+      col["bounds"] = c.bounds ? ordered_json::array({c.bounds->first, c.bounds->second})
+                               : ordered_json();
+      columns.push_back(std::move(col));
+    }
+    const Rule& r = d.rule;
+    ordered_json rule = {{"kind", Name(r.kind)},
+                         {"receivers", r.receivers},
+                         {"min_distinct_units", spec.MinDistinctUnits(d)},
+                         {"min_distinct_units_from", r.min_distinct_units ? "rule" : "default"}};
+    switch (r.kind) {
+      case RuleKind::kAggregation: {
+        ordered_json aggregates = ordered_json::object();
+        // In column order: the rule's map is alphabetical, the spec's order is lost.
+        for (const Column& c : d.columns) {
+          auto it = r.aggregates.find(c.name);
+          if (it == r.aggregates.end()) continue;
+          ordered_json fns = ordered_json::array();
+          for (AggFn f : it->second) fns.push_back(Name(f));
+          aggregates[c.name] = std::move(fns);
+        }
+        rule["aggregates"] = std::move(aggregates);
+        rule["join_operators"] = r.join_operators;
+        break;
+      }
+      case RuleKind::kList:
+        rule["list_columns"] = r.list_columns;
+        break;
+      case RuleKind::kCustom:
+        rule["templates"] = r.templates;
+        break;
+    }
+    datasets.push_back({{"name", d.name},
+                        {"owner", d.owner},
+                        {"privacy_unit_column", d.privacy_unit_column},
+                        {"columns", std::move(columns)},
+                        {"rule", std::move(rule)}});
+  }
+  j["datasets"] = std::move(datasets);
+
+  ordered_json templates = ordered_json::array();
+  for (const Template& t : spec.templates) {
+    ordered_json params = ordered_json::array();
+    for (const TemplateParam& p : t.parameters) {
+      params.push_back({{"name", p.name}, {"type", Name(p.type)}});
+    }
+    templates.push_back({{"name", t.name}, {"parameters", std::move(params)}, {"sql", t.sql}});
+  }
+  j["templates"] = std::move(templates);
+  return j;
+}
+
+namespace {
+
+// "3" or "2.5": bounds as the spec would write them.
+std::string Number(double v) {
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
+  return fmt::format("{}", v);
+}
+
+// Left-aligned columns, two spaces apart, each line prefixed by `indent`.
+std::string Table(const std::vector<std::vector<std::string>>& rows, std::string_view indent) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line(indent);
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  return names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "));
+}
+
+}  // namespace
+
+std::string SummaryText(const Spec& spec) {
+  std::string out;
+  out += Table({{"collaboration", spec.collaboration},
+                {"description", spec.description.empty() ? "none" : spec.description},
+                {"spec hash", spec.hash},
+                {"region", spec.region.empty() ? "none" : spec.region},
+                {"retention", spec.retention_days > 0
+                                  ? fmt::format("{} days after ingest", spec.retention_days)
+                                  : "none (kept until dispose)"},
+                {"privacy unit", spec.privacy.unit},
+                {"threshold", fmt::format("min_distinct_units {} (default)",
+                                          spec.privacy.min_distinct_units)}},
+               "");
+
+  out += fmt::format("\nparties ({})\n", spec.parties.size());
+  std::vector<std::vector<std::string>> parties = {{"name", "abilities", "key", "key file"}};
+  for (const Party& p : spec.parties) {
+    parties.push_back({p.name, JoinNames(p.abilities), p.key.Fingerprint(),
+                       p.key_bytes.empty() ? "inline" : p.public_key_source});
+  }
+  out += Table(parties, "  ");
+
+  out += fmt::format("\ndatasets ({})\n", spec.datasets.size());
+  for (const Dataset& d : spec.datasets) {
+    const Rule& r = d.rule;
+    out += fmt::format("  {}: owner {}, privacy unit column {}\n", d.name, d.owner,
+                       d.privacy_unit_column);
+    std::vector<std::vector<std::string>> cols = {{"column", "type", "role", "normalize", "bounds"}};
+    for (const Column& c : d.columns) {
+      cols.push_back({c.name, std::string(Name(c.type)), std::string(Name(c.role)),
+                      c.normalize == Normalize::kNone ? "-" : std::string(Name(c.normalize)),
+                      c.bounds ? fmt::format("[{}, {}]", Number(c.bounds->first),
+                                             Number(c.bounds->second))
+                               : "-"});
+    }
+    out += Table(cols, "    ");
+    std::vector<std::vector<std::string>> rule = {
+        {"rule", std::string(Name(r.kind))},
+        {"threshold", fmt::format("min_distinct_units {} ({})", spec.MinDistinctUnits(d),
+                                  r.min_distinct_units ? "rule" : "default")},
+        {"receivers", JoinNames(r.receivers)}};
+    switch (r.kind) {
+      case RuleKind::kAggregation: {
+        std::vector<std::string> aggs;
+        for (const Column& c : d.columns) {
+          auto it = r.aggregates.find(c.name);
+          if (it == r.aggregates.end()) continue;
+          std::vector<std::string> fns;
+          for (AggFn f : it->second) fns.emplace_back(Name(f));
+          aggs.push_back(fmt::format("{}: {}", c.name, fmt::join(fns, ", ")));
+        }
+        rule.push_back({"aggregates", fmt::format("{}", fmt::join(aggs, "; "))});
+        rule.push_back({"join operators", JoinNames(r.join_operators)});
+        break;
+      }
+      case RuleKind::kList:
+        rule.push_back({"list columns", JoinNames(r.list_columns)});
+        break;
+      case RuleKind::kCustom:
+        rule.push_back({"templates", JoinNames(r.templates)});
+        break;
+    }
+    out += Table(rule, "    ");
+  }
+
+  out += fmt::format("\ntemplates ({})\n", spec.templates.size());
+  for (const Template& t : spec.templates) {
+    std::vector<std::string> params;
+    for (const TemplateParam& p : t.parameters) {
+      params.push_back(fmt::format("{} {}", p.name, Name(p.type)));
+    }
+    out += fmt::format("  {}({})\n", t.name, fmt::join(params, ", "));
+  }
+  return out;
 }
 
 // ----- Parse / Load ----------------------------------------------------------------------

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "common/error.h"
 #include "crypto/crypto.h"
 
@@ -46,6 +48,8 @@ struct Rule {
   std::map<std::string, std::vector<AggFn>> aggregates;     // column -> allowed functions
   std::optional<int64_t> min_distinct_units;
   std::vector<std::string> join_operators = {"and"};        // subset of {and, or}
+  // Reserved for differential privacy: Parse refuses a spec that sets either
+  // (NOT_SUPPORTED), so in a parsed spec they are always empty / false.
   std::map<std::string, std::vector<std::string>> public_values;  // dimension -> values
   bool require_dp = false;
   // list
@@ -84,6 +88,7 @@ struct Dp {
 struct Privacy {
   std::string unit = "person";
   int64_t min_distinct_units = 50;
+  // Reserved like Rule::public_values: always empty in a parsed spec.
   std::optional<Dp> dp;
 };
 
@@ -122,7 +127,9 @@ struct Spec {
 // Parses and validates `bytes`. Key paths resolve against `base_dir`.
 // SPEC_INVALID (exit 7) with a message naming the offending field path
 // (e.g. "datasets.impressions.columns.cost.bounds"); KEY_INVALID/FILE_UNREADABLE
-// for a party's key.
+// for a party's key; NOT_SUPPORTED (exit 7) naming every key reserved for
+// differential privacy (privacy.dp, a rule's public_values and require_dp)
+// that an otherwise valid spec sets.
 Result<Spec> Parse(std::string_view bytes, const std::string& base_dir);
 // Reads the file and parses it with its own directory as base_dir.
 Result<Spec> Load(const std::string& path);
@@ -131,6 +138,16 @@ Result<Spec> Load(const std::string& path);
 // the copies it stored. FILE_UNREADABLE when a named key file is not in the map.
 Result<Spec> ParseWithKeyFiles(std::string_view bytes,
                                const std::map<std::string, std::string>& key_files);
+
+// ----- Summary -----------------------------------------------------------------------
+
+// What a spec agrees, for `spec check`: ids, hash, parties with their abilities
+// and key fingerprints, datasets with their columns and the thresholds in force
+// (the effective min_distinct_units), rules and templates. Only names and
+// settings from the spec: it holds no data.
+nlohmann::ordered_json Summary(const Spec& spec);
+// The same, as text for people.
+std::string SummaryText(const Spec& spec);
 
 // ----- Signatures ------------------------------------------------------------------
 

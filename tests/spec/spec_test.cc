@@ -76,6 +76,20 @@ constexpr std::string_view kDpBlock =
     "    max_groups_per_unit: 4             # contribution bound (L0)\n"
     "    refresh: monthly                   # or: none\n";
 
+constexpr std::string_view kPublicValuesLine =
+    "      public_values: {campaign: [spring, summer, autumn]}   # optional: group keys that are "
+    "not secret (DP)\n";
+
+// The example without the keys reserved for differential privacy, which the
+// parser refuses until DP exists: the spec every test that needs a valid one uses.
+std::string WithoutDpKeys(std::string text) {
+  for (std::string_view key : {kDpBlock, kPublicValuesLine}) {
+    if (auto pos = text.find(key); pos != std::string::npos) text.erase(pos, key.size());
+  }
+  return text;
+}
+const std::string kBase = WithoutDpKeys(std::string(kExample));
+
 using Edits = std::vector<std::pair<std::string, std::string>>;
 
 // `text` with the first occurrence of each `from` replaced by its `to`.
@@ -105,11 +119,9 @@ class SpecTest : public ::testing::Test {
   }
 
   Result<Spec> ParseText(std::string_view text) { return Parse(text, dir_.path()); }
-  Result<Spec> ParseEdited(const Edits& edits) {
-    return ParseText(Edited(std::string(kExample), edits));
-  }
+  Result<Spec> ParseEdited(const Edits& edits) { return ParseText(Edited(kBase, edits)); }
   Spec Example() {
-    auto spec = ParseText(kExample);
+    auto spec = ParseText(kBase);
     EXPECT_TRUE(spec) << spec.error().ToString();
     return spec ? *spec : Spec{};
   }
@@ -127,15 +139,51 @@ void ExpectError(const Result<Spec>& r, ErrorCode code, std::string_view path) {
 
 // ----- The example -------------------------------------------------------------------
 
-TEST_F(SpecTest, ExampleParsesFieldByField) {
+// The product contract's example asks for differential privacy, which nothing
+// enforces yet: parties must not be able to sign it and get exact answers.
+TEST_F(SpecTest, VerbatimExampleIsRefusedForItsDpKeys) {
   auto r = ParseText(kExample);
+  ExpectError(r, ErrorCode::NOT_SUPPORTED, "privacy.dp: reserved for differential privacy");
+  EXPECT_EQ(ExitCode(r.error().code), 7);
+  EXPECT_NE(r.error().message.find("privacy.dp: reserved for differential privacy, which is not "
+                                   "supported yet; nothing would enforce it, so the spec is "
+                                   "refused (remove the key) (line 11)"),
+            std::string::npos)
+      << r.error().message;
+  // Every reserved key is named with its line, so one edit fixes the spec.
+  EXPECT_NE(r.error().message.find("datasets.impressions.rule.public_values (line 28)"),
+            std::string::npos)
+      << r.error().message;
+
+  // A room re-reads its spec through ParseWithKeyFiles: refused there too.
+  std::map<std::string, std::string> stored;
+  for (const char* name : {"acme", "newsco"}) {
+    std::string file = std::string("keys/") + name + ".pub";
+    stored[file] = cr::testing::Slurp(dir_ / file);
+  }
+  ExpectError(ParseWithKeyFiles(kExample, stored), ErrorCode::NOT_SUPPORTED, "privacy.dp");
+  ASSERT_TRUE(ParseWithKeyFiles(kBase, stored));
+}
+
+TEST_F(SpecTest, ExampleWithoutDpKeysParses) {
+  EXPECT_EQ(kBase.find("dp:"), std::string::npos);
+  EXPECT_EQ(kBase.find("public_values"), std::string::npos);
+  EXPECT_EQ(kBase.size() + kDpBlock.size() + kPublicValuesLine.size(), kExample.size());
+  auto r = ParseText(kBase);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->privacy.dp);
+  EXPECT_TRUE(r->FindDataset("impressions")->rule.public_values.empty());
+}
+
+TEST_F(SpecTest, ExampleParsesFieldByField) {
+  auto r = ParseText(kBase);
   ASSERT_TRUE(r) << r.error().ToString();
   const Spec& s = *r;
   EXPECT_EQ(s.collaboration, "acme-newsco-2026q4");
   EXPECT_EQ(s.description, "Campaign measurement, Q4");
   EXPECT_EQ(s.region, "eu");
   EXPECT_EQ(s.retention_days, 90);
-  EXPECT_EQ(s.bytes, kExample);
+  EXPECT_EQ(s.bytes, kBase);
   EXPECT_EQ(s.hash.size(), 64u);
 
   ASSERT_EQ(s.parties.size(), 2u);
@@ -156,11 +204,7 @@ TEST_F(SpecTest, ExampleParsesFieldByField) {
 
   EXPECT_EQ(s.privacy.unit, "person");
   EXPECT_EQ(s.privacy.min_distinct_units, 50);
-  ASSERT_TRUE(s.privacy.dp);
-  EXPECT_EQ(s.privacy.dp->epsilon, 10.0);
-  EXPECT_EQ(s.privacy.dp->delta, 1.0e-6);
-  EXPECT_EQ(s.privacy.dp->max_groups_per_unit, 4);
-  EXPECT_EQ(s.privacy.dp->refresh, "monthly");
+  EXPECT_FALSE(s.privacy.dp);
 
   ASSERT_EQ(s.datasets.size(), 2u);
   const Dataset& imp = s.datasets[0];
@@ -191,8 +235,7 @@ TEST_F(SpecTest, ExampleParsesFieldByField) {
   EXPECT_EQ(r1.aggregates.size(), 2u);
   EXPECT_EQ(r1.aggregates.at("cost"), (std::vector<AggFn>{AggFn::kSum, AggFn::kAvg}));
   EXPECT_EQ(r1.aggregates.at("email"), (std::vector<AggFn>{AggFn::kCountDistinct}));
-  EXPECT_EQ(r1.public_values.at("campaign"),
-            (std::vector<std::string>{"spring", "summer", "autumn"}));
+  EXPECT_TRUE(r1.public_values.empty());
   EXPECT_EQ(r1.min_distinct_units, 100);
   EXPECT_EQ(r1.receivers, (std::vector<std::string>{"acme", "newsco"}));
   EXPECT_EQ(r1.join_operators, (std::vector<std::string>{"and"}));
@@ -273,23 +316,11 @@ TEST_F(SpecTest, JsonSpecParsesWithDefaults) {
   EXPECT_EQ(r->MinDistinctUnits(d), 50);
 }
 
-TEST_F(SpecTest, DpDefaultsWhenOnlyEpsilonGiven) {
-  auto r = ParseEdited({{std::string(kDpBlock), "  dp: {epsilon: 0.5}\n"}});
-  ASSERT_TRUE(r) << r.error().ToString();
-  ASSERT_TRUE(r->privacy.dp);
-  EXPECT_EQ(r->privacy.dp->epsilon, 0.5);
-  EXPECT_EQ(r->privacy.dp->delta, 0.0);
-  EXPECT_EQ(r->privacy.dp->max_groups_per_unit, 1);
-  EXPECT_EQ(r->privacy.dp->refresh, "none");
-}
-
 TEST_F(SpecTest, ListAndCustomRulesParse) {
   auto r = ParseEdited(
       {{std::string(kPurchasesRule),
         "rule: {kind: custom, templates: [conversions_by_campaign], receivers: [acme]}"},
        {"      aggregates: {cost: [sum, avg], email: [count_distinct]}\n"
-        "      public_values: {campaign: [spring, summer, autumn]}   # optional: group keys that "
-        "are not secret (DP)\n"
         "      min_distinct_units: 100          # stricter than the default\n",
         "      list_columns: [campaign, shown_at]\n"},
        {"kind: aggregation                # aggregation | list | custom", "kind: list"}});
@@ -304,17 +335,12 @@ TEST_F(SpecTest, ListAndCustomRulesParse) {
 }
 
 TEST_F(SpecTest, RequireDpNeedsPrivacyDp) {
-  auto with_dp = ParseEdited({{"receivers: [acme, newsco]",
+  // Checked before the reserved keys are refused: the grammar stays the contract.
+  auto without = ParseEdited({{"receivers: [acme, newsco]",
                                "receivers: [acme, newsco]\n"
                                "      require_dp: true"}});
-  ASSERT_TRUE(with_dp) << with_dp.error().ToString();
-  EXPECT_TRUE(with_dp->FindDataset("impressions")->rule.require_dp);
-
-  auto without = ParseEdited({{std::string(kDpBlock), ""},
-                              {"receivers: [acme, newsco]",
-                               "receivers: [acme, newsco]\n"
-                               "      require_dp: true"}});
-  ExpectError(without, ErrorCode::SPEC_INVALID, "datasets.impressions.rule.require_dp");
+  ExpectError(without, ErrorCode::SPEC_INVALID,
+              "datasets.impressions.rule.require_dp: requires privacy.dp");
 }
 
 TEST_F(SpecTest, PublicValuesAreCheckedAgainstTheColumnType) {
@@ -324,13 +350,11 @@ TEST_F(SpecTest, PublicValuesAreCheckedAgainstTheColumnType) {
     return "rule: {kind: aggregation, aggregates: {amount: [sum]}, public_values: " + values +
            ", receivers: [acme]}";
   };
+  // Well-typed values pass validation and then meet the refusal of the key.
   auto ok = ParseEdited(
       {{day, with_n},
        {std::string(kPurchasesRule), rule("{day: [2026-01-01, 2026-02-01], n: [1, -2]}")}});
-  ASSERT_TRUE(ok) << ok.error().ToString();
-  const Rule& r = ok->FindDataset("purchases")->rule;
-  EXPECT_EQ(r.public_values.at("day"), (std::vector<std::string>{"2026-01-01", "2026-02-01"}));
-  EXPECT_EQ(r.public_values.at("n"), (std::vector<std::string>{"1", "-2"}));
+  ExpectError(ok, ErrorCode::NOT_SUPPORTED, "datasets.purchases.rule.public_values: reserved");
 
   ExpectError(ParseEdited({{day, with_n}, {std::string(kPurchasesRule), rule("{day: [2026-13]}")}}),
               ErrorCode::SPEC_INVALID, "datasets.purchases.rule.public_values.day");
@@ -358,7 +382,7 @@ TEST_F(SpecTest, YamlSyntaxErrorNamesTheLine) {
 TEST_F(SpecTest, ValidationErrorsNameTheLine) {
   auto r = ParseEdited({{"bounds: [0, 5]", "bounds: [5, 0]"}});
   ExpectError(r, ErrorCode::SPEC_INVALID, "datasets.impressions.columns.cost.bounds");
-  EXPECT_NE(r.error().message.find("(line 24)"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("(line 19)"), std::string::npos) << r.error().message;
 }
 
 TEST_F(SpecTest, EmptyOrNonMappingDocumentsAreRefused) {
@@ -370,7 +394,7 @@ TEST_F(SpecTest, EmptyOrNonMappingDocumentsAreRefused) {
 }
 
 TEST_F(SpecTest, MultipleDocumentsAreRefused) {
-  auto r = ParseText(std::string(kExample) + "---\ncollaboration: other-one\n");
+  auto r = ParseText(kBase + "---\ncollaboration: other-one\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::SPEC_INVALID);
   EXPECT_NE(r.error().message.find("documents"), std::string::npos);
@@ -386,7 +410,7 @@ TEST_F(SpecTest, TopLevelRequiredFields) {
   ExpectError(ParseEdited({{parties_block, "parties: {}\n"}}), ErrorCode::SPEC_INVALID,
               "parties: at least one");
 
-  std::string text(kExample);
+  std::string text(kBase);
   std::string head = text.substr(0, text.find("datasets:\n"));
   std::string tail = text.substr(text.find("templates:\n"));
   ExpectError(ParseText(head + tail), ErrorCode::SPEC_INVALID,
@@ -396,7 +420,7 @@ TEST_F(SpecTest, TopLevelRequiredFields) {
 }
 
 TEST_F(SpecTest, TemplateSqlIsRequiredAndNotBlank) {
-  std::string sql_block(kExample.substr(kExample.find("    sql: |")));
+  std::string sql_block(kBase.substr(kBase.find("    sql: |")));
   ExpectError(ParseEdited({{sql_block, ""}, {"{since: date}", "{}"}}), ErrorCode::SPEC_INVALID,
               "templates.conversions_by_campaign.sql");
   ExpectError(ParseEdited({{sql_block, "    sql: \"  \"\n"}, {"{since: date}", "{}"}}),
@@ -437,14 +461,14 @@ TEST_F(SpecTest, TwoPartiesWithTheSameKeyAreRefused) {
 }
 
 TEST_F(SpecTest, LoadResolvesKeysAgainstTheSpecDirectory) {
-  Spit(dir_ / "spec.yaml", std::string(kExample));
+  Spit(dir_ / "spec.yaml", kBase);
   auto loaded = Load(dir_ / "spec.yaml");
   ASSERT_TRUE(loaded) << loaded.error().ToString();
   EXPECT_EQ(loaded->hash, Example().hash);
   EXPECT_EQ(loaded->parties[1].key, newsco_->pub());
 
   // From another directory the relative key paths no longer resolve.
-  auto elsewhere = Parse(kExample, dir_ / "missing");
+  auto elsewhere = Parse(kBase, dir_ / "missing");
   ExpectError(elsewhere, ErrorCode::FILE_UNREADABLE, "parties.acme.public_key");
 
   auto absent = Load(dir_ / "absent.yaml");
@@ -455,6 +479,11 @@ TEST_F(SpecTest, LoadResolvesKeysAgainstTheSpecDirectory) {
   auto bad = Load(dir_ / "bad.yaml");
   ExpectError(bad, ErrorCode::SPEC_INVALID, "privacy.dp.epsilon");
   EXPECT_NE(bad.error().message.find("bad.yaml"), std::string::npos);
+
+  Spit(dir_ / "dp.yaml", std::string(kExample));
+  auto dp = Load(dir_ / "dp.yaml");
+  ExpectError(dp, ErrorCode::NOT_SUPPORTED, "privacy.dp");
+  EXPECT_NE(dp.error().message.find("dp.yaml"), std::string::npos);
 }
 
 TEST_F(SpecTest, ParseWithKeyFilesUsesTheStoredCopies) {
@@ -463,7 +492,7 @@ TEST_F(SpecTest, ParseWithKeyFilesUsesTheStoredCopies) {
   for (const Party& p : from_disk.parties) stored[p.public_key_source] = p.key_bytes;
   // Parsed without touching the disk: same keys, same hash.
   std::filesystem::remove_all(dir_ / "keys");
-  auto r = ParseWithKeyFiles(kExample, stored);
+  auto r = ParseWithKeyFiles(kBase, stored);
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->hash, from_disk.hash);
   EXPECT_EQ(r->parties[0].key, acme_->pub());
@@ -471,18 +500,18 @@ TEST_F(SpecTest, ParseWithKeyFilesUsesTheStoredCopies) {
 
   auto altered = stored;
   altered["keys/newsco.pub"] += "\n";
-  auto changed = ParseWithKeyFiles(kExample, altered);
+  auto changed = ParseWithKeyFiles(kBase, altered);
   ASSERT_TRUE(changed);
   EXPECT_NE(changed->hash, from_disk.hash);
 
   auto missing = stored;
   missing.erase("keys/acme.pub");
-  ExpectError(ParseWithKeyFiles(kExample, missing), ErrorCode::FILE_UNREADABLE,
+  ExpectError(ParseWithKeyFiles(kBase, missing), ErrorCode::FILE_UNREADABLE,
               "parties.acme.public_key");
 
   auto swapped = stored;
   swapped["keys/acme.pub"] = outsider_->pub().ToText();
-  auto other = ParseWithKeyFiles(kExample, swapped);
+  auto other = ParseWithKeyFiles(kBase, swapped);
   ASSERT_TRUE(other);
   EXPECT_EQ(other->parties[0].key, outsider_->pub());
   EXPECT_NE(other->hash, from_disk.hash);
@@ -500,8 +529,8 @@ TEST_F(SpecTest, HashIsTheDocumentedEncoding) {
   Spec s = Example();
   std::string acme_pub = cr::testing::Slurp(dir_ / "keys/acme.pub");
   std::string newsco_pub = cr::testing::Slurp(dir_ / "keys/newsco.pub");
-  std::string encoding = std::string("cleanroom-spec-v1\0", 18) + Le64(kExample.size()) +
-                         std::string(kExample) + Le64(4) + "acme" + Le64(acme_pub.size()) +
+  std::string encoding = std::string("cleanroom-spec-v1\0", 18) + Le64(kBase.size()) + kBase +
+                         Le64(4) + "acme" + Le64(acme_pub.size()) +
                          acme_pub + Le64(6) + "newsco" + Le64(newsco_pub.size()) + newsco_pub;
   EXPECT_EQ(s.hash, ToHex(crypto::Sha256(encoding)));
 }
@@ -518,7 +547,7 @@ TEST_F(SpecTest, HashChangesWithOneSpecByte) {
   auto b = ParseEdited({{"Campaign measurement, Q4", "Campaign measurement, Q5"}});
   ASSERT_TRUE(b);
   EXPECT_NE(a.hash, b->hash);
-  auto c = ParseText(std::string(kExample) + "\n");  // even whitespace counts
+  auto c = ParseText(kBase + "\n");  // even whitespace counts
   ASSERT_TRUE(c);
   EXPECT_NE(a.hash, c->hash);
 }
@@ -703,11 +732,13 @@ std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name;
 
 class SpecRuleTest : public SpecTest, public ::testing::WithParamInterface<Case> {};
 
+// On the verbatim example, DP keys included: every validation error is reported
+// before reserved keys are refused, so the DP fields' grammar is checked too.
 TEST_P(SpecRuleTest, IsRefusedNamingTheField) {
   const Case& c = GetParam();
   Edits edits = {{c.from, c.to}};
   edits.insert(edits.end(), c.more.begin(), c.more.end());
-  ExpectError(ParseEdited(edits), c.code, c.path);
+  ExpectError(ParseText(Edited(std::string(kExample), edits)), c.code, c.path);
 }
 
 constexpr ErrorCode kInvalid = ErrorCode::SPEC_INVALID;
@@ -997,6 +1028,95 @@ INSTANTIATE_TEST_SUITE_P(Validation, SpecRuleTest, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::string(info.param.name);
                          });
+
+// ----- Keys reserved for differential privacy -------------------------------------------
+
+// The attack: a spec asking for DP is signed and activated, and the same SUM
+// then comes back exact every time. Each key that only DP gives meaning to is
+// refused on an otherwise valid spec, named with its line.
+struct ReservedCase {
+  const char* name;
+  Edits edits;        // applied to the example without DP keys
+  const char* path;   // the key named first
+  const char* line;   // "(line N)" right after the first key's explanation
+  std::vector<std::string> also = {};  // further keys named
+};
+
+std::ostream& operator<<(std::ostream& os, const ReservedCase& c) { return os << c.name; }
+
+class ReservedKeyTest : public SpecTest, public ::testing::WithParamInterface<ReservedCase> {};
+
+TEST_P(ReservedKeyTest, IsRefusedAsNotSupported) {
+  const ReservedCase& c = GetParam();
+  auto r = ParseEdited(c.edits);
+  ExpectError(r, ErrorCode::NOT_SUPPORTED,
+              std::string(c.path) + ": reserved for differential privacy");
+  EXPECT_EQ(ExitCode(r.error().code), 7);
+  EXPECT_NE(r.error().message.find(std::string("(remove the key) ") + c.line), std::string::npos)
+      << r.error().message;
+  for (const auto& other : c.also) {
+    EXPECT_NE(r.error().message.find(other), std::string::npos)
+        << "does not name " << other << ": " << r.error().message;
+  }
+}
+
+const std::string kThresholdLine =
+    "  min_distinct_units: 50               # default aggregation threshold (k)\n";
+
+const ReservedCase kReservedCases[] = {
+    {"PrivacyDp", {{kThresholdLine, kThresholdLine + std::string(kDpBlock)}}, "privacy.dp",
+     "(line 11)"},
+    {"PrivacyDpEpsilonOnly", {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 0.5}\n"}},
+     "privacy.dp", "(line 11)"},
+    {"PrivacyDpRefreshNone",
+     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 1, refresh: none, delta: 0}\n"}},
+     "privacy.dp", "(line 11)"},
+    {"PublicValues",
+     {{"      min_distinct_units: 100", std::string(kPublicValuesLine) + "      min_distinct_units: 100"}},
+     "datasets.impressions.rule.public_values", "(line 23)"},
+    {"PublicValuesFlowStyle",
+     {{std::string(kPurchasesRule),
+       "rule: {kind: aggregation, aggregates: {amount: [sum]}, public_values: {day: [2026-01-01]}, "
+       "receivers: [acme]}"}},
+     "datasets.purchases.rule.public_values", "(line 32)"},
+    {"RequireDpTrue",
+     {{kThresholdLine, kThresholdLine + std::string(kDpBlock)},
+      {"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: true"}},
+     "privacy.dp", "(line 11)", {"datasets.impressions.rule.require_dp (line 30)"}},
+    // Even `false` is refused: the key has no meaning without DP, and a reader
+    // of the spec should not have to know which value is harmless.
+    {"RequireDpFalse",
+     {{"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: false"}},
+     "datasets.impressions.rule.require_dp", "(line 25)"},
+    {"AllThree",
+     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 2}\n"},
+      {"      min_distinct_units: 100", std::string(kPublicValuesLine) + "      min_distinct_units: 100"},
+      {"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: true"}},
+     "privacy.dp", "(line 11)",
+     {"also reserved: datasets.impressions.rule.public_values (line 24), "
+      "datasets.impressions.rule.require_dp (line 27)"}},
+};
+
+INSTANTIATE_TEST_SUITE_P(NotSupported, ReservedKeyTest, ::testing::ValuesIn(kReservedCases),
+                         [](const ::testing::TestParamInfo<ReservedCase>& info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST_F(SpecTest, ReservedKeysAreRefusedInJsonSpecsToo) {
+  std::string json = R"({
+    "collaboration": "bench-2026",
+    "parties": {"acme": {"public_key": ")" +
+                     acme_->pub().ToText() +
+                     R"(", "abilities": ["contribute", "query", "receive_results"]}},
+    "privacy": {"dp": {"epsilon": 1}},
+    "datasets": {"budgets": {
+      "owner": "acme", "privacy_unit_column": "org",
+      "columns": {"org": {"type": "string", "role": "join_key"},
+                  "spend": {"type": "integer", "role": "sensitive", "bounds": [0, 1000000]}},
+      "rule": {"kind": "aggregation", "aggregates": {"spend": ["avg"]}, "receivers": ["acme"]}}}
+  })";
+  ExpectError(ParseText(json), ErrorCode::NOT_SUPPORTED, "privacy.dp: reserved");
+}
 
 }  // namespace
 }  // namespace cr::spec
