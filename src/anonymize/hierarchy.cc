@@ -95,8 +95,12 @@ constexpr size_t kListedMissing = 5;
 std::string QuoteValues(const std::vector<std::string>& values) {
   std::string out;
   for (const auto& v : values) {
-    // A long value is cut: the start is enough to find the row to add.
+    // A long value is cut: the start is enough to find the row to add. Control
+    // characters become '?' so a value cannot rewrite the terminal it lands on.
     std::string shown = v.size() > 40 ? v.substr(0, 40) + "..." : v;
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
     out += fmt::format("{}'{}'", out.empty() ? "" : ", ", shown);
   }
   return out;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "anonymize/hierarchy.h"
 #include "common/files.h"
 #include "testing/temp_dir.h"
 
@@ -253,6 +254,19 @@ TEST(AnonymizerTest, AHierarchyFileMissingValuesNamesTheFirstFive) {
                                      (dir / "city.csv") + ": 'c11'"),
             std::string::npos)
       << rel.error().message;
+}
+
+TEST(AnonymizerTest, ListedMissingValuesCannotRewriteTheTerminal) {
+  TempDir dir;
+  Spit(dir / "h.csv", "a;*\n");
+  HierarchySpec spec;
+  spec.path = dir / "h.csv";
+  auto h = BuildHierarchy(spec, {"a", "b\x1b[2J\nc", std::string(50, 'x')}, "col");
+  ASSERT_FALSE(h);
+  EXPECT_NE(h.error().message.find("'b?[2J?c', '" + std::string(40, 'x') + "...'"),
+            std::string::npos)
+      << h.error().message;
+  EXPECT_EQ(h.error().message.find('\x1b'), std::string::npos);
 }
 
 Result<Release> AnonymizeText(const std::string& yaml, const std::string& csv) {
