@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <unordered_map>
@@ -30,6 +32,8 @@ Result<size_t> ColumnIndex(const Table& t, const std::string& name) {
                 name);
   return static_cast<size_t>(i);
 }
+
+std::string Percent(double x) { return fmt::format("{:.2f}%", 100 * x); }
 
 json RiskJson(const Risk& r) {
   return {{"prosecutor_max", r.max},
@@ -82,11 +86,137 @@ Result<Sensitive> PrepareSensitive(const AnonymizeConfig& cfg, const Table& inpu
   return s;
 }
 
-ClassChecker MakeChecker(const AnonymizeConfig& cfg, const Sensitive& s) {
-  return ClassChecker(cfg.models, s.counts, s.rank, s.ordered);
+Result<ClassChecker> MakeChecker(const AnonymizeConfig& cfg, const Sensitive& s) {
+  return ClassChecker::Create(cfg.models, s.counts, s.rank, s.ordered);
 }
 
-std::string Percent(double x) { return fmt::format("{:.2f}%", 100 * x); }
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Every input column needs a treatment and every treated column must exist.
+// Returns the input columns to leave out (`others: remove`), in input order.
+Result<std::vector<std::string>> CheckTreatments(const AnonymizeConfig& cfg, const Table& input) {
+  std::vector<std::string> missing;
+  auto need = [&](const std::string& column) {
+    if (input.Find(column) < 0 &&
+        std::find(missing.begin(), missing.end(), column) == missing.end()) {
+      missing.push_back(column);
+    }
+  };
+  for (const auto& q : cfg.quasi_identifiers) need(q.column);
+  for (const auto& s : cfg.sensitive) need(s);
+  for (const auto& r : cfg.identifiers) need(r.column);
+  for (const auto& r : cfg.attributes) {
+    need(r.column);
+    for (const auto& w : r.within) need(w);
+  }
+  if (!missing.empty()) {
+    return Fail(ErrorCode::BAD_INPUT, "the config names {} column(s) the input does not have: {}",
+                missing.size(), JoinNames(missing));
+  }
+  std::vector<std::string> untreated;
+  for (const auto& c : input.columns()) {
+    if (!cfg.Declares(c.name)) untreated.push_back(c.name);
+  }
+  if (!untreated.empty() && cfg.others == Others::kRefuse) {
+    return Fail(ErrorCode::BAD_INPUT,
+                "{} input column(s) have no treatment in the config: {}; list each under "
+                "quasi_identifiers, sensitive, identifiers or attributes, or set `others: remove` "
+                "to leave them out of the release",
+                untreated.size(), JoinNames(untreated));
+  }
+  return untreated;
+}
+
+std::string Share(double x) { return fmt::format("{:.4g}", x); }
+
+// Why no node satisfies the models, and the smallest change that would help.
+// The top of the lattice (every quasi-identifier fully generalised) is one class
+// holding every record; the search fails only when that class violates a
+// model, so what the whole input lacks is what to relax. For k and distinct l
+// the top also suppresses least, so there raising the suppression limit cannot
+// help; for the other models a lower node with some suppression may.
+std::string WhatToRelax(const AnonymizeConfig& cfg, uint64_t n, const Sensitive& sens,
+                        const SearchResult& result, uint64_t max_suppressed) {
+  const PrivacyModels& m = cfg.models;
+  std::vector<std::string> fixes;
+  if (static_cast<uint64_t>(m.k) > n) {
+    fixes.push_back(fmt::format(
+        "k={} is more than the {} records, so even one class of all of them is too small: "
+        "lower k to at most {}",
+        m.k, n, n));
+  }
+  if (m.l && sens.column) {
+    const LDiversity& l = *m.l;
+    std::vector<uint32_t> counts;
+    for (uint32_t c : sens.counts) {
+      if (c) counts.push_back(c);
+    }
+    std::sort(counts.begin(), counts.end(), std::greater<>());
+    const size_t distinct = counts.size();
+    switch (l.kind) {
+      case LDiversity::Kind::kDistinct:
+        if (static_cast<double>(distinct) < l.l) {
+          fixes.push_back(fmt::format(
+              "distinct l={} needs {} values of {} in every class and the input has {}: lower l "
+              "to at most {}",
+              l.l, l.l, l.attribute, distinct, distinct));
+        }
+        break;
+      case LDiversity::Kind::kEntropy: {
+        double h = 0;
+        for (uint32_t c : counts) {
+          double p = c / static_cast<double>(n);
+          h -= p * std::log(p);
+        }
+        const double reach = std::exp(h);
+        if (reach + 1e-12 < l.l) {
+          fixes.push_back(fmt::format(
+              "entropy l={} on {}: all records together reach only l={:.3f}: lower l to at most "
+              "{:.3f}",
+              l.l, l.attribute, std::floor(reach * 1000) / 1000, std::floor(reach * 1000) / 1000));
+        }
+        break;
+      }
+      case LDiversity::Kind::kRecursive: {
+        const size_t li = static_cast<size_t>(std::ceil(l.l));
+        if (distinct < li) {
+          fixes.push_back(fmt::format(
+              "recursive l={} needs {} values of {} in every class and the input has {}: lower l "
+              "to at most {}",
+              l.l, li, l.attribute, distinct, distinct));
+        } else {
+          uint64_t tail = 0;
+          for (size_t i = li - 1; i < distinct; ++i) tail += counts[i];
+          const double need = static_cast<double>(counts[0]) / static_cast<double>(tail);
+          if (!(counts[0] < l.c * static_cast<double>(tail))) {
+            fixes.push_back(fmt::format(
+                "recursive (c={}, l={}) on {}: all records together need c above {:.4g}: raise c "
+                "or lower l",
+                l.c, l.l, l.attribute, need));
+          }
+        }
+        break;
+      }
+    }
+  }
+  if (result.least_suppressed < n && result.least_suppressed > max_suppressed) {
+    const double share = static_cast<double>(result.least_suppressed) / static_cast<double>(n);
+    fixes.push_back(fmt::format(
+        "the best transformation checked needs {} of the records suppressed ({} of {}): raise "
+        "suppression_limit to at least {}",
+        Percent(share), result.least_suppressed, n, Share(std::ceil(share * 1e4) / 1e4)));
+  } else if (!fixes.empty()) {
+    fixes.back() += " (raising suppression_limit does not help)";
+  }
+  if (fixes.empty()) fixes.push_back("relax k, l, t or suppression_limit");
+  std::string out;
+  for (const auto& f : fixes) out += (out.empty() ? "" : "; ") + f;
+  return out;
+}
 
 }  // namespace
 
@@ -96,6 +226,7 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
   RandomSource& random = options.random ? *options.random : sodium;
   const size_t n = input.num_rows();
   if (n == 0) return Fail(ErrorCode::BAD_INPUT, "the input has no records");
+  CR_ASSIGN(const std::vector<std::string> removed, CheckTreatments(cfg, input));
 
   // Quasi-identifiers: hierarchies bound to the input's dictionaries.
   std::vector<size_t> qi_idx;
@@ -108,7 +239,7 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
   }
   for (const auto& s : cfg.sensitive) CR_TRY(ColumnIndex(input, s));
   CR_ASSIGN(Sensitive sens, PrepareSensitive(cfg, input));
-  ClassChecker checker = MakeChecker(cfg, sens);
+  CR_ASSIGN(ClassChecker checker, MakeChecker(cfg, sens));
 
   SearchInput in;
   for (size_t i = 0; i < qi_idx.size(); ++i) {
@@ -125,11 +256,11 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
   CR_ASSIGN(auto search, LatticeSearch::Create(std::move(in)));
   SearchResult result = search->Run();
   if (!result.found) {
-    return Fail(
-        ErrorCode::THRESHOLD_NOT_MET,
-        "no generalisation of the quasi-identifiers satisfies the privacy models with at most "
-        "{} of {} records suppressed (suppression_limit {})",
-        search->max_suppressed(), n, cfg.models.suppression_limit);
+    return Fail(ErrorCode::THRESHOLD_NOT_MET,
+                "no generalisation of the quasi-identifiers satisfies the privacy models with at "
+                "most {} of {} records suppressed (suppression_limit {}): {}",
+                search->max_suppressed(), n, cfg.models.suppression_limit,
+                WhatToRelax(cfg, n, sens, result, search->max_suppressed()));
   }
   const std::vector<int>& levels = result.best.levels;
   std::vector<uint8_t> suppressed = search->SuppressedRecords(levels);
@@ -259,6 +390,7 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
     }
     out.SelectRows(keep);
   }
+  for (const auto& name : removed) drop_columns.push_back(static_cast<size_t>(input.Find(name)));
   std::sort(drop_columns.rbegin(), drop_columns.rend());
   for (size_t idx : drop_columns) out.RemoveColumn(idx);
 
@@ -308,6 +440,8 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
   }
   rep["models"] = models;
   rep["transforms"] = transforms;
+  // Input columns without a treatment, left out under `others: remove`.
+  rep["removed"] = removed;
   rel.table = std::move(out);
 
   std::string lv;
@@ -320,6 +454,9 @@ Result<Release> Anonymize(const AnonymizeConfig& cfg, const Table& input,
       "risk before: prosecutor max {:.4f}, avg {:.4f}, sample uniques {}\n",
       lv, num_suppressed, n, search->max_suppressed(), cfg.drop_suppressed ? "dropped" : "masked",
       min_class, cfg.models.k, before.max, before.average, Percent(before.sample_uniques));
+  if (!removed.empty()) {
+    rel.summary += fmt::format("removed (no treatment, others: remove): {}\n", JoinNames(removed));
+  }
   return rel;
 }
 
@@ -348,6 +485,12 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
       return Fail(ErrorCode::INTERNAL, "release check: dropped column {} is present", id.column);
     }
   }
+  // Only columns with a treatment are released, whatever the pipeline did.
+  for (const auto& c : t.columns()) {
+    if (!cfg.Declares(c.name)) {
+      return Fail(ErrorCode::INTERNAL, "release check: column {} has no treatment", c.name);
+    }
+  }
   std::vector<size_t> qi;
   for (const auto& q : cfg.quasi_identifiers) {
     int i = t.Find(q.column);
@@ -356,7 +499,7 @@ Status VerifyRelease(const AnonymizeConfig& cfg, const Table& input, std::string
   }
   // Group the written records by their quasi-identifier strings.
   CR_ASSIGN(Sensitive sens, PrepareSensitive(cfg, input));
-  ClassChecker checker = MakeChecker(cfg, sens);
+  CR_ASSIGN(ClassChecker checker, MakeChecker(cfg, sens));
   int sens_out = -1;
   std::unordered_map<std::string, uint32_t> sens_code;
   if (sens.column) {

@@ -1,7 +1,5 @@
-// The anonymisation config (anon.yaml): which columns are quasi-identifiers and
-// how they generalise, sensitive attributes, direct identifiers, transforms of
-// other attributes, privacy models and the objective. Parsing validates every
-// field and names the bad one (BAD_INPUT).
+// The anonymisation config (anon.yaml): the treatment of every column (quasi-identifier,
+// sensitive, identifier, attribute, or removed), privacy models and objective, read strictly.
 #pragma once
 
 #include <string>
@@ -41,6 +39,11 @@ struct AttributeRule {
   int level = 1;                    // kGeneralize
 };
 
+// What happens to input columns the config does not name. A column released
+// because nobody mentioned it would be a privacy default that silently releases,
+// so the default refuses the input; `others: remove` leaves such columns out.
+enum class Others { kRefuse, kRemove };
+
 struct AnonymizeConfig {
   char separator = 0;  // 0: detect
   std::vector<QuasiIdentifier> quasi_identifiers;
@@ -50,8 +53,15 @@ struct AnonymizeConfig {
   PrivacyModels models;
   Objective objective = Objective::kNonUniformEntropy;
   bool drop_suppressed = false;  // `suppressed: drop|mask`
+  Others others = Others::kRefuse;
+
+  // Whether `column` has a treatment (any section names it).
+  bool Declares(std::string_view column) const;
 };
 
+// Parsing validates every field through the strict reader (common/yaml.h) and
+// names the bad one with its line (BAD_INPUT): unknown or duplicate keys,
+// quoted numbers, wrong types and out-of-range values are all refused.
 // `base_dir`: relative paths (hierarchies, secrets) resolve against it.
 Result<AnonymizeConfig> ParseConfig(std::string_view yaml, const std::string& base_dir);
 Result<AnonymizeConfig> LoadConfig(const std::string& path);

@@ -85,6 +85,27 @@ Result<Hierarchy> HierarchyFromChains(const std::vector<std::string>& dict,
 
 namespace {
 
+// Messages never carry data values, with this one exception: the values a
+// hierarchy file lacks are listed (the first few), because without them the
+// config author cannot fix the file. They are the author's own data, and
+// `anonymize` runs locally on the data owner's machine: the message goes to the
+// person who holds the input, not to another party of a collaboration.
+constexpr size_t kListedMissing = 5;
+
+std::string QuoteValues(const std::vector<std::string>& values) {
+  std::string out;
+  for (const auto& v : values) {
+    // A long value is cut: the start is enough to find the row to add. Control
+    // characters become '?' so a value cannot rewrite the terminal it lands on.
+    std::string shown = v.size() > 40 ? v.substr(0, 40) + "..." : v;
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    out += fmt::format("{}'{}'", out.empty() ? "" : ", ", shown);
+  }
+  return out;
+}
+
 Result<std::vector<std::vector<std::string>>> FileChains(const HierarchySpec& spec,
                                                          const std::vector<std::string>& dict,
                                                          const std::string& column) {
@@ -118,21 +139,23 @@ Result<std::vector<std::vector<std::string>>> FileChains(const HierarchySpec& sp
     rows.emplace(std::move(value), std::move(fields));
   }
   if (width == 0) return Fail(ErrorCode::BAD_INPUT, "hierarchy file {} is empty", spec.path);
+  std::vector<std::string> listed;
   std::vector<std::vector<std::string>> chains;
   chains.reserve(dict.size());
   size_t missing = 0;
   for (const auto& v : dict) {
     auto it = rows.find(v);
     if (it == rows.end()) {
-      ++missing;
+      if (++missing <= kListedMissing) listed.push_back(v);
       continue;
     }
     chains.push_back(it->second);
   }
   if (missing) {
     return Fail(ErrorCode::BAD_INPUT,
-                "column {}: {} distinct value(s) are not in hierarchy file {}", column, missing,
-                spec.path);
+                "column {}: {} distinct value(s) are not in hierarchy file {}{}: {}", column,
+                missing, spec.path, missing > kListedMissing ? ", the first of them" : "",
+                QuoteValues(listed));
   }
   return chains;
 }

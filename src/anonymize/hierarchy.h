@@ -43,8 +43,9 @@ struct Hierarchy {
 };
 
 // Builds the hierarchy for a column whose distinct values are `dict`. BAD_INPUT
-// (naming the column, never a value) when a value is missing from a hierarchy
-// file, is not a number/date for a rule that needs one, when rows disagree on
+// naming the column when a value is missing from a hierarchy file (with how
+// many and the first few of them, the one message that shows values: see
+// hierarchy.cc), is not a number/date for a rule that needs one, when rows disagree on
 // the number of levels, or when the hierarchy is not a tree. `column` is for messages.
 Result<Hierarchy> BuildHierarchy(const HierarchySpec& spec, const std::vector<std::string>& dict,
                                  const std::string& column);

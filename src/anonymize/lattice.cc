@@ -73,8 +73,74 @@ namespace {
 int BitsFor(size_t values) { return values <= 1 ? 0 : 64 - std::countl_zero(uint64_t{values - 1}); }
 }  // namespace
 
+Status LatticeSearch::Validate() const {
+  CR_TRY(in_.models.Validate());
+  if (in_.qis.empty()) {
+    return Fail(ErrorCode::BAD_INPUT, "lattice search: no quasi-identifiers to generalise");
+  }
+  for (const auto& q : in_.qis) {
+    if (!q.codes || !q.hierarchy || q.hierarchy->levels.empty()) {
+      return Fail(ErrorCode::BAD_INPUT, "lattice search: quasi-identifier {} needs codes and a "
+                  "hierarchy", q.name);
+    }
+    if (q.codes->size() != in_.qis[0].codes->size()) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "lattice search: quasi-identifier {} has {} records, {} has {}", q.name,
+                  q.codes->size(), in_.qis[0].name, in_.qis[0].codes->size());
+    }
+    const size_t values = q.hierarchy->levels[0].of_value.size();
+    for (const auto& level : q.hierarchy->levels) {
+      bool fits = level.of_value.size() == values;
+      for (size_t v = 0; v < level.of_value.size() && fits; ++v) {
+        fits = level.of_value[v] < level.labels.size();
+      }
+      if (!fits) {
+        return Fail(ErrorCode::BAD_INPUT,
+                    "lattice search: the hierarchy of {} does not map each of its {} values to "
+                    "a label at every level", q.name, values);
+      }
+    }
+    for (uint32_t code : *q.codes) {
+      if (code >= values) {
+        return Fail(ErrorCode::BAD_INPUT,
+                    "lattice search: quasi-identifier {} has a code its hierarchy does not cover",
+                    q.name);
+      }
+    }
+  }
+  const size_t n = in_.qis[0].codes->size();
+  if (n == 0) return Fail(ErrorCode::BAD_INPUT, "lattice search: no records");
+  const std::string needs = in_.models.SensitiveAttribute();
+  if (!needs.empty() && !in_.sensitive) {
+    return Fail(ErrorCode::BAD_INPUT, "lattice search: the models need the codes of {}", needs);
+  }
+  if (in_.sensitive) {
+    if (!in_.checker) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "lattice search: a sensitive attribute needs a class checker");
+    }
+    if (in_.sensitive->size() != n) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "lattice search: the sensitive attribute has {} records, the "
+                  "quasi-identifiers {}",
+                  in_.sensitive->size(), n);
+    }
+    for (uint32_t code : *in_.sensitive) {
+      if (code >= in_.sensitive_values) {
+        return Fail(ErrorCode::BAD_INPUT,
+                    "lattice search: a sensitive code is not below sensitive_values ({})",
+                    in_.sensitive_values);
+      }
+    }
+  }
+  return Ok();
+}
+
 Status LatticeSearch::Init() {
-  if (in_.qis.empty()) return Fail(ErrorCode::BAD_INPUT, "no quasi-identifiers to generalise");
+  // The search indexes hierarchy arrays with the codes it is given, through raw
+  // pointers: every precondition is checked once here, so no caller gets a
+  // search that reads out of bounds or checks weaker models than it asked for.
+  CR_TRY(Validate());
   n_ = in_.qis[0].codes->size();
   max_suppressed_ = static_cast<uint64_t>(
       std::floor(in_.models.suppression_limit * static_cast<double>(n_) + 1e-9));
@@ -433,6 +499,7 @@ NodeStats LatticeSearch::EvaluateCached(uint64_t id, const std::vector<int>& lev
   RollUp(cache_[src].table, cache_[src].levels, levels, &t);
   NodeStats st = Stats(&t, levels, in_.objective == Objective::kLoss);
   ++result_.evaluated;
+  Consider(st);
   node_objective_[id] = st.objective;
   node_eval_[id] = st.satisfied ? 1 : 2;
   if (st.monotone_satisfied) {
@@ -547,10 +614,19 @@ void LatticeSearch::Probe(uint64_t id) {
   boundary_height_ = std::accumulate(levels.begin(), levels.end(), 0);
 }
 
+void LatticeSearch::Consider(const NodeStats& st) {
+  if (result_.least_suppressed_levels.empty() || st.suppressed < result_.least_suppressed) {
+    result_.least_suppressed = st.suppressed;
+    result_.least_suppressed_levels = st.levels;
+  }
+}
+
 SearchResult LatticeSearch::Run(const SearchOptions& options) {
   result_.found = false;
   result_.evaluated = 0;
   result_.rows_rolled_up = 0;
+  result_.least_suppressed = 0;
+  result_.least_suppressed_levels.clear();
   const uint64_t nodes = result_.nodes;
   std::vector<int> levels;
   std::vector<double> bound(nodes);
@@ -574,6 +650,7 @@ SearchResult LatticeSearch::Run(const SearchOptions& options) {
       RollUp(bottom_, std::vector<int>(levels.size(), 0), levels, &t);
       NodeStats st = Stats(&t, levels, in_.objective == Objective::kLoss);
       ++result_.evaluated;
+      Consider(st);
       if (st.satisfied &&
           (!result_.found || better(st.objective, id, result_.best.objective, best_id))) {
         result_.found = true;
@@ -623,6 +700,11 @@ SearchResult LatticeSearch::Run(const SearchOptions& options) {
       }
     }
     cache_.clear();
+  }
+  if (!result_.found) {
+    // The top is one class of every record: the least suppression there is for
+    // k and distinct l, and a bound for the other models.
+    Consider(Evaluate(heights_));
   }
   if (result_.found) {
     // Full statistics of the chosen node for the report.

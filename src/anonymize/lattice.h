@@ -61,11 +61,20 @@ struct SearchResult {
   uint64_t nodes = 0;           // lattice size
   uint64_t evaluated = 0;       // nodes whose class table was computed
   uint64_t rows_rolled_up = 0;  // class-table entries processed in total
+  // The fewest records any node the search computed (and, when nothing was
+  // found, the top node) would suppress, and that node: what the suppression
+  // limit would have to allow for a node to satisfy.
+  uint64_t least_suppressed = 0;
+  std::vector<int> least_suppressed_levels;
 };
 
 class LatticeSearch {
  public:
-  // BAD_INPUT when the quasi-identifiers' codes need more than 63 bits.
+  // BAD_INPUT naming the bad parameter: invalid models (PrivacyModels::Validate),
+  // no quasi-identifiers, a column without codes or hierarchy, columns of
+  // different lengths, codes outside their hierarchy or sensitive_values, a
+  // model's sensitive attribute or class checker missing, no records; and when
+  // the quasi-identifiers' codes need more than 63 bits.
   static Result<std::unique_ptr<LatticeSearch>> Create(SearchInput input);
   ~LatticeSearch();
 
@@ -90,6 +99,7 @@ class LatticeSearch {
 
  private:
   explicit LatticeSearch(SearchInput input);
+  Status Validate() const;
   Status Init();
 
   using Table = std::vector<Entry>;
@@ -102,6 +112,7 @@ class LatticeSearch {
   // suppressed records (the search does not need it unless it optimises loss).
   NodeStats Stats(Table* table, const std::vector<int>& levels, bool full);
   NodeStats EvaluateCached(uint64_t id, const std::vector<int>& levels);
+  void Consider(const NodeStats& st);
   void TagDown(uint64_t id);
   void TagUp(uint64_t id);
   void Probe(uint64_t id);

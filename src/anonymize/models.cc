@@ -12,9 +12,70 @@ std::string PrivacyModels::SensitiveAttribute() const {
   return "";
 }
 
+Status PrivacyModels::Validate() const {
+  if (k < 1) return Fail(ErrorCode::BAD_INPUT, "privacy models: k must be at least 1 (is {})", k);
+  if (!(suppression_limit >= 0 && suppression_limit <= 1)) {
+    return Fail(ErrorCode::BAD_INPUT,
+                "privacy models: the suppression limit must be a share in [0, 1] (is {})",
+                suppression_limit);
+  }
+  if (l) {
+    if (l->attribute.empty()) {
+      return Fail(ErrorCode::BAD_INPUT, "privacy models: l-diversity needs an attribute");
+    }
+    if (!(l->l >= 1) || !std::isfinite(l->l)) {
+      return Fail(ErrorCode::BAD_INPUT, "privacy models: l must be at least 1 (is {})", l->l);
+    }
+    if (l->kind == LDiversity::Kind::kRecursive && (!(l->c > 0) || !std::isfinite(l->c))) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "privacy models: c of recursive l-diversity must be above 0 (is {})", l->c);
+    }
+  }
+  if (t) {
+    if (t->attribute.empty()) {
+      return Fail(ErrorCode::BAD_INPUT, "privacy models: t-closeness needs an attribute");
+    }
+    if (!(t->t >= 0 && t->t <= 1)) {
+      return Fail(ErrorCode::BAD_INPUT, "privacy models: t must be in [0, 1] (is {})", t->t);
+    }
+  }
+  if (l && t && l->attribute != t->attribute) {
+    return Fail(ErrorCode::BAD_INPUT,
+                "privacy models: l-diversity ({}) and t-closeness ({}) must name the same "
+                "attribute",
+                l->attribute, t->attribute);
+  }
+  return Ok();
+}
+
 bool PrivacyModels::AllMonotone() const {
   if (t) return false;
   return !l || l->kind == LDiversity::Kind::kDistinct;
+}
+
+Result<ClassChecker> ClassChecker::Create(const PrivacyModels& models,
+                                          std::vector<uint32_t> sensitive_counts,
+                                          std::vector<uint32_t> ordered_rank, bool ordered) {
+  CR_TRY(models.Validate());
+  if (!models.SensitiveAttribute().empty() && sensitive_counts.empty()) {
+    return Fail(ErrorCode::BAD_INPUT, "class checker: the models need the counts of {}",
+                models.SensitiveAttribute());
+  }
+  if (ordered) {
+    if (ordered_rank.size() != sensitive_counts.size()) {
+      return Fail(ErrorCode::BAD_INPUT,
+                  "class checker: {} ranks for {} sensitive values (one each is needed)",
+                  ordered_rank.size(), sensitive_counts.size());
+    }
+    std::vector<uint8_t> seen(ordered_rank.size(), 0);
+    for (uint32_t r : ordered_rank) {
+      if (r >= seen.size() || seen[r]++) {
+        return Fail(ErrorCode::BAD_INPUT,
+                    "class checker: the ranks are not a permutation of the sensitive values");
+      }
+    }
+  }
+  return ClassChecker(models, std::move(sensitive_counts), std::move(ordered_rank), ordered);
 }
 
 ClassChecker::ClassChecker(const PrivacyModels& models, std::vector<uint32_t> sensitive_counts,

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace cr::anonymize {
 
 struct LDiversity {
@@ -31,6 +33,12 @@ struct PrivacyModels {
   std::optional<TCloseness> t;
   double suppression_limit = 0;  // share of records that may be suppressed
 
+  // BAD_INPUT naming the first bad parameter: k below 1, a suppression limit
+  // outside [0, 1], l below 1, c not above 0, t outside [0, 1], an empty
+  // attribute, or l and t on different attributes. Every object built from
+  // models (ClassChecker, LatticeSearch) checks them itself, so a caller that
+  // skips the config parser cannot get a search that silently means less.
+  Status Validate() const;
   // The one sensitive attribute the models refer to ("" when none).
   std::string SensitiveAttribute() const;
   // k-anonymity and distinct l-diversity are monotone under generalisation even
@@ -44,9 +52,12 @@ struct PrivacyModels {
 class ClassChecker {
  public:
   // `sensitive_counts`: global count per sensitive code (empty when no sensitive
-  // attribute); `ordered_rank`: for ordered EMD, the numeric rank of each code.
-  ClassChecker(const PrivacyModels& models, std::vector<uint32_t> sensitive_counts,
-               std::vector<uint32_t> ordered_rank, bool ordered);
+  // attribute); `ordered_rank`: for ordered EMD, the numeric rank of each code
+  // (a permutation of 0..codes-1). BAD_INPUT for invalid models, a model that
+  // needs a sensitive attribute without its counts, or ranks that do not fit.
+  static Result<ClassChecker> Create(const PrivacyModels& models,
+                                     std::vector<uint32_t> sensitive_counts,
+                                     std::vector<uint32_t> ordered_rank, bool ordered);
 
   struct Verdict {
     bool monotone_ok = true;  // k and distinct-l
@@ -57,6 +68,9 @@ class ClassChecker {
   double Distance(uint64_t size, const uint32_t* codes, const uint32_t* counts, size_t m) const;
 
  private:
+  ClassChecker(const PrivacyModels& models, std::vector<uint32_t> sensitive_counts,
+               std::vector<uint32_t> ordered_rank, bool ordered);
+
   PrivacyModels models_;
   std::vector<double> global_;  // global distribution over sensitive codes
   std::vector<uint32_t> rank_;  // code -> position in numeric order

@@ -2,10 +2,32 @@
 // optionally with a linkage attack against auxiliary data.
 #include <fmt/core.h>
 
+#include <string_view>
+#include <utility>
+
 #include "cli/cli.h"
 #include "risk/report.h"
 
 namespace cr::cli {
+namespace {
+
+// The library names its parameters; the user typed flags. A library error
+// about a parameter is prefixed with the flag that set it.
+Error WithFlag(Error e) {
+  static constexpr std::pair<std::string_view, std::string_view> kFlags[] = {
+      {"quasi-identifiers", "--qi"},        {"sensitive attribute", "--sensitive"},
+      {"link columns", "--link"},           {"truth column", "--truth"},
+      {"risk: the threshold", "--threshold"}, {"the population size", "--population"}};
+  for (const auto& [wording, flag] : kFlags) {
+    if (e.message.starts_with(wording)) {
+      e.message = fmt::format("{}: {}", flag, e.message);
+      break;
+    }
+  }
+  return e;
+}
+
+}  // namespace
 
 void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
   auto* cmd = root.add_subcommand("risk", "re-identification red team: risk metrics and linkage");
@@ -25,8 +47,16 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--records", run.records,
                   "per-record risk to write as CSV (record, class size, risk, at risk)");
   r.Add(cmd, [&g, population_opt]() -> Status {
+    if (run.aux.empty() != run.link.empty()) {
+      return Fail(ErrorCode::USAGE, "--aux and --link go together");
+    }
+    if (!run.truth.empty() && run.aux.empty()) {
+      return Fail(ErrorCode::USAGE, "--truth needs --aux and --link");
+    }
     if (population_opt->count()) run.population = population;
-    CR_ASSIGN(risk::RiskResult res, risk::RunRisk(run));
+    auto result = risk::RunRisk(run);
+    if (!result) return std::unexpected(WithFlag(std::move(result.error())));
+    const risk::RiskResult& res = *result;
     if (g.format == "json") {
       fmt::print("{}\n", res.json.dump(2));
     } else {

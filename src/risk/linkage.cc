@@ -127,17 +127,17 @@ bool ValueMatcher::Matches(const std::string& aux_value) const {
 Result<LinkageReport> RunLinkage(const Table& release, const Table& aux,
                                  const LinkageOptions& options) {
   CR_ASSIGN(std::vector<size_t> rel_cols,
-            ResolveColumns(release, options.link, "--link (release)"));
-  CR_ASSIGN(std::vector<size_t> aux_cols, ResolveColumns(aux, options.link, "--link (aux)"));
+            ResolveColumns(release, options.link, "link columns (release)"));
+  CR_ASSIGN(std::vector<size_t> aux_cols, ResolveColumns(aux, options.link, "link columns (auxiliary data)"));
   std::optional<size_t> rel_truth, aux_truth, sensitive;
   if (!options.truth.empty()) {
-    CR_ASSIGN(auto r, ResolveColumns(release, {options.truth}, "--truth (release)"));
-    CR_ASSIGN(auto a, ResolveColumns(aux, {options.truth}, "--truth (aux)"));
+    CR_ASSIGN(auto r, ResolveColumns(release, {options.truth}, "truth column (release)"));
+    CR_ASSIGN(auto a, ResolveColumns(aux, {options.truth}, "truth column (auxiliary data)"));
     rel_truth = r[0];
     aux_truth = a[0];
   }
   if (!options.sensitive.empty()) {
-    CR_ASSIGN(auto s, ResolveColumns(release, {options.sensitive}, "--sensitive"));
+    CR_ASSIGN(auto s, ResolveColumns(release, {options.sensitive}, "sensitive attribute (release)"));
     sensitive = s[0];
   }
   const size_t m = rel_cols.size();

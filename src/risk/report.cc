@@ -233,11 +233,14 @@ std::string RecordsCsv(const RiskReport& risk) {
 }
 
 Result<RiskResult> RunRisk(const RiskRun& run) {
+  // The command layer checks its flags first; this keeps the library closed
+  // for any other caller.
   if (run.aux.empty() != run.link.empty()) {
-    return Fail(ErrorCode::USAGE, "--aux and --link go together");
+    return Fail(ErrorCode::BAD_INPUT,
+                "risk: auxiliary data and link columns go together (one is missing)");
   }
   if (!run.truth.empty() && run.aux.empty()) {
-    return Fail(ErrorCode::USAGE, "--truth needs --aux and --link");
+    return Fail(ErrorCode::BAD_INPUT, "risk: a truth column needs auxiliary data to link with");
   }
   CR_ASSIGN(anonymize::Table table, anonymize::ReadTableFile(run.input));
   RiskOptions opt;

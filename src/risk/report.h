@@ -35,9 +35,10 @@ struct RiskResult {
   std::string summary;  // a few lines for people
 };
 
-// Fails closed: nothing is written unless every step succeeded. USAGE when
-// --aux and --link do not come together; BAD_INPUT / FILE_UNREADABLE /
-// UNKNOWN_COLUMN from the steps.
+// Fails closed: nothing is written unless every step succeeded. BAD_INPUT
+// when `aux` and `link` do not come together or `truth` comes without them;
+// BAD_INPUT / FILE_UNREADABLE / UNKNOWN_COLUMN from the steps. Messages name
+// the parameters, never command-line flags (the command layer maps those).
 Result<RiskResult> RunRisk(const RiskRun& run);
 
 // Per-record risk as CSV, one line per record in input order:

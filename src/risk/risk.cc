@@ -284,21 +284,24 @@ double SnbUniques(const std::vector<std::pair<uint64_t, uint64_t>>& histogram, u
 Result<RiskReport> AnalyzeRisk(const Table& table, const RiskOptions& options) {
   if (table.num_rows() == 0) return Fail(ErrorCode::BAD_INPUT, "risk: the input has no records");
   if (!(options.threshold >= 0 && options.threshold <= 1)) {
-    return Fail(ErrorCode::BAD_INPUT, "risk: --threshold must be in [0, 1]");
+    return Fail(ErrorCode::BAD_INPUT, "risk: the threshold must be in [0, 1] (is {})",
+                options.threshold);
   }
-  CR_ASSIGN(std::vector<size_t> qi, ResolveColumns(table, options.qis, "--qi"));
+  CR_ASSIGN(std::vector<size_t> qi, ResolveColumns(table, options.qis, "quasi-identifiers"));
   std::optional<size_t> sensitive;
   if (!options.sensitive.empty()) {
-    CR_ASSIGN(auto s, ResolveColumns(table, {options.sensitive}, "--sensitive"));
+    CR_ASSIGN(auto s, ResolveColumns(table, {options.sensitive}, "sensitive attribute"));
     if (std::find(qi.begin(), qi.end(), s[0]) != qi.end()) {
-      return Fail(ErrorCode::BAD_INPUT, "--sensitive: {} is also a quasi-identifier",
+      return Fail(ErrorCode::BAD_INPUT, "sensitive attribute {} is also a quasi-identifier",
                   options.sensitive);
     }
     sensitive = s[0];
   }
   const uint64_t n = table.num_rows();
   if (options.population && *options.population < n) {
-    return Fail(ErrorCode::BAD_INPUT, "--population: smaller than the number of records ({})", n);
+    return Fail(ErrorCode::BAD_INPUT,
+                "the population size ({}) is smaller than the number of records ({})",
+                *options.population, n);
   }
 
   std::vector<const std::vector<uint32_t>*> cols;
@@ -365,7 +368,8 @@ Result<RiskReport> AnalyzeRisk(const Table& table, const RiskOptions& options) {
     s.ordered = numeric;
     anonymize::PrivacyModels models;
     models.t = anonymize::TCloseness{col.name, 1.0, anonymize::TCloseness::Distance::kAuto};
-    anonymize::ClassChecker checker(models, global, rank, numeric);
+    CR_ASSIGN(anonymize::ClassChecker checker,
+              anonymize::ClassChecker::Create(models, global, rank, numeric));
     s.distinct_l = std::numeric_limits<uint64_t>::max();
     s.entropy_l = std::numeric_limits<double>::infinity();
     std::vector<uint32_t> codes, counts;

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "common/files.h"
+#include "common/yaml.h"
 
 namespace cr::spec {
 namespace {
@@ -118,128 +119,38 @@ bool IsName(std::string_view s, bool dash = false) {
 constexpr std::string_view kNamePattern = "[a-z_][a-z0-9_]{0,62}";
 constexpr std::string_view kPartyNamePattern = "[a-z_][a-z0-9_-]{0,62}";
 
-// ----- Errors with a field path and a line ---------------------------------------------
+// ----- The strict reader (common/yaml.h), reporting SPEC_INVALID ----------------------
 
-int LineOf(const YAML::Node& n) {
-  if (!n.IsDefined()) return 0;
-  YAML::Mark m = n.Mark();
-  return m.is_null() ? 0 : m.line + 1;
-}
+constexpr yaml::Reader kYaml(ErrorCode::SPEC_INVALID, "spec");
+
+using yaml::Join;
+using yaml::KindOf;
+using yaml::LineOf;
 
 template <typename... Args>
 std::unexpected<Error> Invalid(std::string_view path, const YAML::Node& at,
                                fmt::format_string<Args...> f, Args&&... args) {
-  std::string msg = fmt::format("{}: {}", path.empty() ? "spec"sv : path,
-                                fmt::format(f, std::forward<Args>(args)...));
-  if (int line = LineOf(at); line > 0) msg += fmt::format(" (line {})", line);
-  return std::unexpected(Error{ErrorCode::SPEC_INVALID, std::move(msg)});
-}
-
-// " (line L, column C)" for a yaml-cpp exception, "" when it carries no position.
-std::string Where(const YAML::Mark& m) {
-  if (m.is_null()) return "";
-  return fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
-}
-
-std::string Join(std::string_view path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return fmt::format("{}.{}", path, key);
-}
-
-std::string_view KindOf(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return n.Tag() == "!" ? "a quoted string" : "a scalar";
-    case YAML::NodeType::Null:
-      return "nothing";
-    default:
-      return "nothing";
-  }
-}
-
-// ----- Typed scalars -------------------------------------------------------------------
-
-// A number must be a plain (unquoted) scalar or carry the matching core tag, so
-// `retention_days: "90"` is a type error, as it would be in JSON.
-bool PlainOrTagged(const YAML::Node& n, std::string_view core_tag) {
-  return n.Tag() == "?" || n.Tag() == core_tag;
+  return kYaml.Invalid(path, at, f, std::forward<Args>(args)...);
 }
 
 Result<std::string> GetString(const YAML::Node& n, std::string_view path) {
-  if (!n.IsScalar()) return Invalid(path, n, "expected a string, found {}", KindOf(n));
-  return n.Scalar();
+  return kYaml.GetString(n, path);
 }
-
 Result<int64_t> GetInt(const YAML::Node& n, std::string_view path) {
-  if (!n.IsScalar() || !PlainOrTagged(n, "tag:yaml.org,2002:int")) {
-    return Invalid(path, n, "expected an integer, found {}", KindOf(n));
-  }
-  std::string_view s = n.Scalar();
-  if (s.starts_with('+')) s.remove_prefix(1);
-  int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size()) {
-    return Invalid(path, n, "expected an integer");
-  }
-  return v;
+  return kYaml.GetInt(n, path);
 }
-
 Result<double> GetNumber(const YAML::Node& n, std::string_view path) {
-  if (!n.IsScalar() ||
-      !(PlainOrTagged(n, "tag:yaml.org,2002:float") || n.Tag() == "tag:yaml.org,2002:int")) {
-    return Invalid(path, n, "expected a number, found {}", KindOf(n));
-  }
-  std::string_view s = n.Scalar();
-  if (s.starts_with('+')) s.remove_prefix(1);
-  // Only decimal notation: no .inf/.nan, no hex floats.
-  bool chars_ok = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-';
-  });
-  double v = 0;
-  if (chars_ok) {
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    chars_ok = ec == std::errc{} && ptr == s.data() + s.size() && std::isfinite(v);
-  }
-  if (!chars_ok) return Invalid(path, n, "expected a finite number");
-  return v;
+  return kYaml.GetNumber(n, path);
 }
-
-Result<bool> GetBool(const YAML::Node& n, std::string_view path) {
-  if (n.IsScalar() && PlainOrTagged(n, "tag:yaml.org,2002:bool")) {
-    const std::string& s = n.Scalar();
-    if (s == "true" || s == "True" || s == "TRUE") return true;
-    if (s == "false" || s == "False" || s == "FALSE") return false;
-  }
-  return Invalid(path, n, "expected true or false");
-}
-
-// A list of distinct strings.
+Result<bool> GetBool(const YAML::Node& n, std::string_view path) { return kYaml.GetBool(n, path); }
 Result<std::vector<std::string>> GetStringList(const YAML::Node& n, std::string_view path,
                                                bool allow_empty) {
-  if (!n.IsSequence()) return Invalid(path, n, "expected a list, found {}", KindOf(n));
-  std::vector<std::string> out;
-  for (const auto& item : n) {
-    if (!item.IsScalar()) return Invalid(path, item, "expected a list of strings");
-    if (std::find(out.begin(), out.end(), item.Scalar()) != out.end()) {
-      return Invalid(path, item, "'{}' is listed twice", item.Scalar());
-    }
-    out.push_back(item.Scalar());
-  }
-  if (out.empty() && !allow_empty) return Invalid(path, n, "must not be empty");
-  return out;
+  return kYaml.GetStringList(n, path, allow_empty);
 }
-
 template <typename E, size_t N>
 Result<E> GetEnum(const YAML::Node& n, std::string_view path, const Spelled<E> (&table)[N],
                   std::string_view what) {
-  CR_ASSIGN(std::string s, GetString(n, path));
-  auto v = Lookup(table, s);
-  if (!v) return Invalid(path, n, "unknown {} '{}' (expected one of: {})", what, s, Choices(table));
-  return *v;
+  return kYaml.GetEnum(n, path, table, what);
 }
 
 bool IsDate(std::string_view s) {
@@ -250,68 +161,16 @@ bool IsDate(std::string_view s) {
   return true;
 }
 
-// ----- Mappings ------------------------------------------------------------------------
-
-// A mapping read once, in document order. yaml-cpp 0.7 keeps duplicate keys (and
-// lookups return the first), so duplicates are found by walking every entry.
-class Map {
+class Map : public yaml::Map {
  public:
-  struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-  };
-
-  // `allowed` empty: any key (the keys are names the caller checks).
   static Result<Map> Read(const YAML::Node& node, std::string path,
                           std::initializer_list<std::string_view> allowed = {}) {
-    if (!node.IsMap()) return Invalid(path, node, "expected a mapping, found {}", KindOf(node));
-    Map m;
-    m.path_ = std::move(path);
-    m.node_ = node;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      // yaml-cpp iterators hand out temporaries: copy the handles.
-      YAML::Node key = it->first;
-      if (!key.IsScalar()) return Invalid(m.path_, key, "mapping keys must be plain names");
-      const std::string& k = key.Scalar();
-      if (m.Find(k)) return Invalid(m.Path(k), key, "duplicate key");
-      if (allowed.size() > 0 && std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-        std::string expected;
-        for (auto a : allowed) expected += (expected.empty() ? "" : ", ") + std::string(a);
-        return Invalid(m.Path(k), key, "unknown key (expected one of: {})", expected);
-      }
-      m.entries_.push_back(Entry{k, key, it->second});
-    }
-    return m;
-  }
-
-  const std::vector<Entry>& entries() const { return entries_; }
-  const std::string& path() const { return path_; }
-  const YAML::Node& node() const { return node_; }
-  std::string Path(std::string_view key) const { return Join(path_, key); }
-  bool empty() const { return entries_.empty(); }
-
-  const Entry* Find(std::string_view key) const {
-    for (const auto& e : entries_) {
-      if (e.key == key) return &e;
-    }
-    return nullptr;
-  }
-  std::optional<YAML::Node> Get(std::string_view key) const {
-    const Entry* e = Find(key);
-    if (!e) return std::nullopt;
-    return e->value;
-  }
-  Result<YAML::Node> Require(std::string_view key) const {
-    const Entry* e = Find(key);
-    if (!e) return Invalid(Path(key), node_, "required field is missing");
-    return e->value;
+    CR_ASSIGN(yaml::Map m, kYaml.ReadMap(node, std::move(path), allowed));
+    return Map(std::move(m));
   }
 
  private:
-  std::string path_;
-  YAML::Node node_;
-  std::vector<Entry> entries_;
+  explicit Map(yaml::Map m) : yaml::Map(std::move(m)) {}
 };
 
 // ----- Template SQL parameters -----------------------------------------------------------
@@ -368,21 +227,11 @@ class Parser {
   }
 
   Result<Spec> Run() {
-    std::vector<YAML::Node> docs;
+    CR_ASSIGN(YAML::Node root, kYaml.LoadOne(spec_.bytes));
     try {
-      docs = YAML::LoadAll(spec_.bytes);
+      CR_TRY(ParseTop(root));
     } catch (const YAML::Exception& e) {
-      return Fail(ErrorCode::SPEC_INVALID, "spec: not valid YAML: {}{}", e.msg, Where(e.mark));
-    }
-    if (docs.empty()) return Fail(ErrorCode::SPEC_INVALID, "spec: the file is empty");
-    if (docs.size() > 1) {
-      return Fail(ErrorCode::SPEC_INVALID, "spec: holds {} YAML documents; expected one",
-                  docs.size());
-    }
-    try {
-      CR_TRY(ParseTop(docs[0]));
-    } catch (const YAML::Exception& e) {
-      return Fail(ErrorCode::SPEC_INVALID, "spec: {}{}", e.msg, Where(e.mark));
+      return kYaml.FromException(e);
     }
     CR_TRY(RefuseReserved());
     spec_.hash = Hash();

@@ -77,7 +77,7 @@ void ExpectPrunedEqualsExhaustive(const PrivacyModels& m, Objective objective) {
   const Column& occ = a.table.column(a.table.Find("occupation"));
   std::vector<uint32_t> counts(occ.dict.size(), 0);
   for (uint32_t c : occ.codes) ++counts[c];
-  ClassChecker checker(m, counts, {}, false);
+  ClassChecker checker = *ClassChecker::Create(m, counts, {}, false);
   SearchInput in = AdultInput(a, m, qis, objective);
   in.sensitive = &occ.codes;
   in.sensitive_values = static_cast<uint32_t>(occ.dict.size());
@@ -220,6 +220,122 @@ TEST(LatticeTest, TenfoldAdultWithTenfoldKHasTheSameOptimum) {
   EXPECT_EQ(r.best.levels, (std::vector<int>{1, 0, 1, 1, 3, 2, 2, 0, 1}));
   EXPECT_EQ(r.best.suppressed, 9060u);
   EXPECT_NEAR(r.best.non_uniform_entropy, 10 * 255559.85455731067, 1e-3);
+}
+
+
+// Bad inputs given to the search directly (not through the config): each is
+// refused where the search is built, naming what is wrong.
+class LatticeValidationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HierarchySpec prefix;
+    prefix.kind = HierarchySpec::Kind::kPrefix;
+    h_ = *BuildHierarchy(prefix, {"021", "022"}, "zip");
+    codes_ = {0, 1, 0, 1};
+    in_.qis = {{"zip", &codes_, &h_}};
+    in_.models.k = 2;
+  }
+
+  void ExpectBad(const SearchInput& in, const std::string& names) {
+    auto s = LatticeSearch::Create(in);
+    ASSERT_FALSE(s) << names;
+    EXPECT_EQ(s.error().code, ErrorCode::BAD_INPUT);
+    EXPECT_NE(s.error().message.find(names), std::string::npos) << s.error().message;
+  }
+
+  Hierarchy h_;
+  std::vector<uint32_t> codes_;
+  SearchInput in_;
+};
+
+TEST_F(LatticeValidationTest, AValidInputIsAccepted) {
+  auto s = LatticeSearch::Create(in_);
+  ASSERT_TRUE(s) << s.error().ToString();
+  EXPECT_TRUE((*s)->Run().found);
+}
+
+TEST_F(LatticeValidationTest, ModelParameters) {
+  SearchInput in = in_;
+  in.models.k = 0;
+  ExpectBad(in, "k must be at least 1");
+  in = in_;
+  in.models.suppression_limit = 1.2;
+  ExpectBad(in, "suppression limit must be a share in [0, 1]");
+  in = in_;
+  in.models.l = LDiversity{"d", LDiversity::Kind::kDistinct, 0, 1};
+  ExpectBad(in, "l must be at least 1");
+  in = in_;
+  in.models.t = TCloseness{"d", 2, TCloseness::Distance::kEqual};
+  ExpectBad(in, "t must be in [0, 1]");
+}
+
+TEST_F(LatticeValidationTest, InputsMustBePresent) {
+  SearchInput in = in_;
+  in.qis.clear();
+  ExpectBad(in, "no quasi-identifiers");
+  in = in_;
+  in.qis[0].codes = nullptr;
+  ExpectBad(in, "quasi-identifier zip needs codes and a hierarchy");
+  in = in_;
+  in.qis[0].hierarchy = nullptr;
+  ExpectBad(in, "quasi-identifier zip needs codes and a hierarchy");
+  std::vector<uint32_t> none;
+  in = in_;
+  in.qis[0].codes = &none;
+  ExpectBad(in, "no records");
+  // l-diversity without the sensitive codes would check nothing but k.
+  in = in_;
+  in.models.l = LDiversity{"d", LDiversity::Kind::kDistinct, 2, 1};
+  ExpectBad(in, "the models need the codes of d");
+  std::vector<uint32_t> sensitive = {0, 1, 0, 1};
+  in.sensitive = &sensitive;
+  in.sensitive_values = 2;
+  ExpectBad(in, "a sensitive attribute needs a class checker");
+}
+
+TEST_F(LatticeValidationTest, LengthsAndCodesMustAgree) {
+  std::vector<uint32_t> shorter = {0, 1, 0};
+  SearchInput in = in_;
+  in.qis.push_back({"age", &shorter, &h_});
+  ExpectBad(in, "quasi-identifier age has 3 records, zip has 4");
+  std::vector<uint32_t> outside = {0, 1, 2, 1};
+  in = in_;
+  in.qis[0].codes = &outside;
+  ExpectBad(in, "quasi-identifier zip has a code its hierarchy does not cover");
+  Hierarchy broken = h_;
+  broken.levels[1].of_value.pop_back();
+  in = in_;
+  in.qis[0].hierarchy = &broken;
+  ExpectBad(in, "the hierarchy of zip does not map each of its 2 values");
+  PrivacyModels m;
+  m.k = 2;
+  m.l = LDiversity{"d", LDiversity::Kind::kDistinct, 2, 1};
+  ClassChecker checker = *ClassChecker::Create(m, {2, 2}, {}, false);
+  std::vector<uint32_t> sensitive = {0, 1, 0};
+  in = in_;
+  in.models = m;
+  in.checker = &checker;
+  in.sensitive = &sensitive;
+  in.sensitive_values = 2;
+  ExpectBad(in, "the sensitive attribute has 3 records, the quasi-identifiers 4");
+  sensitive = {0, 1, 0, 2};
+  ExpectBad(in, "a sensitive code is not below sensitive_values (2)");
+  sensitive = {0, 1, 0, 1};
+  EXPECT_TRUE(LatticeSearch::Create(in));
+}
+
+TEST(LatticeTest, NotFoundReportsTheLeastSuppression) {
+  // Four records and k=5: every node, even the top (one class of all four),
+  // would have to suppress all of them.
+  std::vector<uint32_t> codes = {0, 0, 0, 1};
+  Hierarchy h = *HierarchyFromChains({"a", "b"}, {{"a"}, {"b"}}, "zip");
+  SearchInput in;
+  in.qis = {{"zip", &codes, &h}};
+  in.models.k = 5;  // more than the records: nothing helps
+  auto s = std::move(*LatticeSearch::Create(in));
+  SearchResult r = s->Run();
+  ASSERT_FALSE(r.found);
+  EXPECT_EQ(r.least_suppressed, 4u);
 }
 
 }  // namespace

@@ -13,7 +13,10 @@ ClassChecker::Verdict Check(const PrivacyModels& m, std::vector<uint32_t> global
                             bool ordered = false) {
   std::vector<uint32_t> rank(global.size());
   for (uint32_t i = 0; i < rank.size(); ++i) rank[i] = i;
-  ClassChecker c(m, global, ordered ? rank : std::vector<uint32_t>{}, ordered);
+  auto made = ClassChecker::Create(m, global, ordered ? rank : std::vector<uint32_t>{}, ordered);
+  EXPECT_TRUE(made) << made.error().ToString();
+  if (!made) return {false, false};
+  const ClassChecker& c = *made;
   uint64_t size = 0;
   for (auto x : counts) size += x;
   return c.Check(size, codes.data(), counts.data(), codes.size());
@@ -60,7 +63,7 @@ TEST(ModelsTest, TClosenessEqualDistance) {
   PrivacyModels m;
   m.t = TCloseness{"s", 0.25, TCloseness::Distance::kEqual};
   std::vector<uint32_t> global = {50, 50};
-  ClassChecker c(m, global, {}, false);
+  ClassChecker c = *ClassChecker::Create(m, global, {}, false);
   uint32_t codes[] = {0, 1}, counts[] = {3, 1};
   // Class (0.75, 0.25) vs global (0.5, 0.5): half the L1 distance = 0.25.
   EXPECT_NEAR(c.Distance(4, codes, counts, 2), 0.25, 1e-12);
@@ -77,12 +80,78 @@ TEST(ModelsTest, TClosenessOrderedDistance) {
   m.t = TCloseness{"s", 0.2, TCloseness::Distance::kOrdered};
   std::vector<uint32_t> global(9, 1), rank(9);
   for (uint32_t i = 0; i < 9; ++i) rank[i] = i;
-  ClassChecker c(m, global, rank, true);
+  ClassChecker c = *ClassChecker::Create(m, global, rank, true);
   uint32_t low[] = {0, 1, 2}, spread[] = {3, 5, 8}, ones[] = {1, 1, 1};
   EXPECT_NEAR(c.Distance(3, low, ones, 3), 0.375, 1e-9);
   EXPECT_NEAR(c.Distance(3, spread, ones, 3), 1.0 / 6, 1e-9);
   EXPECT_FALSE(c.Check(3, low, ones, 3).all_ok);
   EXPECT_TRUE(c.Check(3, spread, ones, 3).all_ok);
+}
+
+
+// Each bad parameter, given to the library directly (no config parser in
+// between), is refused by name where the object is built.
+void ExpectBadModels(const PrivacyModels& m, const std::string& names) {
+  Status st = m.Validate();
+  ASSERT_FALSE(st) << names;
+  EXPECT_EQ(st.error().code, ErrorCode::BAD_INPUT);
+  EXPECT_NE(st.error().message.find(names), std::string::npos) << st.error().message;
+  EXPECT_EQ(st.error().message.find("--"), std::string::npos) << st.error().message;
+  auto checker = ClassChecker::Create(m, {5, 5}, {}, false);
+  ASSERT_FALSE(checker) << names;
+  EXPECT_EQ(checker.error().message, st.error().message);
+}
+
+TEST(ModelsTest, ValidateNamesTheBadParameter) {
+  PrivacyModels m;
+  EXPECT_TRUE(m.Validate());
+  m.k = 0;
+  ExpectBadModels(m, "k must be at least 1 (is 0)");
+  m.k = -3;
+  ExpectBadModels(m, "k must be at least 1");
+  m = PrivacyModels{};
+  for (double bad : {-0.01, 1.5, std::nan("")}) {
+    m.suppression_limit = bad;
+    ExpectBadModels(m, "suppression limit must be a share in [0, 1]");
+  }
+  m = PrivacyModels{};
+  m.l = LDiversity{"", LDiversity::Kind::kDistinct, 2, 1};
+  ExpectBadModels(m, "l-diversity needs an attribute");
+  m.l = LDiversity{"s", LDiversity::Kind::kEntropy, 0.5, 1};
+  ExpectBadModels(m, "l must be at least 1 (is 0.5)");
+  m.l = LDiversity{"s", LDiversity::Kind::kDistinct, INFINITY, 1};
+  ExpectBadModels(m, "l must be at least 1");
+  m.l = LDiversity{"s", LDiversity::Kind::kRecursive, 2, 0};
+  ExpectBadModels(m, "c of recursive l-diversity must be above 0");
+  m.l.reset();
+  m.t = TCloseness{"", 0.2, TCloseness::Distance::kAuto};
+  ExpectBadModels(m, "t-closeness needs an attribute");
+  for (double bad : {-0.1, 1.01, std::nan("")}) {
+    m.t = TCloseness{"s", bad, TCloseness::Distance::kAuto};
+    ExpectBadModels(m, "t must be in [0, 1]");
+  }
+  m.t = TCloseness{"s", 0.2, TCloseness::Distance::kAuto};
+  m.l = LDiversity{"other", LDiversity::Kind::kDistinct, 2, 1};
+  ExpectBadModels(m, "l-diversity (other) and t-closeness (s) must name the same attribute");
+}
+
+TEST(ModelsTest, CheckerNeedsCountsAndRanksThatFit) {
+  PrivacyModels m;
+  m.l = LDiversity{"s", LDiversity::Kind::kDistinct, 2, 1};
+  auto c = ClassChecker::Create(m, {}, {}, false);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("need the counts of s"), std::string::npos);
+  m.l.reset();
+  m.t = TCloseness{"s", 0.2, TCloseness::Distance::kOrdered};
+  c = ClassChecker::Create(m, {1, 1, 1}, {0, 1}, true);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("2 ranks for 3 sensitive values"), std::string::npos);
+  c = ClassChecker::Create(m, {1, 1, 1}, {0, 1, 1}, true);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("not a permutation"), std::string::npos);
+  c = ClassChecker::Create(m, {1, 1, 1}, {0, 1, 3}, true);
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(ClassChecker::Create(m, {1, 1, 1}, {2, 0, 1}, true));
 }
 
 }  // namespace

@@ -135,6 +135,7 @@ TEST(LinkageTest, MissingColumnsNameTheSide) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, ErrorCode::UNKNOWN_COLUMN);
   EXPECT_NE(r.error().message.find("aux"), std::string::npos);
+  EXPECT_EQ(r.error().message, "link columns (auxiliary data): no column zip");
   opt.link = {"age"};
   opt.truth = "id";
   EXPECT_EQ(RunLinkage(*rel, *aux, opt).error().code, ErrorCode::UNKNOWN_COLUMN);

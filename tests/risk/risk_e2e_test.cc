@@ -144,6 +144,38 @@ TEST(RiskE2eTest, ExitCodes) {
   EXPECT_NE(r.err.find("error[BAD_INPUT]"), std::string::npos) << r.err;
 }
 
+// The library's errors name parameters; the command adds the flag that set them.
+TEST(RiskE2eTest, ErrorsNameTheFlag) {
+  TempDir d;
+  Spit(d / "release.csv", "age,zip\n30,02139\n");
+  auto r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age,nope");
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_NE(r.err.find("cleanroom: error[UNKNOWN_COLUMN]: --qi: quasi-identifiers: no column nope"),
+            std::string::npos)
+      << r.err;
+  r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age --threshold 2");
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_NE(r.err.find("error[BAD_INPUT]: --threshold: risk: the threshold must be in [0, 1]"),
+            std::string::npos)
+      << r.err;
+  r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age --sensitive nope");
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_NE(r.err.find("--sensitive: sensitive attribute: no column nope"), std::string::npos)
+      << r.err;
+  r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age --aux " +
+               Q(d / "release.csv") + " --link age,nope");
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_NE(r.err.find("--link: link columns (release): no column nope"), std::string::npos)
+      << r.err;
+  r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age --link age");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("error[USAGE]: --aux and --link go together"), std::string::npos) << r.err;
+  r = RunShell(Bin() + " risk --input " + Q(d / "release.csv") + " --qi age --truth id");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("error[USAGE]: --truth needs --aux and --link"), std::string::npos)
+      << r.err;
+}
+
 // The example: the naive release leaks, the anonymised one does not.
 TEST(RiskE2eTest, HospitalPharmacyExampleShowsTheDrop) {
   if (RunShell("command -v python3").exit_code != 0) GTEST_SKIP() << "python3 is not installed";

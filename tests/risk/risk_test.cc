@@ -133,6 +133,33 @@ TEST(RiskTest, ErrorsNameTheProblem) {
   EXPECT_EQ(AnalyzeRisk(Release(), opt).error().code, ErrorCode::BAD_INPUT);
 }
 
+// The library names its parameters, never the command-line flags that set
+// them (the command layer adds those): a library caller has no --qi.
+TEST(RiskTest, ErrorsNameParametersNotFlags) {
+  auto message = [](const RiskOptions& opt) {
+    auto r = AnalyzeRisk(Release(), opt);
+    EXPECT_FALSE(r.has_value());
+    return r ? std::string() : r.error().message;
+  };
+  RiskOptions opt;
+  opt.qis = {"age", "nope"};
+  std::vector<std::string> messages = {message(opt)};
+  EXPECT_EQ(messages.back(), "quasi-identifiers: no column nope");
+  opt.qis = {"age"};
+  opt.sensitive = "age";
+  messages.push_back(message(opt));
+  EXPECT_EQ(messages.back(), "sensitive attribute age is also a quasi-identifier");
+  opt.sensitive = "";
+  opt.population = 3;
+  messages.push_back(message(opt));
+  EXPECT_EQ(messages.back(), "the population size (3) is smaller than the number of records (6)");
+  opt.population.reset();
+  opt.threshold = 2;
+  messages.push_back(message(opt));
+  EXPECT_EQ(messages.back(), "risk: the threshold must be in [0, 1] (is 2)");
+  for (const auto& m : messages) EXPECT_EQ(m.find("--"), std::string::npos) << m;
+}
+
 TEST(PopulationTest, ZayatzByHand) {
   // Sizes {1:2, 2:1}, n = 4, N = 8. P(1 | size 1) = 1/2, P(1 | size 2) =
   // 2*C(6,3)/C(8,4) = 4/7, so P(pop unique | sample unique) = 7/11 and the
