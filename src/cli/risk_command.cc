@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "risk/report.h"
 
 namespace cr::cli {
@@ -28,7 +29,7 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
     if (population_opt->count()) run.population = population;
     CR_ASSIGN(risk::RiskResult res, risk::RunRisk(run));
     if (g.format == "json") {
-      fmt::print("{}\n", res.json.dump(2));
+      PrintJson(res.json);
     } else {
       fmt::print("{}", res.summary);
     }

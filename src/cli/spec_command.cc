@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
 #include "spec/spec.h"
@@ -15,7 +16,7 @@ void RegisterSpec(CLI::App& root, Globals& g, Registry& r) {
   static std::string spec_path, key_path;
   sign->add_option("--spec", spec_path, "the spec file")->required();
   sign->add_option("--key", key_path, "your key file (or the global --key)");
-  r.Add(sign, [&g]() -> Status {
+  r.Add(sign, Uses{.key = true}, [&g]() -> Status {
     std::string key = key_path.empty() ? g.key : key_path;
     if (key.empty()) return Fail(ErrorCode::USAGE, "spec sign needs --key");
     CR_ASSIGN(auto spec, spec::Load(spec_path));
@@ -23,6 +24,13 @@ void RegisterSpec(CLI::App& root, Globals& g, Registry& r) {
     CR_ASSIGN(auto sig, spec::Sign(spec, id));
     std::string out = spec_path + "." + sig.party + ".sig";
     CR_TRY(WriteFileAtomic(out, spec::SignatureToJson(sig) + "\n"));
+    if (g.format == "json") {
+      PrintJson({{"party", sig.party},
+                 {"collaboration", spec.collaboration},
+                 {"spec_hash", spec.hash},
+                 {"signature_file", out}});
+      return Ok();
+    }
     fmt::print("{} signed collaboration '{}' (spec {})\nwrote {}\n", sig.party,
                spec.collaboration, spec.hash.substr(0, 16), out);
     return Ok();
