@@ -103,8 +103,11 @@ void PrintOutcome(const Globals& g, const query::Outcome& o) {
     return;
   }
   if (g.format == "json") {
-    nlohmann::json j = {{"result_id", o.result.result_id}, {"receivers", o.receivers}};
-    fmt::print("{}\n", j.dump());
+    PrintJson({{"result_id", o.result.result_id}, {"receivers", o.receivers}});
+    return;
+  }
+  if (g.format == "csv") {
+    PrintCsv({"result_id", "receivers"}, {{o.result.result_id, CellText(o.receivers)}});
     return;
   }
   fmt::print("result {} sealed to {}; {} is not one of its receivers\n",

@@ -311,6 +311,11 @@ TEST_F(CliE2e, CsvWhereItAppliesAndRefusedElsewhere) {
   EXPECT_EQ(list[1][4], "1");
   auto get = Ok("--format csv" + As("acme") + " results get --id " + list[1][0]);
   EXPECT_EQ(get.out, q.out);
+  // A query whose result goes to others prints its id and receivers.
+  auto sealed = CsvRows(Ok("--format csv" + As("acme") + " query --receivers newsco --sql " + Q(kPeople)).out);
+  ASSERT_EQ(sealed.size(), 2u);
+  EXPECT_EQ(sealed[0], (std::vector<std::string>{"result_id", "receivers"}));
+  EXPECT_EQ(sealed[1][1], "newsco");
   auto show = CsvRows(Ok("--format csv" + Room() + " audit show").out);
   ASSERT_GT(show.size(), 5u);
   EXPECT_EQ(show[0], (std::vector<std::string>{"seq", "time", "event", "actor", "details"}));
