@@ -49,6 +49,7 @@ std::optional<Error> UnknownCommand(const CLI::App& root, int argc, char** argv)
       ++i;
       continue;
     }
+    if (IsGlobalWithValue(arg.substr(0, arg.find('=')))) continue;  // --room=DIR
     if (arg.starts_with("-")) break;
     if (at->get_subcommands([](const CLI::App*) { return true; }).empty()) break;  // a leaf's positional argument
     path += (path.empty() ? "" : " ") + std::string(arg);

@@ -97,7 +97,8 @@ TEST_F(CliE2e, EverySubcommandsHelpListsEachOptionItUsesGlobalOnesIncluded) {
     auto r = Run(cmd + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.err;
     for (const auto& o : options) {
-      EXPECT_NE(r.out.find(o), std::string::npos) << cmd << " --help does not mention " << o
+      // As an entry of its own ("  --sql TEXT"), not inside another ("--sql-file").
+      EXPECT_NE(r.out.find("  " + o + " "), std::string::npos) << cmd << " --help does not mention " << o
                                                   << ":\n" << r.out;
     }
   }
@@ -149,6 +150,9 @@ TEST_F(CliE2e, VersionHelpCommandAndUnknownCommands) {
   auto with_globals = Run("--room " + Q(P("room")) + " xyz --sql 1");
   ExpectRefused(with_globals, 2, "USAGE");
   EXPECT_NE(with_globals.err.find("unknown command 'xyz'"), std::string::npos) << with_globals.err;
+  auto eq = Run("--room=" + Q(P("room")) + " xyz");
+  ExpectRefused(eq, 2, "USAGE");
+  EXPECT_NE(eq.err.find("unknown command 'xyz'"), std::string::npos) << eq.err;
   auto sub = Run("room xyz");
   ExpectRefused(sub, 2, "USAGE");
   EXPECT_NE(sub.err.find("unknown command 'room xyz'"), std::string::npos) << sub.err;
