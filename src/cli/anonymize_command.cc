@@ -4,10 +4,11 @@
 
 #include "anonymize/anonymizer.h"
 #include "cli/cli.h"
+#include "cli/output.h"
 
 namespace cr::cli {
 
-void RegisterAnonymize(CLI::App& root, Globals&, Registry& r) {
+void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r) {
   auto* cmd = root.add_subcommand(
       "anonymize", "release microdata: masking, generalisation, noise, swapping, k/l/t models");
   static anonymize::RunPaths paths;
@@ -15,10 +16,18 @@ void RegisterAnonymize(CLI::App& root, Globals&, Registry& r) {
   cmd->add_option("--input", paths.input, "input CSV")->required();
   cmd->add_option("--out", paths.out, "released CSV to write")->required();
   cmd->add_option("--report", paths.report, "JSON report to write");
-  r.Add(cmd, []() -> Status {
+  r.Add(cmd, [&g]() -> Status {
     // Randomness always comes from libsodium here: no option injects a source.
     CR_ASSIGN(anonymize::Release rel, anonymize::RunAnonymize(paths));
-    fmt::print("{}wrote {} ({} records){}\n", rel.summary, paths.out, rel.table.num_rows(),
+    if (g.format == "json") {
+      PrintJson({{"out", paths.out},
+                 {"records", rel.table.num_rows()},
+                 {"report_file", paths.report.empty() ? nlohmann::json() : nlohmann::json(paths.report)},
+                 {"report", rel.report}});
+      return Ok();
+    }
+    fmt::print("{}wrote {} ({}){}\n", rel.summary, paths.out,
+               Counted(static_cast<int64_t>(rel.table.num_rows()), "record"),
                paths.report.empty() ? "" : " and " + paths.report);
     return Ok();
   });

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -13,27 +15,52 @@
 namespace cr::cli {
 
 struct Globals {
-  std::string room;             // --room DIR
+  std::string room;             // --room DIR (or CLEANROOM_ROOM)
   std::string key;              // --key FILE (who is acting)
   std::string format = "table"; // --format table|csv|json
 };
 
+// Which global flags a command reads. Each one it uses is attached to the
+// command too (same variable, "Global" group), so its --help lists it and it
+// may come after the command name as well as before it.
+struct Uses {
+  bool room = false;
+  bool key = false;
+  // Formats the command prints; any other --format is refused (USAGE).
+  std::vector<std::string> formats = {"table", "json"};
+};
+
 class Registry {
  public:
-  void Add(CLI::App* app, std::function<Status()> run) { commands_.push_back({app, std::move(run)}); }
-  // Runs the parsed leaf command; USAGE when none was chosen.
+  explicit Registry(Globals& g) : g_(g) {}
+  void Add(CLI::App* app, std::function<Status()> run) { Add(app, Uses{}, std::move(run)); }
+  void Add(CLI::App* app, Uses uses, std::function<Status()> run);
+  // Runs the parsed leaf command after checking its --format; USAGE when none
+  // was chosen.
   Status RunParsed() const;
 
  private:
   struct Command {
     CLI::App* app;
+    Uses uses;
     std::function<Status()> run;
   };
+  Globals& g_;
   std::vector<Command> commands_;
 };
 
+// The full name of a command as typed: "room init".
+std::string CommandPath(const CLI::App* app);
+
+// Whether `dispose` may shred every dataset: --yes, or on a terminal the
+// operator typed the collaboration id or "yes" (surrounding blanks ignored).
+// Without a terminal there is nobody to ask, so --yes is required.
+bool DisposeAllConfirmed(bool yes, bool interactive, const std::optional<std::string>& answer,
+                         std::string_view collaboration);
+
 // Entry point used by apps/cleanroom.cc: parses, runs, prints
-// "cleanroom: error[CODE]: message" on failure and returns the exit code.
+// "cleanroom: error[CODE]: message" (with --format json, one JSON object) on
+// failure and returns the exit code.
 int Main(int argc, char** argv);
 
 // One per command file under src/cli/.
@@ -51,5 +78,6 @@ void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r);
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
 void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and status
+void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli

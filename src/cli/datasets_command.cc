@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "common/files.h"
 #include "room/room.h"
 
@@ -29,15 +30,9 @@ std::string Rfc3339(long long unix_seconds) {
 // Inspection must not take the lock or shred expired data: a read-only open.
 Result<room::Room> OpenForInspection(const Globals& g, std::string_view command) {
   if (g.room.empty()) return Fail(ErrorCode::USAGE, "{} needs --room DIR", command);
-  if (g.format != "table" && g.format != "json") {
-    return Fail(ErrorCode::USAGE, "{} prints --format table or json, not {}", command, g.format);
-  }
   return room::Room::Open(g.room, room::OpenMode::kReadOnly);
 }
 
-std::string Plural(int64_t n, std::string_view one, std::string_view many) {
-  return fmt::format("{} {}", n, n == 1 ? one : many);
-}
 
 // One dataset of the spec as the room holds it. State: "stored", "disposed"
 // (packages were ingested, none is held now) or "not contributed".
@@ -104,7 +99,7 @@ void PrintDatasets(const std::vector<DatasetView>& views) {
     const auto& e = *v.stored;
     fmt::print("  rows           {}\n", e.rows);
     fmt::print("  version        package {} ({})\n", e.package_id,
-               Plural(v.packages, "contribution", "contributions"));
+               Counted(v.packages, "contribution"));
     fmt::print("  ingested at    {}\n", e.ingested_at);
     if (v.retain_until.empty()) {
       fmt::print("  retained until none (kept until dispose)\n");
@@ -126,7 +121,7 @@ void PrintDatasets(const std::vector<DatasetView>& views) {
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
   auto* datasets = root.add_subcommand(
       "datasets", "list the spec's datasets as the room holds them (never values); read-only");
-  r.Add(datasets, [&g]() -> Status {
+  r.Add(datasets, Uses{.room = true}, [&g]() -> Status {
     CR_ASSIGN(auto room, OpenForInspection(g, "datasets"));
     auto views = Views(room, room.Info());
     if (g.format == "json") {
@@ -141,7 +136,7 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
   auto* status = root.add_subcommand(
       "status", "the collaboration as it stands: spec, parties and signatures, activation; "
                 "read-only");
-  r.Add(status, [&g]() -> Status {
+  r.Add(status, Uses{.room = true}, [&g]() -> Status {
     CR_ASSIGN(auto room, OpenForInspection(g, "status"));
     const spec::Spec& spec = room.spec();
     const room::RoomInfo info = room.Info();

@@ -44,7 +44,7 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
   cmd->add_option("--impressions", impressions, "impression rows");
   cmd->add_option("--purchases", purchases, "purchase rows");
   cmd->add_option("--dir", dir, "folder to use (default: a new temporary folder)");
-  r.Add(cmd, []() -> Status {
+  r.Add(cmd, Uses{.formats = {"table"}}, []() -> Status {
     auto started = std::chrono::steady_clock::now();
     if (dir.empty()) {
       std::string tmpl = "/tmp/cleanroom-demo-XXXXXX";

@@ -6,11 +6,12 @@
 #include <limits>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "demo/generator.h"
 
 namespace cr::cli {
 
-void RegisterGenerate(CLI::App& root, Globals&, Registry& r) {
+void RegisterGenerate(CLI::App& root, Globals& g, Registry& r) {
   auto* cmd = root.add_subcommand(
       "generate", "write a synthetic impressions or purchases CSV (same seed, same bytes)");
   static std::string kind, out;
@@ -29,14 +30,19 @@ void RegisterGenerate(CLI::App& root, Globals&, Registry& r) {
                   "share of the advertiser's customers who are in the audience, 0..1")
       ->capture_default_str();
   cmd->add_option("--campaigns", o.campaigns, "number of campaigns, 1..8")->capture_default_str();
-  r.Add(cmd, [rows_opt]() -> Status {
+  r.Add(cmd, [&g, rows_opt]() -> Status {
     const bool impressions = kind == "impressions";
     // The purchases file sizes its customer pool from its own row count, so
     // --rows must land in the field the chosen kind reads.
     if (rows_opt->count() > 0) (impressions ? o.impressions : o.purchases) = rows;
     CR_TRY(impressions ? demo::WriteImpressionsCsv(o, out) : demo::WritePurchasesCsv(o, out));
-    fmt::print("wrote {} ({} {} rows, seed {})\n", out, impressions ? o.impressions : o.purchases,
-               kind, o.seed);
+    const int64_t written = impressions ? o.impressions : o.purchases;
+    if (g.format == "json") {
+      PrintJson({{"out", out}, {"kind", kind}, {"rows", written}, {"seed", o.seed}});
+      return Ok();
+    }
+    fmt::print("wrote {} ({} {} {}, seed {})\n", out, written, kind, written == 1 ? "row" : "rows",
+               o.seed);
     return Ok();
   });
 }

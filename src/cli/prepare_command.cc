@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "common/progress.h"
 #include "ingest/ingest.h"
 #include "ingest/prepare.h"
@@ -21,11 +22,22 @@ void RegisterPrepare(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--room-pub", o.room_pub, "the room's public key (DIR/room.pub)")->required();
   cmd->add_option("--out", o.out, "package to write (.crpkg)")->required();
   cmd->add_option("--threads", o.threads, "engine threads (default: all cores)");
-  r.Add(cmd, [&g]() -> Status {
+  r.Add(cmd, Uses{.key = true}, [&g]() -> Status {
     if (o.key_path.empty()) o.key_path = g.key;
     if (o.key_path.empty()) return Fail(ErrorCode::USAGE, "prepare needs --key");
     CR_ASSIGN(auto rep, ingest::Prepare(o));
-    fmt::print("prepared dataset '{}': {} rows, columns {} kept", o.dataset, rep.rows,
+    if (g.format == "json") {
+      PrintJson({{"dataset", o.dataset},
+                 {"rows", rep.rows},
+                 {"kept_columns", rep.kept_columns},
+                 {"dropped_columns", rep.dropped_columns},
+                 {"package", o.out},
+                 {"package_id", rep.package_id},
+                 {"package_bytes", rep.package_bytes},
+                 {"seconds", rep.seconds}});
+      return Ok();
+    }
+    fmt::print("prepared dataset '{}': {}, columns {} kept", o.dataset, Counted(rep.rows, "row"),
                fmt::join(rep.kept_columns, ", "));
     if (!rep.dropped_columns.empty()) {
       fmt::print("; {} undeclared column(s) left behind ({})", rep.dropped_columns.size(),
@@ -41,7 +53,7 @@ void RegisterIngest(CLI::App& root, Globals& g, Registry& r) {
   auto* cmd = root.add_subcommand("ingest", "room side: verify a package and store it");
   static std::string pkg;
   cmd->add_option("package", pkg, "the .crpkg file")->required();
-  r.Add(cmd, [&g]() -> Status {
+  r.Add(cmd, Uses{.room = true}, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "ingest needs --room DIR");
     CR_ASSIGN(auto room, room::Room::Open(g.room));
     auto rep = ingest::Ingest(room, pkg);
@@ -58,8 +70,17 @@ void RegisterIngest(CLI::App& root, Globals& g, Registry& r) {
                                 {"rows", rep->rows},
                                 {"bytes", rep->bytes},
                                 {"replaced", rep->replaced}}));
-    fmt::print("ingested dataset '{}' from {}: {} rows, package {} stored encrypted ({}){}\n",
-               rep->dataset, rep->owner, rep->rows, rep->package_id, HumanBytes(rep->bytes),
+    if (g.format == "json") {
+      PrintJson({{"dataset", rep->dataset},
+                 {"owner", rep->owner},
+                 {"rows", rep->rows},
+                 {"package_id", rep->package_id},
+                 {"bytes", rep->bytes},
+                 {"replaced", rep->replaced}});
+      return Ok();
+    }
+    fmt::print("ingested dataset '{}' from {}: {}, package {} stored encrypted ({}){}\n",
+               rep->dataset, rep->owner, Counted(rep->rows, "row"), rep->package_id, HumanBytes(rep->bytes),
                rep->replaced ? "; the previous version was crypto-shredded" : "");
     return Ok();
   });

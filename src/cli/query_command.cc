@@ -2,11 +2,15 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <iterator>
 #include <regex>
 
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
+#include "common/files.h"
 #include "crypto/crypto.h"
 #include "query/service.h"
 #include "results/results.h"
@@ -56,6 +60,41 @@ Result<query::RunOptions> Limits() {
   return o;
 }
 
+// The one SQL source of `query`: --sql TEXT, --sql - (standard input) or
+// --sql-file FILE. USAGE for none or two; FILE_UNREADABLE for a file that
+// cannot be read.
+Result<std::string> ReadSql(const CLI::Option* sql_opt, const std::string& sql,
+                            const CLI::Option* file_opt, const std::string& file) {
+  const bool inline_sql = sql_opt->count() > 0, from_file = file_opt->count() > 0;
+  if (inline_sql == from_file) {
+    return Fail(ErrorCode::USAGE, "query needs exactly one of --sql TEXT, --sql - (standard "
+                                  "input) or --sql-file FILE");
+  }
+  if (from_file) return ReadFile(file);
+  if (sql != "-") return sql;
+  std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  if (std::cin.bad()) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read the SQL from standard input");
+  return text;
+}
+
+// --receivers a,b as names (the service checks each is allowed). Split here,
+// not by CLI11, which drops empty items: "a,,b" is a typo to report.
+Result<std::vector<std::string>> ParseReceivers(const CLI::Option* opt, const std::string& text) {
+  std::vector<std::string> names;
+  if (opt->count() == 0) return names;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string name = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (name.empty()) {
+      return Fail(ErrorCode::USAGE, "--receivers takes party names separated by commas");
+    }
+    names.push_back(std::move(name));
+    if (comma == std::string::npos) return names;
+    start = comma + 1;
+  }
+}
+
 // Prints the result to a receiver, or only its id (and who holds it) to others.
 void PrintOutcome(const Globals& g, const query::Outcome& o) {
   if (o.caller_receives) {
@@ -64,25 +103,37 @@ void PrintOutcome(const Globals& g, const query::Outcome& o) {
     return;
   }
   if (g.format == "json") {
-    nlohmann::json j = {{"result_id", o.result.result_id}, {"receivers", o.receivers}};
-    fmt::print("{}\n", j.dump());
+    PrintJson({{"result_id", o.result.result_id}, {"receivers", o.receivers}});
     return;
   }
-  fmt::print("result {} sealed to {}; {} is not a receiver of these datasets\n",
+  if (g.format == "csv") {
+    PrintCsv({"result_id", "receivers"}, {{o.result.result_id, CellText(o.receivers)}});
+    return;
+  }
+  fmt::print("result {} sealed to {}; {} is not one of its receivers\n",
              o.result.result_id, fmt::join(o.receivers, ", "), o.caller);
 }
 
 }  // namespace
 
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
+  const Uses kUses{.room = true, .key = true, .formats = {"table", "csv", "json"}};
   auto* q = root.add_subcommand("query", "run an ad-hoc SQL query under the collaboration's rules");
-  static std::string sql;
-  q->add_option("--sql", sql, "one SELECT statement")->required();
-  r.Add(q, [&g]() -> Status {
+  static std::string sql, sql_file;
+  static std::string receivers;
+  auto* sql_opt = q->add_option("--sql", sql, "one SELECT statement, or - to read it from standard input");
+  auto* file_opt = q->add_option("--sql-file", sql_file, "file holding the SELECT statement");
+  const char* kReceiversHelp =
+      "parties to seal the result to, comma-separated (default: all the rules allow)";
+  auto* receivers_opt = q->add_option("--receivers", receivers, kReceiversHelp);
+  r.Add(q, kUses, [&g, sql_opt, file_opt, receivers_opt]() -> Status {
+    CR_ASSIGN(auto narrowed, ParseReceivers(receivers_opt, receivers));
     CR_ASSIGN(auto limits, Limits());
+    CR_ASSIGN(std::string text, ReadSql(sql_opt, sql, file_opt, sql_file));
     CR_ASSIGN(auto c, OpenAs(g, "query"));
     query::Request req;
-    req.sql = sql;
+    req.sql = std::move(text);
+    req.receivers = std::move(narrowed);
     CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
     PrintOutcome(g, o);
     return Ok();
@@ -93,8 +144,11 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   static std::vector<std::string> params;
   run->add_option("--template", tmpl, "template name")->required();
   run->add_option("--param", params, "parameter as NAME=VALUE (repeatable)");
-  r.Add(run, [&g]() -> Status {
+  static std::string run_receivers;
+  auto* run_receivers_opt = run->add_option("--receivers", run_receivers, kReceiversHelp);
+  r.Add(run, kUses, [&g, run_receivers_opt]() -> Status {
     query::Request req;
+    CR_ASSIGN(req.receivers, ParseReceivers(run_receivers_opt, run_receivers));
     req.template_name = tmpl;
     for (const auto& p : params) {
       auto eq = p.find('=');
@@ -115,7 +169,7 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   auto* res = root.add_subcommand("results", "sealed query results");
   res->require_subcommand(1);
   auto* list = res->add_subcommand("list", "results sealed to the caller (ids, datasets, counts)");
-  r.Add(list, [&g]() -> Status {
+  r.Add(list, kUses, [&g]() -> Status {
     CR_ASSIGN(auto c, OpenAs(g, "results list"));
     CR_ASSIGN(auto metas, query::ListResults(c.room, c.key));
     auto field = [](const nlohmann::json& m, const char* k) {
@@ -130,40 +184,39 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
                      {"withheld_rows", field(m, "withheld_rows")}});
     }
     if (g.format == "json") {
-      fmt::print("{}\n", arr.dump());
+      PrintJson(arr);
       return Ok();
     }
-    auto text = [](const nlohmann::json& v) {
-      if (v.is_null()) return std::string();
-      if (v.is_string()) return v.get<std::string>();
-      if (v.is_array()) {
-        std::string s;
-        for (const auto& e : v) s += (s.empty() ? "" : ";") + (e.is_string() ? e.get<std::string>() : e.dump());
-        return s;
+    if (g.format == "csv") {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& m : arr) {
+        rows.push_back({CellText(m["result_id"]), CellText(m["created_at"]),
+                        CellText(m["requested_by"]), CellText(m["datasets"]),
+                        CellText(m["released_rows"]), CellText(m["withheld_rows"])});
       }
-      return v.dump();
-    };
-    const bool csv = g.format == "csv";
-    if (csv) fmt::print("result_id,created_at,requested_by,datasets,released_rows,withheld_rows\n");
-    for (const auto& m : arr) {
-      if (csv) {
-        fmt::print("{},{},{},{},{},{}\n", text(m["result_id"]), text(m["created_at"]),
-                   text(m["requested_by"]), text(m["datasets"]), text(m["released_rows"]),
-                   text(m["withheld_rows"]));
-      } else {
-        fmt::print("{}  {}  by {}  over {}  {} rows released, {} withheld\n", text(m["result_id"]),
-                   text(m["created_at"]), text(m["requested_by"]), text(m["datasets"]),
-                   text(m["released_rows"]), text(m["withheld_rows"]));
-      }
+      PrintCsv({"result_id", "created_at", "requested_by", "datasets", "released_rows",
+                "withheld_rows"},
+               rows);
+      return Ok();
     }
-    if (!csv && arr.empty()) fmt::print("no result is sealed to this party\n");
+    for (const auto& m : arr) {
+      const auto& released = m["released_rows"];
+      const auto& withheld = m["withheld_rows"];
+      fmt::print("{}  {}  by {}  over {}  {} released{}\n", CellText(m["result_id"]),
+                 CellText(m["created_at"]), CellText(m["requested_by"]), CellText(m["datasets"]),
+                 Counted(released.is_number_integer() ? released.get<int64_t>() : 0, "row"),
+                 WithheldClause(withheld.is_number_integer()
+                                    ? std::optional<int64_t>(withheld.get<int64_t>())
+                                    : std::nullopt));
+    }
+    if (arr.empty()) fmt::print("no result is sealed to this party\n");
     return Ok();
   });
 
   auto* get = res->add_subcommand("get", "decrypt a result sealed to the caller");
   static std::string id;
   get->add_option("--id", id, "result id")->required();
-  r.Add(get, [&g]() -> Status {
+  r.Add(get, kUses, [&g]() -> Status {
     CR_ASSIGN(auto c, OpenAs(g, "results get"));
     CR_ASSIGN(auto rs, query::GetResult(c.room, c.key, id));
     fmt::print("{}", results::Render(rs, g.format));

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "risk/report.h"
 
 namespace cr::cli {
@@ -58,7 +59,7 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r) {
     if (!result) return std::unexpected(WithFlag(std::move(result.error())));
     const risk::RiskResult& res = *result;
     if (g.format == "json") {
-      fmt::print("{}\n", res.json.dump(2));
+      PrintJson(res.json);
     } else {
       fmt::print("{}", res.summary);
     }

@@ -91,6 +91,26 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     return refuse(Error{ErrorCode::QUERY_REFUSED,
                         "no party may receive results over these datasets (rule receivers)"});
   }
+  if (!req.receivers.empty()) {
+    // A subset of what the rules allow, never more: checked before anything
+    // runs, so a refused narrowing releases and seals nothing. A name of no
+    // party is not repeated: the reason is audited, and it is free text.
+    std::vector<const spec::Party*> narrowed;
+    for (const auto& name : req.receivers) {
+      auto it = std::find_if(receivers.begin(), receivers.end(),
+                             [&](const spec::Party* p) { return p->name == name; });
+      if (it == receivers.end()) {
+        return refuse(Error{
+            ErrorCode::QUERY_REFUSED,
+            spec.FindParty(name)
+                ? fmt::format("party {} may not receive results over these datasets (rule "
+                              "receivers and the receive_results ability)", name)
+                : std::string("a requested receiver is not a party of the collaboration")});
+      }
+      if (std::find(narrowed.begin(), narrowed.end(), *it) == narrowed.end()) narrowed.push_back(*it);
+    }
+    receivers = std::move(narrowed);
+  }
 
   Outcome out;
   auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);

@@ -21,6 +21,10 @@ struct Request {
   std::string sql;            // ad-hoc query, or
   std::string template_name;  // a template of the spec
   std::map<std::string, std::string> params;
+  // Narrows who the result is sealed to; empty: every party the rules allow.
+  // Each name must be one of those (QUERY_REFUSED otherwise, before the query
+  // runs).
+  std::vector<std::string> receivers;
 };
 
 // Limits the operator sets on the room's side.
@@ -48,7 +52,8 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 
 // Runs a query or template for the party holding `caller`. Errors:
 // NOT_AUTHORIZED (key of no party, or no `query` ability), ROOM_NOT_ACTIVE,
-// QUERY_REFUSED, SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET,
+// QUERY_REFUSED (also for a requested receiver the rules do not allow),
+// SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET,
 // QUERY_LIMIT_EXCEEDED (time or memory).
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
                     const RunOptions& options = {});

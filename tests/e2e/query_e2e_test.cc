@@ -100,6 +100,16 @@ class QueryE2e : public ::testing::Test {
                          const std::string& format = "json") {
     return Run(As(party) + " --format " + format + " query --sql " + Q(sql));
   }
+  // The stable code of a failed run: from the JSON object on stderr (with
+  // --format json) or from the `cleanroom: error[CODE]` line.
+  static std::string ErrorCode(const RunResult& r) {
+    auto j = json::parse(r.err, nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"];
+    auto at = r.err.find("cleanroom: error[");
+    if (at == std::string::npos) return "";
+    at += std::string("cleanroom: error[").size();
+    return r.err.substr(at, r.err.find(']', at) - at);
+  }
   static json Json(const RunResult& r) {
     auto j = json::parse(r.out, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << r.out << r.err;
@@ -194,7 +204,7 @@ TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
       }
       auto r = Query("acme", c.sql);
       EXPECT_EQ(r.exit_code, code->second) << where << "\n" << r.err;
-      EXPECT_NE(r.err.find("cleanroom: error[" + c.code + "]"), std::string::npos) << where << "\n" << r.err;
+      EXPECT_EQ(ErrorCode(r), c.code) << where << "\n" << r.err;
       EXPECT_NE(r.err.find(c.reason), std::string::npos)
           << where << "\nexpected reason \"" << c.reason << "\", got: " << r.err;
       EXPECT_TRUE(r.out.empty()) << where << "\n" << r.out;
@@ -256,7 +266,7 @@ TEST_F(QueryE2e, QueriesAreStoppedAtTheOperatorsTimeAndMemoryLimits) {
   auto r = RunShell("CLEANROOM_QUERY_TIMEOUT=1 timeout 120 " + Q(CLEANROOM_BINARY) + " " +
                     As("acme") + " --format json query --sql " + Q(sql));
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  EXPECT_NE(r.err.find("error[QUERY_LIMIT_EXCEEDED]"), std::string::npos) << r.err;
+  EXPECT_EQ(ErrorCode(r), "QUERY_LIMIT_EXCEEDED") << r.err;
   EXPECT_NE(r.err.find("ran longer than the room allows"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
@@ -460,7 +470,7 @@ TEST_F(QueryE2e, ResultsReachOnlyTheirReceivers) {
   // newsco lacks the query ability; an outsider is no party at all.
   auto nq = Query("newsco", "SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign");
   EXPECT_EQ(nq.exit_code, 5);
-  EXPECT_NE(nq.err.find("error[NOT_AUTHORIZED]"), std::string::npos);
+  EXPECT_EQ(ErrorCode(nq), "NOT_AUTHORIZED") << nq.err;
   EXPECT_EQ(Query("outsider", "SELECT campaign, COUNT(DISTINCT email) FROM impressions GROUP BY campaign").exit_code, 5);
 
   // Unknown and malformed ids; a tampered copy.
