@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
+#include "spec/spec.h"
 
 namespace cr::cli {
 
@@ -13,6 +14,12 @@ void RegisterKeygen(CLI::App& root, Globals&, Registry& r) {
   cmd->add_option("--name", name, "party name")->required();
   cmd->add_option("--out", out, "output folder");
   r.Add(cmd, [] () -> Status {
+    // The name becomes the party's name in the spec (and its file names): one
+    // no spec accepts would only fail later, and "../x" would write elsewhere.
+    if (!spec::IsPartyName(name)) {
+      return Fail(ErrorCode::USAGE, "--name must be a party name as the spec allows ({})",
+                  spec::PartyNamePattern());
+    }
     CR_TRY(MakeDirs(out));
     auto id = crypto::Identity::Generate();
     CR_TRY(crypto::WriteIdentityFiles(id, out, name));
