@@ -21,10 +21,14 @@ void RegisterPrepare(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--room-pub", o.room_pub, "the room's public key (DIR/room.pub)")->required();
   cmd->add_option("--out", o.out, "package to write (.crpkg)")->required();
   cmd->add_option("--threads", o.threads, "engine threads (default: all cores)");
+  cmd->add_flag("--strict", o.strict,
+                "refuse (exit 7, nothing written) instead of warning about values outside "
+                "bounds, empty join keys or no rows");
   r.Add(cmd, [&g]() -> Status {
     if (o.key_path.empty()) o.key_path = g.key;
     if (o.key_path.empty()) return Fail(ErrorCode::USAGE, "prepare needs --key");
     CR_ASSIGN(auto rep, ingest::Prepare(o));
+    for (const auto& w : rep.warnings) fmt::print(stderr, "cleanroom: warning: {}\n", w);
     fmt::print("prepared dataset '{}': {} rows, columns {} kept", o.dataset, rep.rows,
                fmt::join(rep.kept_columns, ", "));
     if (!rep.dropped_columns.empty()) {
