@@ -5,6 +5,7 @@
 #include "cli/output.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
+#include "spec/spec.h"
 
 namespace cr::cli {
 
@@ -14,6 +15,12 @@ void RegisterKeygen(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--name", name, "party name")->required();
   cmd->add_option("--out", out, "output folder");
   r.Add(cmd, [&g]() -> Status {
+    // The name becomes the party's name in the spec (and its file names): one
+    // no spec accepts would only fail later, and "../x" would write elsewhere.
+    if (!spec::IsPartyName(name)) {
+      return Fail(ErrorCode::USAGE, "--name must be a party name as the spec allows ({})",
+                  spec::PartyNamePattern());
+    }
     CR_TRY(MakeDirs(out));
     auto id = crypto::Identity::Generate();
     CR_TRY(crypto::WriteIdentityFiles(id, out, name));

@@ -22,10 +22,14 @@ void RegisterPrepare(CLI::App& root, Globals& g, Registry& r) {
   cmd->add_option("--room-pub", o.room_pub, "the room's public key (DIR/room.pub)")->required();
   cmd->add_option("--out", o.out, "package to write (.crpkg)")->required();
   cmd->add_option("--threads", o.threads, "engine threads (default: all cores)");
+  cmd->add_flag("--strict", o.strict,
+                "refuse (exit 7, nothing written) instead of warning about values outside "
+                "bounds, empty join keys or no rows");
   r.Add(cmd, Uses{.key = true}, [&g]() -> Status {
     if (o.key_path.empty()) o.key_path = g.key;
     if (o.key_path.empty()) return Fail(ErrorCode::USAGE, "prepare needs --key");
     CR_ASSIGN(auto rep, ingest::Prepare(o));
+    for (const auto& w : rep.warnings) fmt::print(stderr, "cleanroom: warning: {}\n", w);
     if (g.format == "json") {
       PrintJson({{"dataset", o.dataset},
                  {"rows", rep.rows},
@@ -34,6 +38,7 @@ void RegisterPrepare(CLI::App& root, Globals& g, Registry& r) {
                  {"package", o.out},
                  {"package_id", rep.package_id},
                  {"package_bytes", rep.package_bytes},
+                 {"warnings", rep.warnings},
                  {"seconds", rep.seconds}});
       return Ok();
     }

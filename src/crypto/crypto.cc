@@ -117,6 +117,14 @@ std::string PublicIdentity::ToText() const {
 
 Result<PublicIdentity> PublicIdentity::FromText(std::string_view text) {
   text = Trim(text);
+  if (text.starts_with(kKeyPrefix)) {
+    // Said outright: the usual slip is NAME.key for NAME.pub, and a secret key
+    // pasted where a public one belongs is about to be shared.
+    return Fail(ErrorCode::KEY_INVALID,
+                "this is a secret key ({}...), not a public key: give the public NAME.pub "
+                "file instead, and never share the .key",
+                kKeyPrefix);
+  }
   if (!text.starts_with(kPubPrefix)) {
     return Fail(ErrorCode::KEY_INVALID, "not a cleanroom public key (expected {}...)", kPubPrefix);
   }
@@ -164,6 +172,12 @@ SecureBuffer Identity::ToText() const {
 
 Result<Identity> Identity::FromText(std::string_view text) {
   text = Trim(text);
+  if (text.starts_with(kPubPrefix)) {
+    return Fail(ErrorCode::KEY_INVALID,
+                "this is a public key ({}...), not a secret key: signing needs the secret "
+                "NAME.key file that keygen wrote next to NAME.pub",
+                kPubPrefix);
+  }
   if (!text.starts_with(kKeyPrefix)) {
     return Fail(ErrorCode::KEY_INVALID, "not a cleanroom secret key (expected {}...)", kKeyPrefix);
   }
@@ -188,11 +202,15 @@ Result<Identity> Identity::Load(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     return Fail(ErrorCode::FILE_UNREADABLE, "cannot read key file {}", path);
   }
-  if (st.st_mode & 077) {
+  CR_ASSIGN(auto text, ReadFile(path));
+  // What the file is comes before its mode: a .pub is world-readable by
+  // design, and "chmod 600 it" would send its owner the wrong way.
+  bool is_public = Trim(text).starts_with(kPubPrefix);
+  if (!is_public && (st.st_mode & 077)) {
+    sodium_memzero(text.data(), text.size());
     return Fail(ErrorCode::KEY_INVALID, "key file {} is readable by others (mode {:o}); chmod 600 it",
                 path, st.st_mode & 0777);
   }
-  CR_ASSIGN(auto text, ReadFile(path));
   auto id = FromText(text);
   sodium_memzero(text.data(), text.size());
   if (!id) return Fail(id.error().code, "{}: {}", path, id.error().message);
@@ -244,9 +262,12 @@ Status WriteIdentityFiles(const Identity& id, const std::string& dir, const std:
 
 Result<PublicIdentity> LoadPublic(const std::string& text_or_path) {
   std::string_view t = Trim(text_or_path);
-  if (t.starts_with(kPubPrefix)) return PublicIdentity::FromText(t);
+  // Key text is taken as is; a secret key's text must not be echoed as a path
+  // in "cannot read ..." either.
+  if (t.starts_with(kPubPrefix) || t.starts_with(kKeyPrefix)) return PublicIdentity::FromText(t);
   CR_ASSIGN(auto text, ReadFile(std::string(t)));
   auto pub = PublicIdentity::FromText(text);
+  sodium_memzero(text.data(), text.size());
   if (!pub) return Fail(pub.error().code, "{}: {}", std::string(t), pub.error().message);
   return pub;
 }

@@ -77,7 +77,8 @@ class Identity {
  public:
   static Identity Generate();
   static Result<Identity> FromText(std::string_view text);
-  // Reads a .key file; refuses one that others can read (KEY_INVALID).
+  // Reads a .key file; refuses a .pub (saying so) and a key file that others
+  // can read (KEY_INVALID).
   static Result<Identity> Load(const std::string& path);
 
   const PublicIdentity& pub() const { return pub_; }
@@ -101,7 +102,8 @@ class Identity {
 // Writes DIR/NAME.key (0600, refuses to overwrite) and DIR/NAME.pub.
 Status WriteIdentityFiles(const Identity& id, const std::string& dir, const std::string& name);
 
-// Reads a public identity: the text itself or a path to a .pub file.
+// Reads a public identity: the text itself or a path to a .pub file. A secret
+// key (text or file) is KEY_INVALID with a message saying what it is.
 Result<PublicIdentity> LoadPublic(const std::string& text_or_path);
 
 bool Verify(const PublicIdentity& signer, std::string_view message, std::string_view signature);

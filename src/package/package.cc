@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -455,12 +456,19 @@ Result<Reader> Reader::Open(const std::string& path) {
   off_t end = ::lseek(s.fd, 0, SEEK_END);
   if (end < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
   s.file_size = static_cast<uint64_t>(end);
+  // A file that does not start like a package is the wrong file (a CSV given
+  // to ingest), not an attack; from the magic on, damage is tampering.
   std::string pre;
-  if (s.file_size < kMagic.size() + 4) return Fail(ErrorCode::TAMPERED, "not a cleanroom package");
-  CR_TRY(s.ReadExact(0, kMagic.size() + 4, &pre));
-  if (std::string_view(pre).substr(0, kMagic.size()) != kMagic) {
-    return Fail(ErrorCode::TAMPERED, "not a cleanroom package (bad magic)");
+  size_t magic_seen = static_cast<size_t>(std::min<uint64_t>(s.file_size, kMagic.size()));
+  if (magic_seen > 0) CR_TRY(s.ReadExact(0, magic_seen, &pre));
+  if (magic_seen == 0 || pre != kMagic.substr(0, magic_seen)) {
+    return Fail(ErrorCode::BAD_INPUT,
+                "{} is not a contribution package (a .crpkg that prepare writes)", path);
   }
+  if (s.file_size < kMagic.size() + 4) {
+    return Fail(ErrorCode::TAMPERED, "the package is cut short before its header");
+  }
+  CR_TRY(s.ReadExact(0, kMagic.size() + 4, &pre));
   uint32_t hlen = GetU32(pre.data() + kMagic.size());
   if (hlen == 0 || hlen > kMaxHeaderBytes || kMagic.size() + 4 + hlen > s.file_size) {
     return Fail(ErrorCode::TAMPERED, "package header length is invalid");

@@ -76,8 +76,9 @@ class Writer {
 // Reads a package. Nothing is trusted before VerifySignature() succeeds.
 class Reader {
  public:
-  // Parses the magic and header: TAMPERED when the structure is broken,
-  // FILE_UNREADABLE when the file cannot be read.
+  // Parses the magic and header: BAD_INPUT when the file does not start with
+  // the package magic (not a package at all), TAMPERED when a file that does
+  // is broken, FILE_UNREADABLE when the file cannot be read.
   static Result<Reader> Open(const std::string& path);
   ~Reader();
   Reader(Reader&&) noexcept;

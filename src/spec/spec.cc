@@ -806,6 +806,9 @@ std::string_view Name(Normalize n) {
 std::string_view Name(RuleKind k) { return Spelling(kRuleKinds, k); }
 std::string_view Name(AggFn f) { return Spelling(kAggFns, f); }
 
+bool IsPartyName(std::string_view name) { return IsName(name, /*dash=*/true); }
+std::string_view PartyNamePattern() { return kPartyNamePattern; }
+
 std::string_view DuckDbType(ColumnType t) {
   switch (t) {
     case ColumnType::kString:

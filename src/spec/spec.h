@@ -32,6 +32,10 @@ std::string_view Name(RuleKind k);
 std::string_view Name(AggFn f);
 // DuckDB type name of a column type ("VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP").
 std::string_view DuckDbType(ColumnType t);
+// The rule a party name must follow in a spec, and its spelling for messages:
+// keygen --name checks it too, so a key is never named what no spec can say.
+bool IsPartyName(std::string_view name);
+std::string_view PartyNamePattern();
 
 struct Column {
   std::string name;

@@ -157,8 +157,9 @@ TEST_F(IngestRefusals, AnyChangedByteIsTampering) {
   ExpectRefused(Ingest(P("bad.crpkg")), 6, "TAMPERED");
   Spit(P("bad.crpkg"), pkg + "x");
   ExpectRefused(Ingest(P("bad.crpkg")), 6, "TAMPERED");
+  // Not a package at all is the wrong file, not tampering (tests/e2e/input_e2e_test.cc).
   Spit(P("bad.crpkg"), "not a package");
-  ExpectRefused(Ingest(P("bad.crpkg")), 6, "TAMPERED");
+  ExpectRefused(Ingest(P("bad.crpkg")), 7, "BAD_INPUT");
   ExpectRoomUnchanged();
 }
 
