@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "common/env.h"
 #include "crypto/crypto.h"
 
 namespace cr::cli {
@@ -61,6 +62,8 @@ int Main(int argc, char** argv) {
   try {
     if (auto init = crypto::Init(); !init) {
       st = init;
+    } else if (auto clock = InstallClockOverride(); !clock) {
+      st = clock;  // a fake clock is refused or honoured, never silently ignored
     } else {
       st = r.RunParsed();
     }
