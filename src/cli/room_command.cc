@@ -29,11 +29,7 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
   r.Add(activate, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "room activate needs --room DIR");
     CR_ASSIGN(auto room, room::Room::Open(g.room));
-    if (auto st = room.Activate(sigs); !st) {
-      (void)room.audit().Append("room.activate.refused", "operator",
-                                {{"code", CodeName(st.error().code)}, {"reason", st.error().message}});
-      return st;
-    }
+    CR_TRY(room.Activate(sigs));  // audits both outcomes itself
     fmt::print("room {} is active: collaboration '{}' signed by all {} parties\n", g.room,
                room.spec().collaboration, room.spec().parties.size());
     return Ok();

@@ -1,11 +1,23 @@
 #include "ingest/ingest.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "engine/engine.h"
 #include "package/package.h"
 
 namespace cr::ingest {
+namespace {
+
+// The id names files in the room: only the form packages are made with.
+bool IsPackageId(const std::string& id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
 
 std::vector<package::SchemaColumn> ExpectedSchema(const spec::Dataset& ds) {
   std::vector<package::SchemaColumn> out;
@@ -18,6 +30,9 @@ std::vector<package::SchemaColumn> ExpectedSchema(const spec::Dataset& ds) {
 }
 
 Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
+  // StoreDataset audits its own outcome; everything refused before it is audited here.
+  bool storing = false;
+  auto run = [&]() -> Result<IngestReport> {
   const auto& spec = room.spec();
   if (!room.active()) {
     return Fail(ErrorCode::ROOM_NOT_ACTIVE,
@@ -26,6 +41,7 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
   CR_ASSIGN(auto reader, package::Reader::Open(package_path));
   CR_TRY(reader.VerifySignature());
   const package::Header& h = reader.header();
+  if (!IsPackageId(h.package_id)) return Fail(ErrorCode::TAMPERED, "the package id is malformed");
 
   CR_ASSIGN(auto signer, crypto::PublicIdentity::FromText(h.signer));
   const spec::Party* party = spec.FindPartyByKey(signer);
@@ -95,8 +111,17 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
   report.rows = h.row_count;
   report.replaced = room.datasets().count(ds->name) > 0;
   CR_ASSIGN(auto segments, room::ParquetSegments(db, mem));
+  storing = true;
   CR_TRY(room.StoreDataset(mem, segments, h, reader.file_digest(), party->name));
   report.bytes = room.datasets().at(ds->name).bytes;
+  return report;
+  };
+  auto report = run();
+  if (!report && !storing) {
+    // Code and reason only: messages never hold data values.
+    return room.audit().Refuse("ingest.refused", "operator", {{"reason", report.error().message}},
+                               report.error());
+  }
   return report;
 }
 
