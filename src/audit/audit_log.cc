@@ -242,7 +242,9 @@ Status AuditLog::Append(std::string_view event, std::string_view actor, const js
   }
   if (!written) {
     // Roll back a partial line so one failed write does not break the chain for good.
-    if (::ftruncate(fd.get(), st.st_size) == 0) ::fsync(fd.get());
+    if (::ftruncate(fd.get(), st.st_size) != 0 || ::fsync(fd.get()) != 0) {
+      written.error().message += "; the partial line could not be removed (verify the log)";
+    }
     return written;
   }
   if (st.st_size == 0) return SyncDir(DirName(path_));  // make the new file's name durable
