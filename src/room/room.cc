@@ -294,6 +294,46 @@ struct Room::State {
   crypto::SecureBuffer WrapKey() const { return key->DeriveKey(1, kWrapContext); }
 };
 
+namespace {
+
+// Finishes shredding replaced packages whose removal failed or was cut short by
+// a crash: key or data files no catalogue entry names. Each is audited.
+Status ShredOrphans(const std::string& dir, const std::map<std::string, DatasetEntry>& datasets,
+                    audit::AuditLog& log) {
+  std::set<std::string> live;
+  for (const auto& [name, e] : datasets) {
+    live.insert(KeyFile(name, e.package_id));
+    live.insert(DataFile(name, e.package_id));
+  }
+  std::set<std::pair<std::string, std::string>> orphans;  // (dataset, package id)
+  for (const std::string sub : {"keys", "data"}) {
+    const std::string ext = sub == "keys" ? ".key" : ".crdata";
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(P(dir, sub), ec)) {
+      std::error_code ec2;
+      if (!f.is_regular_file(ec2)) continue;
+      const std::string name = f.path().filename().string();
+      if (!name.ends_with(ext) || live.count(sub + "/" + name)) continue;
+      const std::string stem = name.substr(0, name.size() - ext.size());
+      const auto dash = stem.rfind('-');
+      if (dash == std::string::npos || !IsPackageId(stem.substr(dash + 1))) continue;
+      orphans.insert({stem.substr(0, dash), stem.substr(dash + 1)});
+    }
+    if (ec) return Fail(ErrorCode::INTERNAL, "cannot list the room's {}: {}", sub, ec.message());
+  }
+  for (const auto& [dataset, id] : orphans) {
+    json details = {{"dataset", dataset}, {"package_id", id}, {"reason", "replaced"}};
+    if (auto st = RemoveBoth(P(dir, KeyFile(dataset, id)), P(dir, DataFile(dataset, id))); !st) {
+      details["error"] = st.error().message;
+      return log.Refuse("dataset.dispose.refused", "room", details, st.error());
+    }
+    CR_TRY(log.Append("dataset.dispose", "room", details));
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Room::Room() : s_(std::make_unique<State>()) {}
 Room::~Room() = default;
 Room::Room(Room&&) noexcept = default;
@@ -445,6 +485,7 @@ Result<Room> Room::Open(const std::string& dir, const OpenOptions& options) {
       if (!PathExists(P(dir, KeyFile(name, e.package_id)))) broken.push_back(name);
     }
     for (const auto& name : broken) CR_TRY(room.Dispose(name, "recovery", "room"));
+    CR_TRY(ShredOrphans(dir, s.datasets, *s.audit));
     // Retention: crypto-shred what has outlived retention_days.
     if (s.spec.retention_days > 0) {
       long long limit = static_cast<long long>(s.spec.retention_days) * 86400;

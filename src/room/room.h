@@ -86,7 +86,8 @@ class Room {
 
   // Checks every room file (TAMPERED / AUDIT_CHAIN_BROKEN when one is missing
   // or damaged; FILE_UNREADABLE when DIR is not a room), takes the lock
-  // (ROOM_BUSY after `lock_wait`), then finishes interrupted disposals and
+  // (ROOM_BUSY after `lock_wait`), then finishes interrupted disposals, shreds
+  // replaced packages left behind (a key that could not be deleted), and
   // crypto-shreds datasets past retention_days, each audited.
   static Result<Room> Open(const std::string& dir, const OpenOptions& options);
   static Result<Room> Open(const std::string& dir, OpenMode mode = OpenMode::kReadWrite);

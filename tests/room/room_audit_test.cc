@@ -266,6 +266,21 @@ TEST_F(RoomAuditTest, ReplacedPackageWhoseKeyCannotBeDeletedIsReported) {
   EXPECT_EQ(all[before]["event"], "dataset.ingest");
   EXPECT_EQ(all[before + 1]["event"], "dataset.dispose.refused");
   EXPECT_EQ(all[before + 1]["details"]["reason"], "replaced");
+
+  // Once the key can be deleted, the next open finishes the shredding, audited once.
+  room = Result<Room>(std::unexpected(Error{}));
+  std::filesystem::remove_all(key);
+  Spit(key, bytes);
+  before = Entries().size();
+  auto reopened = OpenRoom();
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  EXPECT_FALSE(std::filesystem::exists(key));
+  EXPECT_ONE_NEW_ENTRY(before, "dataset.dispose", "");
+  EXPECT_EQ(Last()["details"]["reason"], "replaced");
+  EXPECT_EQ(reopened->datasets().size(), 1u);
+  size_t keys = 0;
+  for (auto& e : std::filesystem::directory_iterator(Dir() + "/keys")) keys += e.is_regular_file();
+  EXPECT_EQ(keys, 1u);
 }
 
 TEST_F(RoomAuditTest, RetentionShredsAtTheNextOpenAuditedOnceAndKeepsTheYounger) {
