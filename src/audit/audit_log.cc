@@ -152,8 +152,39 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 
 }  // namespace
 
-AuditLog::AuditLog(std::string path, const crypto::Identity& room)
-    : path_(std::move(path)), room_(room) {}
+AuditLog::AuditLog(std::string path, const crypto::Identity& room, const Clock& clock)
+    : path_(std::move(path)), room_(room), clock_(clock) {}
+
+std::unexpected<Error> AuditLog::Refuse(std::string_view event, std::string_view actor,
+                                        json details, const Error& refusal) {
+  if (!details.is_object()) details = json::object();
+  details["code"] = CodeName(refusal.code);
+  if (auto st = Append(event, actor, details); !st) {
+    return std::unexpected(Error{st.error().code,
+                                 fmt::format("{} (while recording a refusal with {})",
+                                             st.error().message, CodeName(refusal.code))});
+  }
+  return std::unexpected(refusal);
+}
+
+Status AuditLog::CheckTail() const {
+  Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{} is missing or unreadable", path_);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return Fail(ErrorCode::INTERNAL, "cannot stat {}: {}", path_, strerror(errno));
+  }
+  if (st.st_size == 0) return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{} is empty (truncated)", path_);
+  CR_ASSIGN(std::string last_line, ReadLastLine(fd.get(), st.st_size, path_));
+  json last = Parse(last_line);
+  if (last.is_discarded()) {
+    return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line does not parse", path_);
+  }
+  if (std::string why = CheckEntry(last, room_.pub()); !why.empty()) {
+    return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line {}", path_, why);
+  }
+  return Ok();
+}
 
 Status AuditLog::Append(std::string_view event, std::string_view actor, const json& details) {
   if (!details.is_null() && !details.is_object()) {
@@ -193,7 +224,7 @@ Status AuditLog::Append(std::string_view event, std::string_view actor, const js
 
   json entry = {
       {"seq", seq},
-      {"time", NowRfc3339()},
+      {"time", clock_.NowRfc3339()},
       {"event", std::string(event)},
       {"actor", std::string(actor)},
       {"details", details.is_null() ? json::object() : details},
@@ -211,7 +242,9 @@ Status AuditLog::Append(std::string_view event, std::string_view actor, const js
   }
   if (!written) {
     // Roll back a partial line so one failed write does not break the chain for good.
-    if (::ftruncate(fd.get(), st.st_size) == 0) ::fsync(fd.get());
+    if (::ftruncate(fd.get(), st.st_size) != 0 || ::fsync(fd.get()) != 0) {
+      written.error().message += "; the partial line could not be removed (verify the log)";
+    }
     return written;
   }
   if (st.st_size == 0) return SyncDir(DirName(path_));  // make the new file's name durable

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "crypto/crypto.h"
 
@@ -36,8 +37,9 @@ inline constexpr std::string_view kGenesisHash =
 // exclusive flock() on the log, so sequence numbers never fork.
 class AuditLog {
  public:
-  // `room` signs entries and must outlive this object; `path` is DIR/audit.log.
-  AuditLog(std::string path, const crypto::Identity& room);
+  // `room` signs entries and `clock` stamps them; both must outlive this
+  // object. `path` is DIR/audit.log.
+  AuditLog(std::string path, const crypto::Identity& room, const Clock& clock = DefaultClock());
 
   // Appends one entry chained to the current last line and fsyncs it.
   // `event` names what happened ("room.init", "query.refused", ...), `actor`
@@ -50,11 +52,25 @@ class AuditLog {
   // the log is never extended past a damaged tail.
   Status Append(std::string_view event, std::string_view actor, const nlohmann::json& details);
 
+  // Records that an operation refused `refusal` (details gain its "code") and
+  // returns the refusal to pass on. When the record cannot be written the
+  // caller gets that failure instead (naming the refusal's code): a refusal
+  // nobody can see in the log is not silently reported as a plain refusal.
+  std::unexpected<Error> Refuse(std::string_view event, std::string_view actor,
+                                nlohmann::json details, const Error& refusal);
+
+  // What Append checks before writing, without writing: AUDIT_CHAIN_BROKEN
+  // when the log is missing or empty (a room's log starts with room.init) or
+  // its last line is incomplete, unparsable or not an entry signed by `room`.
+  // Lets an operation refuse to start work it could not record.
+  Status CheckTail() const;
+
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   const crypto::Identity& room_;
+  const Clock& clock_;
 };
 
 struct VerifyReport {

@@ -94,12 +94,8 @@ void RegisterDispose(CLI::App& root, Globals& g, Registry& r) {
       for (const auto& [name, e] : room.datasets()) names.push_back(name);
     }
     for (const auto& name : names) {
-      if (auto st = room.Dispose(name, "request", "operator"); !st) {
-        (void)room.audit().Append("dataset.dispose.refused", "operator",
-                                  {{"code", CodeName(st.error().code)}, {"reason", st.error().message}});
-        return st;
-      }
-      if (g.format != "json") fmt::print("disposed '{}': key deleted, then ciphertext\n", name);
+      CR_TRY(room.Dispose(name, "request", "operator"));  // audits both outcomes itself
+      if (g.format != "json") fmt::print("{} disposed: key and ciphertext deleted\n", name);
     }
     if (g.format == "json") {
       PrintJson({{"disposed", names}});

@@ -112,8 +112,6 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
       Say(fmt::format("activating with acme's signature alone is refused: {}",
                       partial ? "(unexpectedly accepted)" : std::string(CodeName(partial.error().code))));
       if (partial) return Fail(ErrorCode::INTERNAL, "demo: activation without every signature");
-      (void)room.audit().Append("room.activate.refused", "operator",
-                                {{"code", CodeName(partial.error().code)}});
       CR_TRY(room.Activate(sigs));
       Say("with both signatures the room is active");
     }
@@ -163,9 +161,6 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
       CR_ASSIGN(auto room, room::Room::Open(room_dir));
       for (size_t i = 0; i < packages.size(); ++i) {
         CR_ASSIGN(auto rep, ingest::Ingest(room, packages[i]));
-        CR_TRY(room.audit().Append("dataset.ingest", rep.owner,
-                                   {{"dataset", rep.dataset}, {"package_id", rep.package_id},
-                                    {"rows", rep.rows}, {"bytes", rep.bytes}, {"replaced", rep.replaced}}));
         Say(fmt::format("'{}' from {}: {} rows re-encrypted per column chunk (AES-256-GCM) under a "
                         "fresh key wrapped by the room key",
                         rep.dataset, rep.owner, rep.rows));
@@ -175,8 +170,6 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
       Say(fmt::format("ingesting the impressions package a second time: {}",
                       replay ? "(unexpectedly accepted)" : fmt::format("refused, {}", CodeName(replay.error().code))));
       if (replay) return Fail(ErrorCode::INTERNAL, "demo: a replayed package was accepted");
-      (void)room.audit().Append("ingest.refused", "operator",
-                                {{"code", CodeName(replay.error().code)}, {"reason", replay.error().message}});
 
       // Inside the room, data is decrypted only into memory to be queried.
       CR_ASSIGN(auto db, engine::Database::Open());

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "common/env.h"
 #include "crypto/crypto.h"
 
 namespace cr::cli {
@@ -176,6 +177,8 @@ int Main(int argc, char** argv) {
   try {
     if (auto init = crypto::Init(); !init) {
       st = init;
+    } else if (auto clock = InstallClockOverride(); !clock) {
+      st = clock;  // a fake clock is refused or honoured, never silently ignored
     } else {
       st = r.RunParsed();
     }

@@ -61,32 +61,20 @@ void RegisterIngest(CLI::App& root, Globals& g, Registry& r) {
   r.Add(cmd, Uses{.room = true}, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "ingest needs --room DIR");
     CR_ASSIGN(auto room, room::Room::Open(g.room));
-    auto rep = ingest::Ingest(room, pkg);
-    if (!rep) {
-      // The refusal is logged (code and reason only: messages never hold data values).
-      (void)room.audit().Append("ingest.refused", "operator",
-                                {{"code", CodeName(rep.error().code)},
-                                 {"reason", rep.error().message}});
-      return std::unexpected(rep.error());
-    }
-    CR_TRY(room.audit().Append("dataset.ingest", rep->owner,
-                               {{"dataset", rep->dataset},
-                                {"package_id", rep->package_id},
-                                {"rows", rep->rows},
-                                {"bytes", rep->bytes},
-                                {"replaced", rep->replaced}}));
+    // Ingest audits both outcomes itself.
+    CR_ASSIGN(auto rep, ingest::Ingest(room, pkg));
     if (g.format == "json") {
-      PrintJson({{"dataset", rep->dataset},
-                 {"owner", rep->owner},
-                 {"rows", rep->rows},
-                 {"package_id", rep->package_id},
-                 {"bytes", rep->bytes},
-                 {"replaced", rep->replaced}});
+      PrintJson({{"dataset", rep.dataset},
+                 {"owner", rep.owner},
+                 {"rows", rep.rows},
+                 {"package_id", rep.package_id},
+                 {"bytes", rep.bytes},
+                 {"replaced", rep.replaced}});
       return Ok();
     }
     fmt::print("ingested dataset '{}' from {}: {}, package {} stored encrypted ({}){}\n",
-               rep->dataset, rep->owner, Counted(rep->rows, "row"), rep->package_id, HumanBytes(rep->bytes),
-               rep->replaced ? "; the previous version was crypto-shredded" : "");
+               rep.dataset, rep.owner, Counted(rep.rows, "row"), rep.package_id, HumanBytes(rep.bytes),
+               rep.replaced ? "; the previous version was crypto-shredded" : "");
     return Ok();
   });
 }

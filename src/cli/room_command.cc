@@ -36,11 +36,7 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
   r.Add(activate, Uses{.room = true}, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "room activate needs --room DIR");
     CR_ASSIGN(auto room, room::Room::Open(g.room));
-    if (auto st = room.Activate(sigs); !st) {
-      (void)room.audit().Append("room.activate.refused", "operator",
-                                {{"code", CodeName(st.error().code)}, {"reason", st.error().message}});
-      return st;
-    }
+    CR_TRY(room.Activate(sigs));  // audits both outcomes itself
     if (g.format == "json") {
       PrintJson({{"room", g.room},
                  {"active", true},

@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <ctime>
 #include <filesystem>
+
+#include "common/env.h"
 
 namespace cr {
 namespace {
@@ -174,21 +174,9 @@ std::string JoinPath(const std::string& base_dir, const std::string& rel) {
   return base_dir + "/" + rel;
 }
 
-long long NowUnix() {
-  if (const char* fake = std::getenv("CLEANROOM_NOW"); fake && *fake) {
-    return std::atoll(fake);
-  }
-  return static_cast<long long>(std::time(nullptr));
-}
+long long NowUnix() { return DefaultClock().NowUnix(); }
 
-std::string NowRfc3339() {
-  time_t t = static_cast<time_t>(NowUnix());
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string NowRfc3339() { return DefaultClock().NowRfc3339(); }
 
 std::string ToHex(std::string_view bytes) {
   static const char* kDigits = "0123456789abcdef";

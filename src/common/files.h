@@ -70,10 +70,8 @@ std::string DirName(const std::string& path);
 // `rel` resolved against the directory `base_dir` unless it is absolute.
 std::string JoinPath(const std::string& base_dir, const std::string& rel);
 
-// Seconds since the epoch. Tests can pin it with CLEANROOM_NOW=SECONDS.
+// DefaultClock() (common/env.h) for code that is not handed a Clock.
 long long NowUnix();
-
-// RFC 3339 UTC timestamp of NowUnix().
 std::string NowRfc3339();
 
 std::string ToHex(std::string_view bytes);

@@ -25,7 +25,9 @@ struct IngestReport {
 // exists (UNKNOWN_DATASET); the id was never ingested (PACKAGE_REPLAYED, exit
 // 3); the data key is sealed to this room (KEY_INVALID); the declared and
 // actual schema and row count equal the spec's (SCHEMA_MISMATCH, exit 7). Only
-// then is anything written. Refusals are the caller's to audit.
+// then is anything written. Every outcome is audited here exactly once:
+// dataset.ingest (Room::StoreDataset) or ingest.refused with the code; callers
+// add nothing.
 Result<IngestReport> Ingest(room::Room& room, const std::string& package_path);
 
 // The schema a dataset's package must carry (join keys become UUID pseudonyms).

@@ -52,8 +52,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     // Refusal reasons name rules, columns and constructs only. Parse errors are
     // not logged in words: DuckDB's text can echo the analyst's literals.
     if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
-    (void)room.audit().Append(event + ".refused", actor, d);
-    return std::unexpected(e);
+    return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
   };
 
   if (!party) {
@@ -137,10 +136,12 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
                                                       : nlohmann::json(nullptr);
   details["min_distinct_units"] = plan->min_distinct_units;
   nlohmann::json meta = details;
-  meta["created_at"] = NowRfc3339();
+  meta["created_at"] = room.clock().NowRfc3339();
   meta["requested_by"] = party->name;
   meta["columns"] = out.result.columns;
-  CR_TRY(results::Store(room.dir(), out.result, sealed_to, meta));
+  if (auto st = results::Store(room.dir(), out.result, sealed_to, meta); !st) {
+    return refuse(st.error());
+  }
   if (auto st = room.audit().Append(event + ".run", party->name, details); !st) {
     // Unaudited releases do not exist.
     results::Remove(room.dir(), out.result.result_id);
@@ -152,12 +153,16 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
 Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller) {
   const spec::Party* party = room.spec().FindPartyByKey(caller.pub());
   if (!party) {
-    (void)room.audit().Append("result.list.refused", "key:" + caller.pub().Fingerprint(),
-                              {{"code", CodeName(ErrorCode::NOT_AUTHORIZED)}});
-    return Fail(ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration");
+    return room.audit().Refuse(
+        "result.list.refused", "key:" + caller.pub().Fingerprint(), nlohmann::json::object(),
+        Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
   }
-  CR_ASSIGN(auto list, results::ListFor(room.dir(), party->name));
-  CR_TRY(room.audit().Append("result.list", party->name, {{"results", list.size()}}));
+  auto list = results::ListFor(room.dir(), party->name);
+  if (!list) {
+    return room.audit().Refuse("result.list.refused", party->name, nlohmann::json::object(),
+                               list.error());
+  }
+  CR_TRY(room.audit().Append("result.list", party->name, {{"results", list->size()}}));
   return list;
 }
 
@@ -168,9 +173,7 @@ Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& c
   nlohmann::json details = {{"result_id", results::ValidId(id) ? id : std::string("(invalid)")}};
   auto refuse = [&](const Error& e) -> std::unexpected<Error> {
     nlohmann::json d = details;
-    d["code"] = CodeName(e.code);
-    (void)room.audit().Append("result.get.refused", actor, d);
-    return std::unexpected(e);
+    return room.audit().Refuse("result.get.refused", actor, std::move(d), e);
   };
   if (!party) {
     return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});

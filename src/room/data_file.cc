@@ -225,8 +225,11 @@ Result<WrittenData> WriteDataFile(const std::string& path, const engine::MemFile
   out.bytes = file.bytes_written();
   if (auto st = file.Commit(); !st) {
     // Not durably in place (or not at all): nothing refers to it yet, remove it.
-    ::unlink(path.c_str());
-    return std::unexpected(st.error());
+    Error e = st.error();
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      e.message += fmt::format("; {} could not be removed either", path);
+    }
+    return std::unexpected(e);
   }
   return out;
 }

@@ -7,12 +7,23 @@
 //   room.key          the room's secret key (mode 0600)
 //   spec.yaml         the exact spec bytes; spec-keys.json: bytes of the key files it names
 //   state.json        initialized | active, with the parties' signatures
-//   catalog.json      datasets in the room and every package id ever ingested (replay ledger)
+//   catalog.json      datasets in the room, every package id ever ingested (replay
+//                     ledger) and the datasets disposed since (so a second dispose says so)
 //   data/NAME-ID.crdata the dataset, re-encrypted at ingest under a fresh key (data_file.h)
 //   keys/NAME-ID.key    that key, wrapped (XChaCha20-Poly1305) by a key derived from room.key
 //   audit.log         the hash-chained, signed audit log
+//
+// Every file is parsed inside the error path: a missing, truncated, bit-flipped
+// or mistyped room file makes Open fail with TAMPERED (or AUDIT_CHAIN_BROKEN
+// for audit.log), never with an exception, and changes nothing.
+//
+// Each operation here owns its audit records, success and refusal alike, so no
+// caller (CLI, demo, server) can forget or duplicate one: Activate writes
+// room.activate / room.activate.refused, StoreDataset dataset.ingest /
+// ingest.refused, Dispose dataset.dispose / dataset.dispose.refused.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <memory>
@@ -22,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/audit_log.h"
+#include "common/env.h"
 #include "common/error.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
@@ -53,9 +65,25 @@ struct RoomInfo {
   std::map<std::string, int64_t> packages;  // dataset -> packages ever ingested for it
 };
 
+// A dataset the room held and crypto-shredded.
+struct DisposedEntry {
+  std::string package_id;
+  std::string disposed_at;
+  std::string reason;  // request | retention | recovery
+};
+
 enum class OpenMode {
   kReadWrite,  // takes the room lock and applies retention
   kReadOnly,   // for inspection (audit verify/show): no lock, no retention
+};
+
+struct OpenOptions {
+  OpenMode mode = OpenMode::kReadWrite;
+  // Stamps audit entries and catalogue times and decides retention; must
+  // outlive the Room. DefaultClock() when null.
+  const Clock* clock = nullptr;
+  // How long to wait for another command holding the room before ROOM_BUSY.
+  std::chrono::milliseconds lock_wait{60000};
 };
 
 class Room {
@@ -63,8 +91,15 @@ class Room {
   // Creates DIR (absent or empty) for the spec at `spec_path`: room key pair,
   // room.pub, a copy of the spec and its key files, state "initialized", and
   // the first audit entry. ROOM_EXISTS when DIR already holds a room.
-  static Result<crypto::PublicIdentity> Init(const std::string& dir, const std::string& spec_path);
+  static Result<crypto::PublicIdentity> Init(const std::string& dir, const std::string& spec_path,
+                                              const Clock& clock = DefaultClock());
 
+  // Checks every room file (TAMPERED / AUDIT_CHAIN_BROKEN when one is missing
+  // or damaged; FILE_UNREADABLE when DIR is not a room), takes the lock
+  // (ROOM_BUSY after `lock_wait`), then finishes interrupted disposals, shreds
+  // replaced packages left behind (a key that could not be deleted), and
+  // crypto-shreds datasets past retention_days, each audited.
+  static Result<Room> Open(const std::string& dir, const OpenOptions& options);
   static Result<Room> Open(const std::string& dir, OpenMode mode = OpenMode::kReadWrite);
   ~Room();
   Room(Room&&) noexcept;
@@ -73,27 +108,37 @@ class Room {
   const std::string& dir() const;
   const spec::Spec& spec() const;
   const crypto::Identity& key() const;
+  const Clock& clock() const;
   bool active() const;
   audit::AuditLog& audit();
   const std::map<std::string, DatasetEntry>& datasets() const;
   bool PackageSeen(const std::string& package_id) const;
   RoomInfo Info() const;
+  // The last disposal of `dataset` when it is not back in the room; nullptr otherwise.
+  const DisposedEntry* Disposed(const std::string& dataset) const;
 
   // Verifies the signature files (spec::Verify each) and activates once every
   // party has a valid one. Anything else (missing party: SIGNATURE_MISSING;
-  // unknown signer; invalid signature; another spec) fails and the room stays
-  // as it was.
+  // unknown signer; invalid signature; another spec; already active:
+  // ROOM_EXISTS) fails, is audited as room.activate.refused, and the room
+  // stays as it was. An activation that cannot be audited is undone.
   Status Activate(const std::vector<std::string>& signature_files);
 
   // Stores the plaintext of an already verified package: re-encrypted under a
   // fresh key (data_file.h), the key wrapped by the room, the catalogue
-  // committed, then the dataset's previous data crypto-shredded.
+  // committed and audited (dataset.ingest; undone when it cannot be), then the
+  // dataset's previous data crypto-shredded. A failure is audited as
+  // ingest.refused, or, when only the shredding of the previous package
+  // failed, as dataset.dispose.refused, and returned.
   Status StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
                       const package::Header& header, const std::string& package_digest,
                       const std::string& owner);
 
   // Crypto-shreds a dataset: deletes the wrapped key, then the ciphertext,
-  // then updates the catalogue, and audits it.
+  // then updates the catalogue (remembering the disposal), and audits it as
+  // dataset.dispose. UNKNOWN_DATASET when the room holds nothing for it (the
+  // message says when it was already disposed); any failure, including a key
+  // that cannot be deleted, is audited as dataset.dispose.refused.
   Status Dispose(const std::string& dataset, const std::string& reason, const std::string& actor);
 
   // Decrypts a dataset into an in-memory file: only the shared bytes and the

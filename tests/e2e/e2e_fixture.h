@@ -74,8 +74,7 @@ class E2eTest : public ::testing::Test {
   // given) every room file but audit.log byte-for-byte unchanged, audit.log grown.
   void ExpectRefused(const RunResult& r, int exit_code, const std::string& code) {
     EXPECT_EQ(r.exit_code, exit_code) << "stderr: " << r.err;
-    EXPECT_NE(r.err.find("cleanroom: error[" + code + "]"), std::string::npos)
-        << "expected " << code << ", stderr: " << r.err;
+    EXPECT_EQ(ErrorCodeOf(r), code) << "stderr: " << r.err;
   }
 
   TempDir dir_;

@@ -29,6 +29,8 @@ namespace {
 
 using nlohmann::json;
 using cr::testing::ReadSqlCases;
+using cr::testing::ErrorCodeOf;
+using cr::testing::ErrorMessageOf;
 
 // One room for the whole suite (setting it up is the slow part).
 class QueryE2e : public ::testing::Test {
@@ -100,16 +102,7 @@ class QueryE2e : public ::testing::Test {
                          const std::string& format = "json") {
     return Run(As(party) + " --format " + format + " query --sql " + Q(sql));
   }
-  // The stable code of a failed run: from the JSON object on stderr (with
-  // --format json) or from the `cleanroom: error[CODE]` line.
-  static std::string ErrorCode(const RunResult& r) {
-    auto j = json::parse(r.err, nullptr, false);
-    if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"];
-    auto at = r.err.find("cleanroom: error[");
-    if (at == std::string::npos) return "";
-    at += std::string("cleanroom: error[").size();
-    return r.err.substr(at, r.err.find(']', at) - at);
-  }
+  static std::string ErrorCode(const RunResult& r) { return ErrorCodeOf(r); }
   static json Json(const RunResult& r) {
     auto j = json::parse(r.out, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << r.out << r.err;
@@ -205,7 +198,7 @@ TEST_F(QueryE2e, AttackSuiteRefusedThroughTheBinaryTouchingNothing) {
       auto r = Query("acme", c.sql);
       EXPECT_EQ(r.exit_code, code->second) << where << "\n" << r.err;
       EXPECT_EQ(ErrorCode(r), c.code) << where << "\n" << r.err;
-      EXPECT_NE(r.err.find(c.reason), std::string::npos)
+      EXPECT_NE(ErrorMessageOf(r).find(c.reason), std::string::npos)
           << where << "\nexpected reason \"" << c.reason << "\", got: " << r.err;
       EXPECT_TRUE(r.out.empty()) << where << "\n" << r.out;
     }
@@ -230,7 +223,7 @@ TEST_F(QueryE2e, SyntaxErrorsPointAtLineColumnAndToken) {
       "       COUNT(DISTINCT email) AS people\n"
       "FROM impressions\n"
       "WHERE campaign = 'spring' GRUOP BY campaign";
-  auto r = Query("acme", sql);
+  auto r = Query("acme", sql, "table");  // the caret is for a terminal: the line form
   EXPECT_EQ(r.exit_code, 7) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
   const std::string want =
@@ -239,7 +232,8 @@ TEST_F(QueryE2e, SyntaxErrorsPointAtLineColumnAndToken) {
       "                            ^^^^^\n";
   EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
   // A missing parenthesis is found where the parser gives up: the FROM of line 2.
-  auto open = Query("acme", "SELECT campaign, COUNT(DISTINCT email\n  FROM impressions GROUP BY campaign");
+  auto open = Query("acme", "SELECT campaign, COUNT(DISTINCT email\n  FROM impressions GROUP BY campaign",
+                    "table");
   EXPECT_EQ(open.exit_code, 7) << open.err;
   EXPECT_NE(open.err.find("syntax error at line 2, column 3, at \"FROM\"\n"
                           "    FROM impressions GROUP BY campaign\n"

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace cr::testing {
 
 class TempDir {
@@ -62,6 +64,26 @@ struct RunResult {
   std::string out;
   std::string err;
 };
+
+// The stable code of a failed run: from the JSON object on stderr (with
+// --format json) or from the `cleanroom: error[CODE]: message` line.
+inline std::string ErrorCodeOf(const RunResult& r) {
+  auto j = nlohmann::json::parse(r.err, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"];
+  auto at = r.err.find("cleanroom: error[");
+  if (at == std::string::npos) return "";
+  at += std::string("cleanroom: error[").size();
+  return r.err.substr(at, r.err.find(']', at) - at);
+}
+
+// The message of a failed run, in either error format.
+inline std::string ErrorMessageOf(const RunResult& r) {
+  auto j = nlohmann::json::parse(r.err, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
+  auto at = r.err.find("]: ");
+  return at == std::string::npos ? r.err : r.err.substr(at + 3);
+}
+
 
 // Runs a shell command line, capturing stdout and stderr.
 inline RunResult RunShell(const std::string& cmd) {
