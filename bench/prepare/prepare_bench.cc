@@ -163,7 +163,10 @@ int main(int argc, char** argv) {
     std::string tmpl = "/tmp/cleanroom-bench-XXXXXX";
     g_dir = ::mkdtemp(tmpl.data());
   }
-  cr::MakeDirs(g_dir);
+  if (auto st = cr::MakeDirs(g_dir); !st) {
+    fmt::print(stderr, "{}\n", st.error().ToString());
+    return 1;
+  }
   fmt::print("prepare benchmark: {} impression rows over {} people in {}\n", g_rows, g_people, g_dir);
   SetUpData();
   int rest_argc = static_cast<int>(rest.size());

@@ -619,6 +619,8 @@ Result<Release> RunAnonymize(const RunPaths& paths, const AnonymizeOptions& opti
       paths.out + ".cr-staging-" + crypto::RandomId() + (parquet ? ".parquet" : "");
   CR_TRY(WriteFileAtomic(staging, out_bytes, 0600));
   out_bytes.clear();
+  // On a failure path the first error is the one to report; a staging file
+  // that cannot be removed is 0600 and named as such.
   auto cleanup = [&] { (void)RemoveFileDurable(staging); };
   auto reread = parquet ? ReadTableText(staging, sep) : ReadFile(staging);
   if (!reread) {

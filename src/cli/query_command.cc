@@ -161,7 +161,11 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
     }
     CR_ASSIGN(auto limits, Limits());
     CR_ASSIGN(auto c, OpenAs(g, "run"));
-    CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
+    auto ran = query::Run(c.room, c.key, req, limits);
+    if (!ran && ran.error().message.find("needs the parameter") != std::string::npos) {
+      ran.error().message += "; give it as --param NAME=VALUE";  // the library names no flags
+    }
+    CR_ASSIGN(auto o, std::move(ran));
     PrintOutcome(g, o);
     return Ok();
   });

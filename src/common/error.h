@@ -66,9 +66,18 @@ struct Error {
   std::string ToString() const;
 };
 
+// A value or an Error. [[nodiscard]]: a dropped Result or Status is an ignored
+// failure, so the compiler flags every one (-Werror=unused-result); a
+// deliberate drop says why, with `(void)`.
 template <typename T>
-using Result = std::expected<T, Error>;
-using Status = std::expected<void, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using std::expected<T, Error>::expected;
+  Result() = default;
+  Result(const std::expected<T, Error>& e) : std::expected<T, Error>(e) {}
+  Result(std::expected<T, Error>&& e) : std::expected<T, Error>(std::move(e)) {}
+};
+using Status = Result<void>;
 
 template <typename... Args>
 std::unexpected<Error> Fail(ErrorCode code, fmt::format_string<Args...> f, Args&&... args) {

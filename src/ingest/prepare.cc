@@ -345,6 +345,7 @@ Status CheckCsvShape(const std::string& path) {
 // The line a data record (1-based) starts on, for messages.
 int64_t CsvLineOf(const std::string& path, int64_t row) {
   int64_t found = row + 1;  // one line per record, if the file cannot be walked
+  // Best effort: an unwalkable file keeps the one-line-per-record estimate.
   (void)WalkCsv(path, [&](int64_t record, int64_t line, size_t) {
     if (record == row) found = line;
     return record < row;

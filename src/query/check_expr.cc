@@ -119,7 +119,7 @@ Result<Expr> Checker::BindParameter(const json& e) {
   }
   auto it = ctx_.params.find(name);
   if (it == ctx_.params.end()) {
-    return Fail(ErrorCode::BAD_INPUT, "template {} needs --param {}=<{}>", ctx_.tmpl->name, name,
+    return Fail(ErrorCode::BAD_INPUT, "template {} needs the parameter {} (a {})", ctx_.tmpl->name, name,
                 spec::Name(p->type));
   }
   const std::string& raw = it->second;

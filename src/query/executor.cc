@@ -140,6 +140,7 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     summary = units->Scalar() == std::optional<std::string>("true");
   }
   if (summary) out.withheld_rows = n_withheld;
+  // The in-memory database is discarded with the query; dropping early only frees memory.
   (void)db.Execute(fmt::format("DROP TABLE IF EXISTS {}", engine::QuoteIdent(kGroupsTable)));
   if (stats) {
     stats->groups = groups->ScalarInt();

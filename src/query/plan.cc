@@ -75,7 +75,7 @@ Result<Plan> BuildPlan(engine::Database& db, std::string_view sql, const CheckCo
   if (ctx.tmpl) {
     for (const auto& p : ctx.tmpl->parameters) {
       if (!ctx.params.count(p.name)) {
-        return Fail(ErrorCode::BAD_INPUT, "template {} needs --param {}=<{}>", ctx.tmpl->name,
+        return Fail(ErrorCode::BAD_INPUT, "template {} needs the parameter {} (a {})", ctx.tmpl->name,
                     p.name, spec::Name(p.type));
       }
     }

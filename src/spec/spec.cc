@@ -305,7 +305,9 @@ class Parser {
     while (!source.empty() && std::isspace(static_cast<unsigned char>(source.front()))) {
       source.remove_prefix(1);
     }
-    if (source.starts_with(kPubPrefix)) {
+    // A secret key pasted inline is refused by FromText without echoing it;
+    // taken for a path, its text would appear in the unreadable-file error.
+    if (source.starts_with(kPubPrefix) || source.starts_with("crkey1:")) {
       auto key = crypto::PublicIdentity::FromText(source);
       if (!key) {
         return Fail(ErrorCode::KEY_INVALID, "{}: public key of party {}: {} (line {})", key_path,

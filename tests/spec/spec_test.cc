@@ -284,6 +284,23 @@ TEST_F(SpecTest, InlineKeyPartyHasNoKeyBytes) {
   EXPECT_EQ(r->FindPartyByKey(outsider_->pub()), p);
 }
 
+// A secret key pasted where the public key belongs is refused as a key, and
+// its text never appears in the error (read as a path, it would have).
+TEST_F(SpecTest, InlineSecretKeyIsRefusedWithoutEchoingIt) {
+  auto secret = outsider_->ToText();
+  std::string text(reinterpret_cast<const char*>(secret.data()), secret.size());
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  auto r = ParseEdited(
+      {{"  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}\n",
+        "  newsco: {public_key: keys/newsco.pub, abilities: [contribute, receive_results]}\n"
+        "  regulator-eu:\n    public_key: " +
+            text + "\n    abilities: [receive_results]\n"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::KEY_INVALID) << r.error().ToString();
+  EXPECT_NE(r.error().message.find("secret key"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find(text.substr(7)), std::string::npos) << r.error().message;
+}
+
 TEST_F(SpecTest, JsonSpecParsesWithDefaults) {
   std::string json = R"({
     "collaboration": "bench-2026",
