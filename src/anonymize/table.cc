@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
+#include "common/strings.h"
 
 namespace cr::anonymize {
 
@@ -198,9 +199,7 @@ Result<Table> ReadCsv(std::string_view text, const CsvOptions& options) {
 }
 
 bool IsParquetPath(const std::string& path) {
-  auto lower = path;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.ends_with(".parquet");
+  return AsciiLower(path).ends_with(".parquet");
 }
 
 Result<std::string> ReadTableText(const std::string& path, char separator) {
@@ -275,8 +274,7 @@ std::string WriteCsv(const Table& table, char separator) {
 Result<std::string> TableToParquet(const Table& table) {
   std::set<std::string> lowered;
   for (const auto& c : table.columns()) {
-    std::string l = c.name;
-    for (auto& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string l = AsciiLower(c.name);
     if (!lowered.insert(l).second) {
       return Fail(ErrorCode::BAD_INPUT,
                   "columns named '{}' differ from another only in case: Parquet output cannot "

@@ -21,6 +21,7 @@
 #include "package/package.h"
 #include "ingest/pseudonym.h"
 #include "spec/spec.h"
+#include "common/strings.h"
 
 namespace cr::ingest {
 namespace {
@@ -28,10 +29,7 @@ namespace {
 using engine::QuoteIdent;
 using engine::QuoteLiteral;
 
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
+std::string Lower(const std::string& s) { return AsciiLower(s); }
 
 bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && Lower(s.substr(s.size() - suffix.size())) == suffix;

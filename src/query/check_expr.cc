@@ -10,6 +10,7 @@
 #include "query/checker.h"
 #include "query/functions.h"
 #include "query/rewrite.h"
+#include "common/strings.h"
 
 namespace cr::query::internal {
 
@@ -27,11 +28,7 @@ std::string Str(const json& j, const char* key) {
   return v.is_string() ? v.get<std::string>() : std::string();
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string Lower(std::string_view s) { return AsciiLower(s); }
 
 std::string_view ClauseName(Clause c) {
   switch (c) {

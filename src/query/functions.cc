@@ -1,4 +1,5 @@
 #include "query/functions.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <array>
@@ -8,11 +9,7 @@
 namespace cr::query {
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string Lower(std::string_view s) { return AsciiLower(s); }
 
 struct Entry {
   std::string_view spelling;

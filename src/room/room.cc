@@ -21,7 +21,7 @@ namespace {
 
 constexpr char kWrapContext[8] = {'c', 'r', 'w', 'r', 'a', 'p', 'k', '1'};
 
-std::string P(const std::string& dir, const std::string& rel) { return dir + "/" + rel; }
+std::string P(const std::string& dir, const std::string& rel) { return JoinPath(dir, rel); }
 
 std::string DataFile(const std::string& dataset, const std::string& id) {
   return "data/" + dataset + "-" + id + ".crdata";
