@@ -604,7 +604,7 @@ Result<PrepareReport> Prepare(const PrepareOptions& o) {
   if (o.strict && !warnings.empty()) {
     std::vector<std::string> facts;
     for (const auto& w : warnings) facts.push_back(w.fact);
-    return Fail(ErrorCode::BAD_INPUT, "--strict refuses this input: {}; nothing was written",
+    return Fail(ErrorCode::BAD_INPUT, "strict mode refuses this input: {}; nothing was written",
                 fmt::join(facts, "; "));
   }
   for (const auto& w : warnings) report.warnings.push_back(w.fact + " (" + w.consequence + ")");
