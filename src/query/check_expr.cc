@@ -54,6 +54,16 @@ bool Flag(const json& e, const char* key) {
   return v.is_boolean() && v.get<bool>();
 }
 
+// A checked reference to column `col` of the table at index `t` in scope.
+Expr ColumnExpr(int t, const spec::Column& col) {
+  Expr x;
+  x.kind = Expr::Kind::kColumn;
+  x.table = t;
+  x.column = col.name;
+  x.role = col.role;
+  return x;
+}
+
 }  // namespace
 
 Result<Expr> Checker::CheckConstant(const json& e) {
@@ -197,12 +207,7 @@ Result<Expr> Checker::CheckColumn(const json& e, Clause clause) {
     case spec::Role::kDimension:
       break;
   }
-  Expr x;
-  x.kind = Expr::Kind::kColumn;
-  x.table = t;
-  x.column = col->name;
-  x.role = col->role;
-  return x;
+  return ColumnExpr(t, *col);
 }
 
 Result<Expr> Checker::CheckAggregate(const json& e, Clause clause, bool in_aggregate) {
@@ -250,11 +255,7 @@ Result<Expr> Checker::CheckAggregate(const json& e, Clause clause, bool in_aggre
                     it == ds.rule.aggregates.end() ? std::string("none") : AllowedList(it->second));
     }
   }
-  Expr arg;
-  arg.kind = Expr::Kind::kColumn;
-  arg.table = t;
-  arg.column = col->name;
-  arg.role = col->role;
+  Expr arg = ColumnExpr(t, *col);
   Expr x;
   x.kind = Expr::Kind::kAggregate;
   x.agg = *fn;
