@@ -1,5 +1,6 @@
 // `cleanroom query`, `cleanroom run` (templates) and `cleanroom results get`.
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -95,6 +96,19 @@ Result<std::vector<std::string>> ParseReceivers(const CLI::Option* opt, const st
   }
 }
 
+// --epsilon E: a finite number greater than 0, the whole of the query's cost.
+// The service checks it against the spec's caps.
+Result<std::optional<double>> ParseEpsilon(const CLI::Option* opt, const std::string& text) {
+  if (opt->count() == 0) return std::optional<double>();
+  double v = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v, std::chars_format::general);
+  if (ec != std::errc() || ptr != end || !(v > 0) || !std::isfinite(v)) {
+    return Fail(ErrorCode::USAGE, "--epsilon must be a number greater than 0, such as 0.5");
+  }
+  return std::optional<double>(v);
+}
+
 // Prints the result to a receiver, or only its id (and who holds it) to others.
 void PrintOutcome(const Globals& g, const query::Outcome& o) {
   if (o.caller_receives) {
@@ -126,14 +140,20 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   const char* kReceiversHelp =
       "parties to seal the result to, comma-separated (default: all the rules allow)";
   auto* receivers_opt = q->add_option("--receivers", receivers, kReceiversHelp);
-  r.Add(q, kUses, [&g, sql_opt, file_opt, receivers_opt]() -> Status {
+  const char* kEpsilonHelp =
+      "answer with differential privacy at this cost, charged to the room's budget";
+  static std::string epsilon;
+  auto* epsilon_opt = q->add_option("--epsilon", epsilon, kEpsilonHelp);
+  r.Add(q, kUses, [&g, sql_opt, file_opt, receivers_opt, epsilon_opt]() -> Status {
     CR_ASSIGN(auto narrowed, ParseReceivers(receivers_opt, receivers));
+    CR_ASSIGN(auto eps, ParseEpsilon(epsilon_opt, epsilon));
     CR_ASSIGN(auto limits, Limits());
     CR_ASSIGN(std::string text, ReadSql(sql_opt, sql, file_opt, sql_file));
     CR_ASSIGN(auto c, OpenAs(g, "query"));
     query::Request req;
     req.sql = std::move(text);
     req.receivers = std::move(narrowed);
+    req.epsilon = eps;
     CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
     PrintOutcome(g, o);
     return Ok();
@@ -146,9 +166,12 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   run->add_option("--param", params, "parameter as NAME=VALUE (repeatable)");
   static std::string run_receivers;
   auto* run_receivers_opt = run->add_option("--receivers", run_receivers, kReceiversHelp);
-  r.Add(run, kUses, [&g, run_receivers_opt]() -> Status {
+  static std::string run_epsilon;
+  auto* run_epsilon_opt = run->add_option("--epsilon", run_epsilon, kEpsilonHelp);
+  r.Add(run, kUses, [&g, run_receivers_opt, run_epsilon_opt]() -> Status {
     query::Request req;
     CR_ASSIGN(req.receivers, ParseReceivers(run_receivers_opt, run_receivers));
+    CR_ASSIGN(req.epsilon, ParseEpsilon(run_epsilon_opt, run_epsilon));
     req.template_name = tmpl;
     for (const auto& p : params) {
       auto eq = p.find('=');

@@ -213,7 +213,7 @@ Result<Expr> Checker::CheckColumn(const json& e, Clause clause) {
 Result<Expr> Checker::CheckAggregate(const json& e, Clause clause, bool in_aggregate) {
   std::string name = Lower(Str(e, "function_name"));
   bool distinct = Flag(e, "distinct");
-  if (name == "count_star") {
+  if (name == "count_star" && !ctx_.dp) {
     // A row count grows with every join row; the privacy units do not.
     return Refuse("COUNT(*) is not allowed: count a column the rule allows, e.g. {}",
                   UnitColumnHint());
@@ -223,6 +223,15 @@ Result<Expr> Checker::CheckAggregate(const json& e, Clause clause, bool in_aggre
   }
   if (in_aggregate) return Refuse("nested aggregates are not allowed");
   if (plan_.kind == QueryKind::kList) return Refuse("list rule: aggregates are not allowed");
+  if (name == "count_star") {
+    // Under differential privacy a row count is safe: the bounding SQL counts
+    // at most max_contributions_per_group rows of each unit in each group.
+    if (!Get(e, "filter").is_null()) return Refuse("FILTER on aggregates is not allowed");
+    Expr x;
+    x.kind = Expr::Kind::kAggregate;
+    x.agg = spec::AggFn::kCount;
+    return x;
+  }
   if (!Get(e, "filter").is_null()) return Refuse("FILTER on aggregates is not allowed");
   const json& ob = Get(Get(e, "order_bys"), "orders");
   if (ob.is_array() && !ob.empty()) return Refuse("ORDER BY inside aggregates is not allowed");

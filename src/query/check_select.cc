@@ -94,7 +94,8 @@ Status Checker::CheckSelectList(const json& node) {
       if (ex.kind == Expr::Kind::kColumn) {
         name = ex.column;
       } else if (ex.kind == Expr::Kind::kAggregate) {
-        name = fmt::format("{}_{}", spec::Name(ex.agg), ex.args[0].column);
+        name = ex.args.empty() ? std::string("count")  // COUNT(*)
+                               : fmt::format("{}_{}", spec::Name(ex.agg), ex.args[0].column);
       } else {
         name = fmt::format("col{}", i + 1);
       }

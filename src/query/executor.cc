@@ -28,8 +28,12 @@ bool IsFloatType(const std::string& t) {
   return t == "DOUBLE" || t == "FLOAT" || t.rfind("DECIMAL", 0) == 0;
 }
 
-// One cell as JSON: numbers as numbers (when they fit), booleans as booleans,
-// everything else as its text.
+// Errors while running generated SQL: code SQL_INVALID (type or conversion
+// errors the analyst caused), without DuckDB's detail.
+constexpr ErrorCode kRunError = ErrorCode::SQL_INVALID;
+
+}  // namespace
+
 nlohmann::json Cell(const std::optional<std::string>& v, const std::string& type) {
   if (!v) return nullptr;
   if (IsIntegerType(type)) {
@@ -58,11 +62,19 @@ nlohmann::json Cell(const std::optional<std::string>& v, const std::string& type
   return *v;
 }
 
-// Errors while running generated SQL: code SQL_INVALID (type or conversion
-// errors the analyst caused), without DuckDB's detail.
-constexpr ErrorCode kRunError = ErrorCode::SQL_INVALID;
-
-}  // namespace
+Error RunFailure(engine::Database& db) {
+  switch (db.LastFailure()) {
+    case engine::FailureKind::kOutOfMemory:
+      return Error{ErrorCode::QUERY_LIMIT_EXCEEDED,
+                   "the query needs more memory than the room allows and was stopped"};
+    case engine::FailureKind::kInterrupted:
+      return Error{ErrorCode::QUERY_LIMIT_EXCEEDED, "the query was stopped"};
+    default:
+      return Error{kRunError,
+                   "the query failed while running (a type or conversion error); DuckDB's "
+                   "details are withheld because they can quote data values"};
+  }
+}
 
 Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
                                                    const Plan& plan) {
@@ -99,19 +111,7 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
 
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
   GeneratedSql sql = Generate(plan);
-  auto fail = [&db](const Error&) {
-    switch (db.LastFailure()) {
-      case engine::FailureKind::kOutOfMemory:
-        return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED,
-                    "the query needs more memory than the room allows and was stopped");
-      case engine::FailureKind::kInterrupted:
-        return Fail(ErrorCode::QUERY_LIMIT_EXCEEDED, "the query was stopped");
-      default:
-        return Fail(kRunError,
-                    "the query failed while running (a type or conversion error); DuckDB's "
-                    "details are withheld because they can quote data values");
-    }
-  };
+  auto fail = [&db](const Error&) { return std::unexpected(RunFailure(db)); };
   if (auto st = db.Execute(sql.groups, kRunError, false); !st) return fail(st.error());
   auto released = db.Query(sql.released, kRunError, false);
   if (!released) return fail(released.error());
@@ -153,6 +153,13 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
                                    ExecStats* stats, double timeout_seconds) {
+  return ExecuteWith(room, db, plan, stats, timeout_seconds,
+                     [&] { return ExecutePlan(db, plan, stats); });
+}
+
+Result<results::ResultSet> ExecuteWith(const room::Room& room, engine::Database& db,
+                                       const Plan& plan, ExecStats* stats, double timeout_seconds,
+                                       const std::function<Result<results::ResultSet>()>& run) {
   auto t0 = std::chrono::steady_clock::now();
   CR_ASSIGN(auto files, MountDatasets(room, db, plan));
   double decrypt = Since(t0);
@@ -195,7 +202,7 @@ Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db,
   };
   Result<results::ResultSet> ran = [&] {
     Finish finish{mu, cv, done};
-    return ExecutePlan(db, plan, stats);
+    return run();
   }();
   if (watchdog.joinable()) watchdog.join();
   if (timed_out) {

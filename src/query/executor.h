@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "engine/engine.h"
 #include "query/plan.h"
@@ -38,5 +41,19 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 // memory than the engine may use (nothing is ever spilled to disk).
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
                                    ExecStats* stats, double timeout_seconds = 0);
+
+// MountDatasets, then `run` under the same time limit as Execute: the
+// differential-privacy path (dp.h) runs its own SQL this way.
+Result<results::ResultSet> ExecuteWith(const room::Room& room, engine::Database& db,
+                                       const Plan& plan, ExecStats* stats, double timeout_seconds,
+                                       const std::function<Result<results::ResultSet>()>& run);
+
+// One DuckDB value (as text, with its type name) as a JSON cell: numbers as
+// numbers when they fit, booleans as booleans, everything else as text.
+nlohmann::json Cell(const std::optional<std::string>& v, const std::string& type);
+
+// The error for generated SQL that failed in `db`: the time or memory limit
+// (QUERY_LIMIT_EXCEEDED), else SQL_INVALID without DuckDB's text.
+Error RunFailure(engine::Database& db);
 
 }  // namespace cr::query

@@ -129,6 +129,9 @@ struct CheckContext {
   std::string caller;  // party name
   const spec::Template* tmpl = nullptr;
   std::map<std::string, std::string> params;
+  // Differential privacy: the plan will be answered with noise (dp.h), which
+  // also admits COUNT(*) (bounded per unit there).
+  bool dp = false;
 };
 
 // Parses `sql` (DuckDB's parser, through `db`) and checks it. QUERY_REFUSED

@@ -4,7 +4,12 @@
 
 #include <fmt/format.h>
 
+#if __has_include("budget/ledger.h")
+#include "budget/ledger.h"
+#define CR_HAVE_LEDGER 1
+#endif
 #include "common/files.h"
+#include "query/dp.h"
 
 namespace cr::query {
 namespace {
@@ -81,9 +86,29 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   ctx.caller = party->name;
   ctx.tmpl = tmpl;
   ctx.params = req.params;
+  // Checked as a DP plan whenever it may become one (COUNT(*) is allowed
+  // only there); rechecked without when it does not.
+  bool any_require_dp = false;
+  for (const auto& d : spec.datasets) any_require_dp = any_require_dp || d.rule.require_dp;
+  ctx.dp = spec.privacy.dp && (req.epsilon || any_require_dp);
   auto plan = BuildPlan(*db, sql, ctx);
   if (!plan) return refuse(plan.error());
+  auto use_dp = NeedsDp(spec, *plan, req.epsilon.has_value());
+  if (!use_dp) return refuse(use_dp.error());
+  if (ctx.dp && !*use_dp) {
+    ctx.dp = false;
+    plan = BuildPlan(*db, sql, ctx);
+    if (!plan) return refuse(plan.error());
+  }
   base["datasets"] = plan->Datasets();
+  std::optional<DpPlan> dp_plan;
+  if (*use_dp) {
+    double epsilon = req.epsilon.value_or(spec.privacy.dp->query_epsilon);
+    base["epsilon"] = epsilon;
+    auto p = PlanDp(spec, *plan, epsilon);
+    if (!p) return refuse(p.error());
+    dp_plan = std::move(*p);
+  }
 
   auto receivers = Receivers(spec, plan->Datasets());
   if (receivers.empty()) {
@@ -112,9 +137,53 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   }
 
   Outcome out;
-  auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
-  if (!rs) return refuse(rs.error());
-  out.result = std::move(*rs);
+  if (dp_plan) {
+    out.dp = true;
+    // The ledger's key for stored answers: the same checked plan, parameters
+    // (inlined in the SQL), receivers and epsilon is the same question.
+    std::string canonical = CanonicalText(*plan, *dp_plan) + "receivers";
+    for (const auto* p : receivers) canonical += " " + p->name;
+    const std::string query_key = ToHex(crypto::Sha256(canonical));
+#ifndef CR_HAVE_LEDGER
+    (void)query_key;
+    return refuse(Error{ErrorCode::NOT_SUPPORTED, "no budget ledger in this build"});
+#else
+    auto ledger = budget::Ledger::Open(room.dir(), room.key(), *spec.privacy.dp, room.clock());
+    if (!ledger) return refuse(ledger.error());
+    // Charged before anything runs: a query that fails later has still been
+    // paid for, so failures cannot be used to probe for free.
+    auto charge = ledger->Spend(query_key, dp_plan->epsilon, party->name);
+    if (!charge) return refuse(charge.error());
+    if (charge->cached) {
+      auto stored = nlohmann::json::parse(charge->answer, nullptr, false);
+      auto rs = stored.is_discarded() ? Result<results::ResultSet>(Fail(
+                                            ErrorCode::TAMPERED, "a stored answer is unreadable"))
+                                      : results::FromJson(stored);
+      if (!rs) return refuse(Error{ErrorCode::TAMPERED, "a stored answer is unreadable"});
+      out.result = std::move(*rs);
+      out.result.epsilon_spent = 0;
+      out.cached = true;
+      out.stats.released_rows = static_cast<int64_t>(out.result.rows.size());
+      out.stats.groups = out.stats.released_rows;
+      out.stats.summary_released = false;
+    } else {
+      auto rs = ExecuteWith(room, *db, *plan, &out.stats, options.timeout_seconds, [&] {
+        return ExecuteDpPlan(*db, *plan, *dp_plan, dp::SecureRandom(), &out.stats);
+      });
+      if (!rs) return refuse(rs.error());
+      rs->result_id.clear();
+      if (auto st = ledger->StoreAnswer(query_key, results::ToJson(*rs).dump()); !st) {
+        return refuse(st.error());
+      }
+      out.result = std::move(*rs);
+      out.epsilon_spent = charge->epsilon_charged;
+    }
+#endif
+  } else {
+    auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
+    if (!rs) return refuse(rs.error());
+    out.result = std::move(*rs);
+  }
   out.result.result_id = crypto::RandomId();
   out.caller = party->name;
   out.datasets = plan->Datasets();
@@ -134,7 +203,14 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   // metadata (readable by parties) say null, not the count.
   details["withheld_rows"] = out.result.withheld_rows ? nlohmann::json(*out.result.withheld_rows)
                                                       : nlohmann::json(nullptr);
-  details["min_distinct_units"] = plan->min_distinct_units;
+  if (out.dp) {
+    // The cost, never a pre-noise number: partition selection replaces the
+    // threshold, and how many groups it withheld is not released.
+    details["epsilon_spent"] = out.epsilon_spent;
+    details["cached"] = out.cached;
+  } else {
+    details["min_distinct_units"] = plan->min_distinct_units;
+  }
   nlohmann::json meta = details;
   meta["created_at"] = room.clock().NowRfc3339();
   meta["requested_by"] = party->name;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct Request {
   // Each name must be one of those (QUERY_REFUSED otherwise, before the query
   // runs).
   std::vector<std::string> receivers;
+  // Differential privacy at this cost (--epsilon); a query touching a dataset
+  // whose rule has require_dp uses privacy.dp.query_epsilon when unset.
+  std::optional<double> epsilon;
 };
 
 // Limits the operator sets on the room's side.
@@ -43,6 +47,9 @@ struct Outcome {
   bool caller_receives = false;
   std::vector<std::string> datasets;
   ExecStats stats;
+  bool dp = false;            // answered with differential privacy
+  bool cached = false;        // the stored answer of an identical query this period
+  double epsilon_spent = 0;   // charged to the budget by this run
 };
 
 // The parties allowed to receive a result touching `datasets`: those with the
@@ -54,7 +61,11 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 // NOT_AUTHORIZED (key of no party, or no `query` ability), ROOM_NOT_ACTIVE,
 // QUERY_REFUSED (also for a requested receiver the rules do not allow),
 // SQL_INVALID, BAD_INPUT (template/parameters), UNKNOWN_DATASET,
-// QUERY_LIMIT_EXCEEDED (time or memory).
+// QUERY_LIMIT_EXCEEDED (time or memory). With differential privacy (dp.h):
+// QUERY_REFUSED for a plan or epsilon the room cannot answer with noise,
+// BUDGET_EXHAUSTED (exit 4) when the cost would overspend the period's budget
+// (nothing runs or is charged); the cost is charged before the query runs,
+// and an identical query in the period returns the stored answer free.
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
                     const RunOptions& options = {});
 

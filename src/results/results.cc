@@ -15,8 +15,25 @@ std::string Dir(const std::string& room_dir, const std::string& id) {
   return room_dir + "/results/" + id;
 }
 
+std::string NumberText(const nlohmann::json& v, bool for_table) {
+  if (v.is_number_float() && for_table) {
+    double d = v.get<double>();
+    return std::abs(d) >= 1e15 ? fmt::format("{:g}", d) : fmt::format("{:.2f}", d);
+  }
+  return v.dump();
+}
+
 std::string CellText(const nlohmann::json& v, bool for_table) {
   if (v.is_null()) return for_table ? "NULL" : "";
+  if (IsNoisyCell(v)) {
+    const nlohmann::json& value = v["value"];
+    if (!for_table) return value.dump();
+    double half = (v["ci_high"].get<double>() - v["ci_low"].get<double>()) / 2;
+    nlohmann::json h = value.is_number_integer() && half == std::floor(half)
+                           ? nlohmann::json(static_cast<int64_t>(half))
+                           : nlohmann::json(half);
+    return NumberText(value, true) + " ± " + NumberText(h, true);
+  }
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_float() && for_table) {
     double d = v.get<double>();
@@ -37,12 +54,19 @@ std::string CsvField(const std::string& s) {
 
 }  // namespace
 
+bool IsNoisyCell(const nlohmann::json& cell) {
+  return cell.is_object() && cell.size() == 3 && cell.contains("value") &&
+         cell["value"].is_number() && cell.contains("ci_low") && cell["ci_low"].is_number() &&
+         cell.contains("ci_high") && cell["ci_high"].is_number();
+}
+
 nlohmann::json ToJson(const ResultSet& r) {
   nlohmann::json j;
   j["result_id"] = r.result_id;
   j["columns"] = r.columns;
   j["rows"] = r.rows;
   j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
+  if (r.epsilon_spent) j["epsilon_spent"] = *r.epsilon_spent;
   return j;
 }
 
@@ -62,6 +86,17 @@ Result<ResultSet> FromJson(const nlohmann::json& j) {
     if (!row.is_array() || row.size() != r.columns.size()) {
       return Fail(ErrorCode::BAD_INPUT, "not a result object");
     }
+    for (const auto& cell : row) {
+      if (cell.is_array() || (cell.is_object() && !IsNoisyCell(cell))) {
+        return Fail(ErrorCode::BAD_INPUT, "not a result object");
+      }
+    }
+  }
+  if (j.contains("epsilon_spent")) {
+    if (!j["epsilon_spent"].is_number() || !(j["epsilon_spent"].get<double>() >= 0)) {
+      return Fail(ErrorCode::BAD_INPUT, "not a result object");
+    }
+    r.epsilon_spent = j["epsilon_spent"].get<double>();
   }
   r.rows = j["rows"];
   if (j["withheld_rows"].is_number_integer()) {
@@ -79,15 +114,36 @@ std::string Render(const ResultSet& r, std::string_view format) {
     j["columns"] = r.columns;
     j["rows"] = r.rows;
     j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
+    if (r.epsilon_spent) j["epsilon_spent"] = *r.epsilon_spent;
     return j.dump() + "\n";
   }
   if (format == "csv") {
+    // A column is noisy when any of its cells is: its interval gets two columns.
+    std::vector<bool> noisy(r.columns.size(), false);
+    for (const auto& row : r.rows) {
+      for (size_t i = 0; i < row.size() && i < noisy.size(); ++i) {
+        noisy[i] = noisy[i] || IsNoisyCell(row[i]);
+      }
+    }
     std::vector<std::string> head;
-    for (const auto& c : r.columns) head.push_back(CsvField(c));
+    for (size_t i = 0; i < r.columns.size(); ++i) {
+      head.push_back(CsvField(r.columns[i]));
+      if (noisy[i]) {
+        head.push_back(CsvField(r.columns[i] + "_ci_low"));
+        head.push_back(CsvField(r.columns[i] + "_ci_high"));
+      }
+    }
     std::string out = fmt::format("{}\n", fmt::join(head, ","));
     for (const auto& row : r.rows) {
       std::vector<std::string> cells;
-      for (const auto& v : row) cells.push_back(CsvField(CellText(v, false)));
+      for (size_t i = 0; i < row.size(); ++i) {
+        cells.push_back(CsvField(CellText(row[i], false)));
+        if (i < noisy.size() && noisy[i]) {
+          bool n = IsNoisyCell(row[i]);
+          cells.push_back(n ? row[i]["ci_low"].dump() : "");
+          cells.push_back(n ? row[i]["ci_high"].dump() : "");
+        }
+      }
       out += fmt::format("{}\n", fmt::join(cells, ","));
     }
     return out;
@@ -105,7 +161,7 @@ std::string Render(const ResultSet& r, std::string_view format) {
   auto line = [&](const std::vector<std::string>& v, const nlohmann::json* row) {
     std::string out;
     for (size_t i = 0; i < v.size(); ++i) {
-      bool right = row && (*row)[i].is_number();
+      bool right = row && ((*row)[i].is_number() || IsNoisyCell((*row)[i]));
       if (i) out += "  ";
       out += right ? fmt::format("{:>{}}", v[i], width[i]) : fmt::format("{:<{}}", v[i], width[i]);
     }
@@ -118,7 +174,13 @@ std::string Render(const ResultSet& r, std::string_view format) {
   out += line(rule, nullptr);
   for (size_t i = 0; i < cells.size(); ++i) out += line(cells[i], &r.rows[i]);
   out += fmt::format("({} row{} released", r.rows.size(), r.rows.size() == 1 ? "" : "s");
-  if (!r.withheld_rows) {
+  if (r.epsilon_spent) {
+    out += fmt::format(
+        "; differential privacy: epsilon {} spent{}, values ± the half-width of a 95% "
+        "confidence interval; groups that fail private partition selection are withheld and "
+        "not counted)\n",
+        *r.epsilon_spent, *r.epsilon_spent == 0 ? " (the stored answer of an identical query)" : "");
+  } else if (!r.withheld_rows) {
     out += "; some rows were withheld below the threshold, their count is itself withheld)\n";
   } else if (*r.withheld_rows > 0) {
     out += fmt::format("; {} row{} withheld below the threshold)\n", *r.withheld_rows,

@@ -23,20 +23,31 @@ namespace cr::results {
 struct ResultSet {
   std::string result_id;
   std::vector<std::string> columns;
-  nlohmann::json rows = nlohmann::json::array();  // array of arrays of scalars
+  // Array of arrays of cells: scalars, or for a noisy aggregate (differential
+  // privacy) {"value": v, "ci_low": a, "ci_high": b}, a 95% confidence interval.
+  nlohmann::json rows = nlohmann::json::array();
   // Groups withheld by the threshold; nullopt when that count is itself
-  // withheld (the withheld groups together cover too few units).
+  // withheld (the withheld groups together cover too few units, or partition
+  // selection decided: its count is a function of exact data).
   std::optional<int64_t> withheld_rows;
+  // Set for an answer with differential privacy: what this query cost (0 for
+  // the stored answer of an identical query in the same period).
+  std::optional<double> epsilon_spent;
 };
 
+// A noisy cell: an object with a number "value" and its interval.
+bool IsNoisyCell(const nlohmann::json& cell);
+
 // {"result_id": "...", "columns": [...], "rows": [[...]], "withheld_rows": N|null}
+// and "epsilon_spent": E for a differentially private answer.
 nlohmann::json ToJson(const ResultSet& r);
 // BAD_INPUT when the object does not have that shape.
 Result<ResultSet> FromJson(const nlohmann::json& j);
 
-// "table" (aligned, with the id and the withheld summary), "csv" (header and
-// rows only) or "json" (the ToJson object on one line, keys in the order
-// result_id, columns, rows, withheld_rows).
+// "table" (aligned, with the id and the withheld summary; a noisy cell as
+// "v ± half-width"), "csv" (header and rows only; a noisy column's value, then
+// NAME_ci_low and NAME_ci_high columns) or "json" (the ToJson object on one
+// line, keys in the order result_id, columns, rows, withheld_rows, epsilon_spent).
 std::string Render(const ResultSet& r, std::string_view format);
 
 // A result id is 32 lower-case hex digits (crypto::RandomId); anything else is

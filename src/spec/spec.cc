@@ -233,7 +233,6 @@ class Parser {
     } catch (const YAML::Exception& e) {
       return kYaml.FromException(e);
     }
-    CR_TRY(RefuseReserved());
     spec_.hash = Hash();
     return std::move(spec_);
   }
@@ -362,13 +361,16 @@ class Parser {
       }
     }
     if (auto n = m.Get("dp")) {
-      Reserve("privacy.dp", m.Find("dp")->key_node);
       CR_ASSIGN(Map d, Map::Read(*n, "privacy.dp",
-                                 {"epsilon", "delta", "max_groups_per_unit", "refresh"}));
+                                 {"epsilon", "delta", "max_groups_per_unit",
+                                  "max_contributions_per_group", "query_epsilon",
+                                  "max_query_epsilon", "refresh"}));
       Dp dp;
       CR_ASSIGN(YAML::Node eps, d.Require("epsilon"));
       CR_ASSIGN(dp.epsilon, GetNumber(eps, "privacy.dp.epsilon"));
-      if (!(dp.epsilon > 0)) return Invalid("privacy.dp.epsilon", eps, "must be greater than 0");
+      if (!(dp.epsilon > 0) || !std::isfinite(dp.epsilon)) {
+        return Invalid("privacy.dp.epsilon", eps, "must be a finite number greater than 0");
+      }
       if (auto v = d.Get("delta")) {
         CR_ASSIGN(dp.delta, GetNumber(*v, "privacy.dp.delta"));
         if (!(dp.delta >= 0 && dp.delta < 1)) {
@@ -379,6 +381,32 @@ class Parser {
         CR_ASSIGN(dp.max_groups_per_unit, GetInt(*v, "privacy.dp.max_groups_per_unit"));
         if (dp.max_groups_per_unit < 1) {
           return Invalid("privacy.dp.max_groups_per_unit", *v, "must be at least 1");
+        }
+      }
+      if (auto v = d.Get("max_contributions_per_group")) {
+        CR_ASSIGN(dp.max_contributions_per_group,
+                  GetInt(*v, "privacy.dp.max_contributions_per_group"));
+        if (dp.max_contributions_per_group < 1 || dp.max_contributions_per_group > 1000000) {
+          return Invalid("privacy.dp.max_contributions_per_group", *v,
+                         "must be at least 1 and at most 1000000");
+        }
+      }
+      dp.max_query_epsilon = dp.epsilon;
+      if (auto v = d.Get("max_query_epsilon")) {
+        CR_ASSIGN(dp.max_query_epsilon, GetNumber(*v, "privacy.dp.max_query_epsilon"));
+        if (!(dp.max_query_epsilon > 0 && dp.max_query_epsilon <= dp.epsilon)) {
+          return Invalid("privacy.dp.max_query_epsilon", *v,
+                         "must be greater than 0 and at most privacy.dp.epsilon");
+        }
+      }
+      // A default that lets ten queries run per period unless the parties chose.
+      dp.query_epsilon = std::min(dp.epsilon / 10, dp.max_query_epsilon);
+      if (auto v = d.Get("query_epsilon")) {
+        CR_ASSIGN(dp.query_epsilon, GetNumber(*v, "privacy.dp.query_epsilon"));
+        if (!(dp.query_epsilon > 0 && dp.query_epsilon <= dp.max_query_epsilon)) {
+          return Invalid("privacy.dp.query_epsilon", *v,
+                         "must be greater than 0 and at most privacy.dp.max_query_epsilon "
+                         "(default: privacy.dp.epsilon)");
         }
       }
       if (auto v = d.Get("refresh")) {
@@ -660,7 +688,12 @@ class Parser {
       }
     }
     if (auto n = m.Get("public_values")) {
-      Reserve(m.Path("public_values"), m.Find("public_values")->key_node);
+      // Public values change what partition selection releases: meaningless,
+      // and so misleading to a reader, without differential privacy.
+      if (!spec_.privacy.dp) {
+        return Invalid(m.Path("public_values"), m.Find("public_values")->key_node,
+                       "requires privacy.dp");
+      }
       CR_ASSIGN(Map pv, Map::Read(*n, m.Path("public_values")));
       for (const auto& e : pv.entries()) {
         std::string ppath = pv.Path(e.key);
@@ -674,9 +707,10 @@ class Parser {
     }
     if (auto n = m.Get("require_dp")) {
       std::string p = m.Path("require_dp");
-      Reserve(p, m.Find("require_dp")->key_node);
       CR_ASSIGN(r.require_dp, GetBool(*n, p));
-      if (r.require_dp && !spec_.privacy.dp) return Invalid(p, *n, "requires privacy.dp");
+      if (!spec_.privacy.dp) {
+        return Invalid(p, m.Find("require_dp")->key_node, "requires privacy.dp");
+      }
     }
     return Ok();
   }
@@ -712,35 +746,6 @@ class Parser {
     return Ok();
   }
 
-  // ----- keys reserved for differential privacy -----
-
-  // Nothing adds noise yet, so a spec that asks for differential privacy would
-  // activate and release exact answers to parties who signed for noisy ones.
-  // The keys are still parsed and checked (their grammar is the contract the DP
-  // work implements), then the spec is refused. Every such key is named, so one
-  // pass fixes the spec.
-  void Reserve(std::string path, const YAML::Node& key_node) {
-    reserved_.push_back({std::move(path), LineOf(key_node)});
-  }
-
-  Status RefuseReserved() const {
-    if (reserved_.empty()) return Ok();
-    auto at = [](const ReservedKey& k) {
-      return k.line > 0 ? fmt::format("{} (line {})", k.path, k.line) : k.path;
-    };
-    const ReservedKey& first = reserved_.front();
-    std::string msg = fmt::format(
-        "{}: reserved for differential privacy, which is not supported yet; nothing would "
-        "enforce it, so the spec is refused (remove the key){}",
-        first.path, first.line > 0 ? fmt::format(" (line {})", first.line) : "");
-    if (reserved_.size() > 1) {
-      std::vector<std::string> others;
-      for (size_t i = 1; i < reserved_.size(); ++i) others.push_back(at(reserved_[i]));
-      msg += fmt::format("; also reserved: {}", fmt::join(others, ", "));
-    }
-    return std::unexpected(Error{ErrorCode::NOT_SUPPORTED, std::move(msg)});
-  }
-
   // ----- hash -----
 
   // The spec hash is hex SHA-256 over a length-prefixed, domain-separated encoding
@@ -773,14 +778,8 @@ class Parser {
     return ToHex(h.Final());
   }
 
-  struct ReservedKey {
-    std::string path;
-    int line = 0;
-  };
-
   Spec spec_;
   KeyFileReader read_key_file_;
-  std::vector<ReservedKey> reserved_;  // in document order
 };
 
 std::string SignatureMessage(std::string_view collaboration, std::string_view spec_hash) {
@@ -887,6 +886,15 @@ nlohmann::ordered_json Summary(const Spec& spec) {
   j["retention_days"] = spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json();
   j["privacy"] = {{"unit", spec.privacy.unit},
                   {"min_distinct_units", spec.privacy.min_distinct_units}};
+  if (const auto& dp = spec.privacy.dp) {
+    j["privacy"]["dp"] = {{"epsilon", dp->epsilon},
+                          {"delta", dp->delta},
+                          {"max_groups_per_unit", dp->max_groups_per_unit},
+                          {"max_contributions_per_group", dp->max_contributions_per_group},
+                          {"query_epsilon", dp->query_epsilon},
+                          {"max_query_epsilon", dp->max_query_epsilon},
+                          {"refresh", dp->refresh}};
+  }
 
   ordered_json parties = ordered_json::array();
   for (const Party& p : spec.parties) {

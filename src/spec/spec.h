@@ -52,8 +52,10 @@ struct Rule {
   std::map<std::string, std::vector<AggFn>> aggregates;     // column -> allowed functions
   std::optional<int64_t> min_distinct_units;
   std::vector<std::string> join_operators = {"and"};        // subset of {and, or}
-  // Reserved for differential privacy: Parse refuses a spec that sets either
-  // (NOT_SUPPORTED), so in a parsed spec they are always empty / false.
+  // Differential privacy (both need privacy.dp): the dimension values whose
+  // groups are released without partition selection (spec spelling, as
+  // DuckDB prints the value), and whether every query touching the dataset
+  // must be answered with noise.
   std::map<std::string, std::vector<std::string>> public_values;  // dimension -> values
   bool require_dp = false;
   // list
@@ -83,16 +85,18 @@ struct Party {
 };
 
 struct Dp {
-  double epsilon = 0;
-  double delta = 0;
-  int64_t max_groups_per_unit = 1;
+  double epsilon = 0;                     // the room's budget per refresh period
+  double delta = 0;                       // partition selection needs > 0
+  int64_t max_groups_per_unit = 1;        // groups one unit may contribute to, per query
+  int64_t max_contributions_per_group = 1;  // rows of one unit counted in one group
+  double query_epsilon = 0;               // a DP query's cost when none is asked for
+  double max_query_epsilon = 0;           // the most one query may spend (default: epsilon)
   std::string refresh = "none";  // none | daily | weekly | monthly
 };
 
 struct Privacy {
   std::string unit = "person";
   int64_t min_distinct_units = 50;
-  // Reserved like Rule::public_values: always empty in a parsed spec.
   std::optional<Dp> dp;
 };
 
@@ -131,9 +135,7 @@ struct Spec {
 // Parses and validates `bytes`. Key paths resolve against `base_dir`.
 // SPEC_INVALID (exit 7) with a message naming the offending field path
 // (e.g. "datasets.impressions.columns.cost.bounds"); KEY_INVALID/FILE_UNREADABLE
-// for a party's key; NOT_SUPPORTED (exit 7) naming every key reserved for
-// differential privacy (privacy.dp, a rule's public_values and require_dp)
-// that an otherwise valid spec sets.
+// for a party's key.
 Result<Spec> Parse(std::string_view bytes, const std::string& base_dir);
 // Reads the file and parses it with its own directory as base_dir.
 Result<Spec> Load(const std::string& path);

@@ -80,8 +80,8 @@ constexpr std::string_view kPublicValuesLine =
     "      public_values: {campaign: [spring, summer, autumn]}   # optional: group keys that are "
     "not secret (DP)\n";
 
-// The example without the keys reserved for differential privacy, which the
-// parser refuses until DP exists: the spec every test that needs a valid one uses.
+// The example without its differential-privacy keys: the exact-threshold spec
+// most tests start from.
 std::string WithoutDpKeys(std::string text) {
   for (std::string_view key : {kDpBlock, kPublicValuesLine}) {
     if (auto pos = text.find(key); pos != std::string::npos) text.erase(pos, key.size());
@@ -139,30 +139,71 @@ void ExpectError(const Result<Spec>& r, ErrorCode code, std::string_view path) {
 
 // ----- The example -------------------------------------------------------------------
 
-// The product contract's example asks for differential privacy, which nothing
-// enforces yet: parties must not be able to sign it and get exact answers.
-TEST_F(SpecTest, VerbatimExampleIsRefusedForItsDpKeys) {
+// The product contract's example asks for differential privacy, which the
+// room enforces: it parses with every DP field as written.
+TEST_F(SpecTest, VerbatimExampleParsesWithItsDpKeys) {
   auto r = ParseText(kExample);
-  ExpectError(r, ErrorCode::NOT_SUPPORTED, "privacy.dp: reserved for differential privacy");
-  EXPECT_EQ(ExitCode(r.error().code), 7);
-  EXPECT_NE(r.error().message.find("privacy.dp: reserved for differential privacy, which is not "
-                                   "supported yet; nothing would enforce it, so the spec is "
-                                   "refused (remove the key) (line 11)"),
-            std::string::npos)
-      << r.error().message;
-  // Every reserved key is named with its line, so one edit fixes the spec.
-  EXPECT_NE(r.error().message.find("datasets.impressions.rule.public_values (line 28)"),
-            std::string::npos)
-      << r.error().message;
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_TRUE(r->privacy.dp);
+  EXPECT_EQ(r->privacy.dp->epsilon, 10);
+  EXPECT_EQ(r->privacy.dp->delta, 1.0e-6);
+  EXPECT_EQ(r->privacy.dp->max_groups_per_unit, 4);
+  EXPECT_EQ(r->privacy.dp->refresh, "monthly");
+  // Defaults: one row per unit and group, a tenth of the budget per query,
+  // and no query may spend more than the whole budget.
+  EXPECT_EQ(r->privacy.dp->max_contributions_per_group, 1);
+  EXPECT_EQ(r->privacy.dp->query_epsilon, 1);
+  EXPECT_EQ(r->privacy.dp->max_query_epsilon, 10);
+  EXPECT_EQ(r->FindDataset("impressions")->rule.public_values.at("campaign"),
+            (std::vector<std::string>{"spring", "summer", "autumn"}));
 
-  // A room re-reads its spec through ParseWithKeyFiles: refused there too.
+  // A room re-reads its spec through ParseWithKeyFiles: same answer there.
   std::map<std::string, std::string> stored;
   for (const char* name : {"acme", "newsco"}) {
     std::string file = std::string("keys/") + name + ".pub";
     stored[file] = cr::testing::Slurp(dir_ / file);
   }
-  ExpectError(ParseWithKeyFiles(kExample, stored), ErrorCode::NOT_SUPPORTED, "privacy.dp");
+  auto again = ParseWithKeyFiles(kExample, stored);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(again->hash, r->hash);
   ASSERT_TRUE(ParseWithKeyFiles(kBase, stored));
+}
+
+TEST_F(SpecTest, DpPerQueryEpsilonIsValidated) {
+  auto with = [&](const std::string& extra) {
+    return ParseText(Edited(std::string(kExample),
+                            {{"    refresh: monthly", extra + "\n    refresh: monthly"}}));
+  };
+  auto ok = with("    query_epsilon: 0.5\n    max_query_epsilon: 2\n"
+                 "    max_contributions_per_group: 3");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(ok->privacy.dp->query_epsilon, 0.5);
+  EXPECT_EQ(ok->privacy.dp->max_query_epsilon, 2);
+  EXPECT_EQ(ok->privacy.dp->max_contributions_per_group, 3);
+  ExpectError(with("    query_epsilon: 0"), ErrorCode::SPEC_INVALID, "privacy.dp.query_epsilon");
+  ExpectError(with("    query_epsilon: 11"), ErrorCode::SPEC_INVALID, "privacy.dp.query_epsilon");
+  ExpectError(with("    max_query_epsilon: 2\n    query_epsilon: 3"), ErrorCode::SPEC_INVALID,
+              "privacy.dp.query_epsilon");
+  ExpectError(with("    max_query_epsilon: 20"), ErrorCode::SPEC_INVALID,
+              "privacy.dp.max_query_epsilon");
+  ExpectError(with("    max_contributions_per_group: 0"), ErrorCode::SPEC_INVALID,
+              "privacy.dp.max_contributions_per_group");
+  ExpectError(with("    epsilon_total: 3"), ErrorCode::SPEC_INVALID, "epsilon_total");
+  ExpectError(ParseText(Edited(std::string(kExample), {{"epsilon: 10", "epsilon: .inf"}})),
+              ErrorCode::SPEC_INVALID, "privacy.dp.epsilon");
+  // A too-large query default is capped by a stated max_query_epsilon.
+  auto capped = with("    max_query_epsilon: 0.25");
+  ASSERT_TRUE(capped) << capped.error().ToString();
+  EXPECT_EQ(capped->privacy.dp->query_epsilon, 0.25);
+}
+
+TEST_F(SpecTest, PublicValuesNeedPrivacyDp) {
+  auto r = ParseText(Edited(kBase, {{"receivers: [acme, newsco]",
+                                     "receivers: [acme, newsco]\n"
+                                     "      public_values: {campaign: [spring]}"}}));
+  ExpectError(r, ErrorCode::SPEC_INVALID,
+              "datasets.impressions.rule.public_values: requires privacy.dp");
+  EXPECT_NE(r.error().message.find("line"), std::string::npos) << r.error().message;
 }
 
 TEST_F(SpecTest, ExampleWithoutDpKeysParses) {
@@ -352,7 +393,6 @@ TEST_F(SpecTest, ListAndCustomRulesParse) {
 }
 
 TEST_F(SpecTest, RequireDpNeedsPrivacyDp) {
-  // Checked before the reserved keys are refused: the grammar stays the contract.
   auto without = ParseEdited({{"receivers: [acme, newsco]",
                                "receivers: [acme, newsco]\n"
                                "      require_dp: true"}});
@@ -367,18 +407,26 @@ TEST_F(SpecTest, PublicValuesAreCheckedAgainstTheColumnType) {
     return "rule: {kind: aggregation, aggregates: {amount: [sum]}, public_values: " + values +
            ", receivers: [acme]}";
   };
-  // Well-typed values pass validation and then meet the refusal of the key.
-  auto ok = ParseEdited(
+  // Well-typed values pass validation (on the example, which has privacy.dp).
+  auto ok = ParseText(Edited(
+      std::string(kExample),
       {{day, with_n},
-       {std::string(kPurchasesRule), rule("{day: [2026-01-01, 2026-02-01], n: [1, -2]}")}});
-  ExpectError(ok, ErrorCode::NOT_SUPPORTED, "datasets.purchases.rule.public_values: reserved");
+       {std::string(kPurchasesRule), rule("{day: [2026-01-01, 2026-02-01], n: [1, -2]}")}}));
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  EXPECT_EQ(ok->FindDataset("purchases")->rule.public_values.at("n"),
+            (std::vector<std::string>{"1", "-2"}));
 
-  ExpectError(ParseEdited({{day, with_n}, {std::string(kPurchasesRule), rule("{day: [2026-13]}")}}),
-              ErrorCode::SPEC_INVALID, "datasets.purchases.rule.public_values.day");
-  ExpectError(ParseEdited({{day, with_n}, {std::string(kPurchasesRule), rule("{n: [1, two]}")}}),
-              ErrorCode::SPEC_INVALID, "datasets.purchases.rule.public_values.n");
-  ExpectError(ParseEdited({{day, with_n}, {std::string(kPurchasesRule), rule("{n: []}")}}),
-              ErrorCode::SPEC_INVALID, "datasets.purchases.rule.public_values.n");
+  auto with_dp = [&](const std::string& values) {
+    return ParseText(
+        Edited(std::string(kExample), {{day, with_n}, {std::string(kPurchasesRule), rule(values)}}));
+  };
+  ExpectError(with_dp("{day: [2026-13]}"), ErrorCode::SPEC_INVALID,
+              "datasets.purchases.rule.public_values.day");
+  ExpectError(with_dp("{n: [1, two]}"), ErrorCode::SPEC_INVALID,
+              "datasets.purchases.rule.public_values.n");
+  ExpectError(with_dp("{n: []}"), ErrorCode::SPEC_INVALID,
+              "datasets.purchases.rule.public_values.n");
+  ExpectError(with_dp("{n: [1, 1]}"), ErrorCode::SPEC_INVALID, "listed twice");
 }
 
 // ----- Documents -----------------------------------------------------------------------
@@ -499,8 +547,8 @@ TEST_F(SpecTest, LoadResolvesKeysAgainstTheSpecDirectory) {
 
   Spit(dir_ / "dp.yaml", std::string(kExample));
   auto dp = Load(dir_ / "dp.yaml");
-  ExpectError(dp, ErrorCode::NOT_SUPPORTED, "privacy.dp");
-  EXPECT_NE(dp.error().message.find("dp.yaml"), std::string::npos);
+  ASSERT_TRUE(dp) << dp.error().ToString();
+  EXPECT_TRUE(dp->privacy.dp);
 }
 
 TEST_F(SpecTest, ParseWithKeyFilesUsesTheStoredCopies) {
@@ -749,8 +797,7 @@ std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.name;
 
 class SpecRuleTest : public SpecTest, public ::testing::WithParamInterface<Case> {};
 
-// On the verbatim example, DP keys included: every validation error is reported
-// before reserved keys are refused, so the DP fields' grammar is checked too.
+// On the verbatim example, DP keys included, so the DP fields' grammar is checked too.
 TEST_P(SpecRuleTest, IsRefusedNamingTheField) {
   const Case& c = GetParam();
   Edits edits = {{c.from, c.to}};
@@ -1046,80 +1093,80 @@ INSTANTIATE_TEST_SUITE_P(Validation, SpecRuleTest, ::testing::ValuesIn(kCases),
                            return std::string(info.param.name);
                          });
 
-// ----- Keys reserved for differential privacy -------------------------------------------
+// ----- Keys of differential privacy -------------------------------------------------
 
-// The attack: a spec asking for DP is signed and activated, and the same SUM
-// then comes back exact every time. Each key that only DP gives meaning to is
-// refused on an otherwise valid spec, named with its line.
-struct ReservedCase {
+// Each key that only DP gives meaning to parses with privacy.dp, and without it
+// is refused naming the key and its line: a reader of the spec must not
+// believe in a constraint that nothing enforces.
+struct DpKeyCase {
   const char* name;
   Edits edits;        // applied to the example without DP keys
-  const char* path;   // the key named first
-  const char* line;   // "(line N)" right after the first key's explanation
-  std::vector<std::string> also = {};  // further keys named
+  const char* error;  // "" when it parses; else the SPEC_INVALID fragment
 };
 
-std::ostream& operator<<(std::ostream& os, const ReservedCase& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const DpKeyCase& c) { return os << c.name; }
 
-class ReservedKeyTest : public SpecTest, public ::testing::WithParamInterface<ReservedCase> {};
+class DpKeyTest : public SpecTest, public ::testing::WithParamInterface<DpKeyCase> {};
 
-TEST_P(ReservedKeyTest, IsRefusedAsNotSupported) {
-  const ReservedCase& c = GetParam();
+TEST_P(DpKeyTest, ParsesWithPrivacyDpOnly) {
+  const DpKeyCase& c = GetParam();
   auto r = ParseEdited(c.edits);
-  ExpectError(r, ErrorCode::NOT_SUPPORTED,
-              std::string(c.path) + ": reserved for differential privacy");
-  EXPECT_EQ(ExitCode(r.error().code), 7);
-  EXPECT_NE(r.error().message.find(std::string("(remove the key) ") + c.line), std::string::npos)
-      << r.error().message;
-  for (const auto& other : c.also) {
-    EXPECT_NE(r.error().message.find(other), std::string::npos)
-        << "does not name " << other << ": " << r.error().message;
+  if (std::string(c.error).empty()) {
+    EXPECT_TRUE(r) << r.error().ToString();
+    return;
   }
+  ExpectError(r, ErrorCode::SPEC_INVALID, c.error);
+  EXPECT_NE(r.error().message.find("(line "), std::string::npos) << r.error().message;
 }
 
 const std::string kThresholdLine =
     "  min_distinct_units: 50               # default aggregation threshold (k)\n";
 
-const ReservedCase kReservedCases[] = {
-    {"PrivacyDp", {{kThresholdLine, kThresholdLine + std::string(kDpBlock)}}, "privacy.dp",
-     "(line 11)"},
-    {"PrivacyDpEpsilonOnly", {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 0.5}\n"}},
-     "privacy.dp", "(line 11)"},
+const DpKeyCase kDpKeyCases[] = {
+    {"PrivacyDp", {{kThresholdLine, kThresholdLine + std::string(kDpBlock)}}, ""},
+    {"PrivacyDpEpsilonOnly", {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 0.5}\n"}}, ""},
     {"PrivacyDpRefreshNone",
-     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 1, refresh: none, delta: 0}\n"}},
-     "privacy.dp", "(line 11)"},
-    {"PublicValues",
+     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 1, refresh: none, delta: 0}\n"}}, ""},
+    {"PublicValuesWithoutDp",
      {{"      min_distinct_units: 100", std::string(kPublicValuesLine) + "      min_distinct_units: 100"}},
-     "datasets.impressions.rule.public_values", "(line 23)"},
-    {"PublicValuesFlowStyle",
+     "datasets.impressions.rule.public_values: requires privacy.dp"},
+    {"PublicValuesFlowStyleWithoutDp",
      {{std::string(kPurchasesRule),
        "rule: {kind: aggregation, aggregates: {amount: [sum]}, public_values: {day: [2026-01-01]}, "
        "receivers: [acme]}"}},
-     "datasets.purchases.rule.public_values", "(line 32)"},
+     "datasets.purchases.rule.public_values: requires privacy.dp"},
     {"RequireDpTrue",
      {{kThresholdLine, kThresholdLine + std::string(kDpBlock)},
       {"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: true"}},
-     "privacy.dp", "(line 11)", {"datasets.impressions.rule.require_dp (line 30)"}},
-    // Even `false` is refused: the key has no meaning without DP, and a reader
-    // of the spec should not have to know which value is harmless.
-    {"RequireDpFalse",
+     ""},
+    // Even `false` is refused without DP: the key has no meaning there, and a
+    // reader of the spec should not have to know which value is harmless.
+    {"RequireDpFalseWithoutDp",
      {{"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: false"}},
-     "datasets.impressions.rule.require_dp", "(line 25)"},
+     "datasets.impressions.rule.require_dp: requires privacy.dp"},
     {"AllThree",
      {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 2}\n"},
       {"      min_distinct_units: 100", std::string(kPublicValuesLine) + "      min_distinct_units: 100"},
       {"receivers: [acme, newsco]", "receivers: [acme, newsco]\n      require_dp: true"}},
-     "privacy.dp", "(line 11)",
-     {"also reserved: datasets.impressions.rule.public_values (line 24), "
-      "datasets.impressions.rule.require_dp (line 27)"}},
+     ""},
+    {"PublicValuesOfAMetric",
+     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 2}\n"},
+      {"      min_distinct_units: 100",
+       "      public_values: {cost: [1]}\n      min_distinct_units: 100"}},
+     "datasets.impressions.rule.public_values.cost: only dimension columns"},
+    {"PublicValuesOfNoColumn",
+     {{kThresholdLine, kThresholdLine + "  dp: {epsilon: 2}\n"},
+      {"      min_distinct_units: 100",
+       "      public_values: {colour: [red]}\n      min_distinct_units: 100"}},
+     "datasets.impressions.rule.public_values.colour: no such column"},
 };
 
-INSTANTIATE_TEST_SUITE_P(NotSupported, ReservedKeyTest, ::testing::ValuesIn(kReservedCases),
-                         [](const ::testing::TestParamInfo<ReservedCase>& info) {
+INSTANTIATE_TEST_SUITE_P(Dp, DpKeyTest, ::testing::ValuesIn(kDpKeyCases),
+                         [](const ::testing::TestParamInfo<DpKeyCase>& info) {
                            return std::string(info.param.name);
                          });
 
-TEST_F(SpecTest, ReservedKeysAreRefusedInJsonSpecsToo) {
+TEST_F(SpecTest, DpKeysParseInJsonSpecsToo) {
   std::string json = R"({
     "collaboration": "bench-2026",
     "parties": {"acme": {"public_key": ")" +
@@ -1132,7 +1179,10 @@ TEST_F(SpecTest, ReservedKeysAreRefusedInJsonSpecsToo) {
                   "spend": {"type": "integer", "role": "sensitive", "bounds": [0, 1000000]}},
       "rule": {"kind": "aggregation", "aggregates": {"spend": ["avg"]}, "receivers": ["acme"]}}}
   })";
-  ExpectError(ParseText(json), ErrorCode::NOT_SUPPORTED, "privacy.dp: reserved");
+  auto r = ParseText(json);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->privacy.dp->epsilon, 1);
+  EXPECT_EQ(r->privacy.dp->delta, 0);
 }
 
 }  // namespace
