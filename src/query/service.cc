@@ -4,10 +4,7 @@
 
 #include <fmt/format.h>
 
-#if __has_include("budget/ledger.h")
 #include "budget/ledger.h"
-#define CR_HAVE_LEDGER 1
-#endif
 #include "common/files.h"
 #include "query/dp.h"
 
@@ -144,10 +141,6 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     std::string canonical = CanonicalText(*plan, *dp_plan) + "receivers";
     for (const auto* p : receivers) canonical += " " + p->name;
     const std::string query_key = ToHex(crypto::Sha256(canonical));
-#ifndef CR_HAVE_LEDGER
-    (void)query_key;
-    return refuse(Error{ErrorCode::NOT_SUPPORTED, "no budget ledger in this build"});
-#else
     auto ledger = budget::Ledger::Open(room.dir(), room.key(), *spec.privacy.dp, room.clock());
     if (!ledger) return refuse(ledger.error());
     // Charged before anything runs: a query that fails later has still been
@@ -178,7 +171,6 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
       out.result = std::move(*rs);
       out.epsilon_spent = charge->epsilon_charged;
     }
-#endif
   } else {
     auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
     if (!rs) return refuse(rs.error());

@@ -36,12 +36,13 @@ class E2eTest : public ::testing::Test {
 
   std::string P(const std::string& rel) const { return dir_ / rel; }
 
-  // Keys for both parties, a shared secret, the spec and an initialised room.
-  void SetUpRoom(bool activate = true) {
+  // Keys for both parties, a shared secret, the spec (`spec_text`, default
+  // SpecText()) and an initialised room.
+  void SetUpRoom(bool activate = true, const std::string& spec_text = "") {
     Ok("keygen --name acme --out " + Q(P("keys")));
     Ok("keygen --name newsco --out " + Q(P("keys")));
     Ok("secret new --out " + Q(P("shared.secret")));
-    Spit(P("spec.yaml"), SpecText());
+    Spit(P("spec.yaml"), spec_text.empty() ? SpecText() : spec_text);
     Ok("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/acme.key")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/newsco.key")));
