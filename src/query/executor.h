@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "engine/engine.h"
 #include "query/plan.h"
 #include "results/results.h"
+#include "room/cache.h"
 #include "room/room.h"
 
 namespace cr::query {
@@ -22,10 +25,11 @@ struct ExecStats {
 };
 
 // Mounts each dataset of the plan as a view over its decrypted in-memory
-// Parquet. The MemFiles must outlive the queries. UNKNOWN_DATASET when a
-// dataset has not been contributed yet.
-Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
-                                                   const Plan& plan);
+// Parquet, from `cache` when given (a warm room). The MemFiles must outlive
+// the queries. UNKNOWN_DATASET when a dataset has not been contributed yet.
+Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
+    const room::Room& room, engine::Database& db, const Plan& plan,
+    room::DecryptCache* cache = nullptr);
 
 // Runs `plan` over datasets already mounted in `db`. The result has no id yet.
 // DuckDB's own messages are not passed on (they can quote data values).
@@ -37,6 +41,7 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 // query then fails with QUERY_LIMIT_EXCEEDED, as it does when it needs more
 // memory than the engine may use (nothing is ever spilled to disk).
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
-                                   ExecStats* stats, double timeout_seconds = 0);
+                                   ExecStats* stats, double timeout_seconds = 0,
+                                   room::DecryptCache* cache = nullptr);
 
 }  // namespace cr::query

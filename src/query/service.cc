@@ -112,7 +112,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   }
 
   Outcome out;
-  auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
+  auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds, options.cache);
   if (!rs) return refuse(rs.error());
   out.result = std::move(*rs);
   out.result.result_id = crypto::RandomId();

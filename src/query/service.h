@@ -13,6 +13,7 @@
 #include "query/executor.h"
 #include "query/plan.h"
 #include "results/results.h"
+#include "room/cache.h"
 #include "room/room.h"
 
 namespace cr::query {
@@ -34,6 +35,9 @@ struct RunOptions {
   // exit 3); 0: no limit. The CLI reads CLEANROOM_QUERY_TIMEOUT (seconds).
   double timeout_seconds = kDefaultQueryTimeoutSeconds;
   static constexpr double kDefaultQueryTimeoutSeconds = 600;
+  // A warm room (room/cache.h) for a process that keeps the room open; null:
+  // every query decrypts what it reads and drops it afterwards.
+  room::DecryptCache* cache = nullptr;
 };
 
 struct Outcome {
