@@ -202,6 +202,11 @@ Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const
     return Fail(ErrorCode::NOT_AUTHORIZED, "result {} is not sealed to {}", id, party);
   }
   CR_ASSIGN(auto sealed, ReadFile(path));
+  return OpenSealed(sealed, id, party, key);
+}
+
+Result<ResultSet> OpenSealed(std::string_view sealed, const std::string& id,
+                             const std::string& party, const crypto::Identity& key) {
   auto plain = key.Unseal(sealed);
   if (!plain) return Fail(ErrorCode::TAMPERED, "result {} does not open with {}'s key", id, party);
   auto j = nlohmann::json::parse(plain->view(), nullptr, false);

@@ -69,4 +69,10 @@ Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const s
 Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
                        const crypto::Identity& key);
 
+// Opens the bytes of a PARTY.sealed file (as a server hands them to the
+// receiver) with `key`: TAMPERED when the box does not open or holds another
+// result than `id`.
+Result<ResultSet> OpenSealed(std::string_view sealed, const std::string& id,
+                             const std::string& party, const crypto::Identity& key);
+
 }  // namespace cr::results
