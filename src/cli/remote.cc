@@ -34,6 +34,32 @@ Result<results::ResultSet> OpenSealedAnswer(const client::Client& c, const nlohm
   return results::OpenSealed(*sealed, id, c.party(), c.key());
 }
 
+// A /v1/query or template-run answer as the Outcome the local run returns:
+// the result opened with the caller's key when it is sealed to the caller,
+// only its id otherwise.
+Result<query::Outcome> RemoteOutcome(const client::Client& c, Result<nlohmann::json> answer) {
+  if (!answer) return std::unexpected(answer.error());
+  const nlohmann::json& a = *answer;
+  if (!a.is_object() || !a.contains("result_id") || !a["result_id"].is_string() ||
+      !a.contains("receivers") || !a["receivers"].is_array() || !a.contains("caller_receives") ||
+      !a["caller_receives"].is_boolean()) {
+    return Fail(ErrorCode::INTERNAL, "the server's answer to a query lacks its result id or receivers");
+  }
+  query::Outcome o;
+  o.caller = c.party();
+  for (const auto& r : a["receivers"]) {
+    if (!r.is_string()) return Fail(ErrorCode::INTERNAL, "the server's receivers are not names");
+    o.receivers.push_back(r.get<std::string>());
+  }
+  o.caller_receives = a["caller_receives"].get<bool>();
+  if (o.caller_receives) {
+    CR_ASSIGN(o.result, OpenSealedAnswer(c, a));
+  } else {
+    o.result.result_id = a["result_id"].get<std::string>();
+  }
+  return o;
+}
+
 std::string PathSegment(std::string_view s) {
   std::string out;
   for (unsigned char ch : s) {

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "client/client.h"
 #include "common/error.h"
+#include "query/service.h"
 #include "results/results.h"
 
 namespace cr::cli {
@@ -25,6 +26,11 @@ Result<client::Client> ConnectServer(const Globals& g, std::string_view command)
 // /v1/results/ID answer with the caller's key: the result, checked to be the
 // one the server named. TAMPERED when it does not open or holds another.
 Result<results::ResultSet> OpenSealedAnswer(const client::Client& c, const nlohmann::json& answer);
+
+// A /v1/query or /v1/templates/NAME/run answer as the Outcome the local run
+// returns: the result opened with the caller's key when it is sealed to the
+// caller, only its id otherwise.
+Result<query::Outcome> RemoteOutcome(const client::Client& c, Result<nlohmann::json> answer);
 
 // Percent-encodes a path segment (RFC 3986 unreserved characters pass).
 std::string PathSegment(std::string_view s);
