@@ -1,10 +1,12 @@
 #include "client/client.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <mutex>
 #include <optional>
 
 #include <httplib.h>
@@ -138,6 +140,11 @@ const std::string& Client::party() const { return s_->party; }
 const crypto::Identity& Client::key() const { return *s_->key; }
 
 Result<Client> Client::Connect(const Options& options) {
+  // A server may answer and close before reading a whole upload (one it
+  // cannot authenticate): the write then fails with EPIPE, which must be an
+  // error here, not a signal that kills the process.
+  static std::once_flag no_sigpipe;
+  std::call_once(no_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
   Client c;
   CR_ASSIGN(c.s_->endpoint, ParseServerUrl(options.url));
   if (options.key_path.empty()) return Fail(ErrorCode::USAGE, "--server needs --key FILE");
@@ -201,6 +208,11 @@ Result<std::string> Client::Send(std::string_view method, std::string_view path_
                                      : " against the CA of --tls-ca");
       case httplib::Error::SSLLoadingCerts:
         return Fail(ErrorCode::TLS_UNTRUSTED, "no CA certificate could be loaded to verify {}",
+                    HostPort(s.endpoint));
+      case httplib::Error::Write:
+        return Fail(ErrorCode::SERVER_UNREACHABLE,
+                    "{} closed the connection while the request was being sent (a server refuses "
+                    "an upload it cannot authenticate before reading all of it)",
                     HostPort(s.endpoint));
       case httplib::Error::SSLConnection:
         return Fail(ErrorCode::SERVER_UNREACHABLE, "the TLS handshake with {} failed",
