@@ -182,7 +182,9 @@ Result<std::string> Client::Send(std::string_view method, std::string_view path_
       s.http = std::make_unique<httplib::ClientImpl>(s.endpoint.host, s.endpoint.port);
     }
     s.http->set_keep_alive(true);
-    s.http->set_connection_timeout(30, 0);
+    // Generous: a busy server finishes the TLS handshake only when a worker
+    // is free, which under load is after the queries ahead of it.
+    s.http->set_connection_timeout(120, 0);
     s.http->set_read_timeout(s.timeout_seconds + 60, 0);
     s.http->set_write_timeout(300, 0);
   }
