@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <mutex>
 #include <optional>
 
@@ -129,6 +130,7 @@ struct Client::State {
   const Clock* clock = nullptr;
   int timeout_seconds = 600;
   std::unique_ptr<httplib::ClientImpl> http;
+  std::chrono::steady_clock::time_point last_used;
 };
 
 Client::Client() : s_(std::make_unique<State>()) {}
@@ -170,6 +172,12 @@ Result<Client> Client::Connect(const Options& options) {
 Result<std::string> Client::Send(std::string_view method, std::string_view path_and_query,
                                  std::string_view body, std::string_view content_type) {
   State& s = *s_;
+  // A server closes a keep-alive connection idle for 5 s (httplib's
+  // default); a request written into one it has closed fails half-sent. A
+  // connection idle for longer than kIdle is not reused: requests are never
+  // retried (a query must not run twice).
+  constexpr auto kIdle = std::chrono::seconds(3);
+  if (s.http && std::chrono::steady_clock::now() - s.last_used > kIdle) s.http.reset();
   if (!s.http) {
     if (s.endpoint.tls) {
       auto ssl = std::make_unique<httplib::SSLClient>(s.endpoint.host, s.endpoint.port);
@@ -224,6 +232,7 @@ Result<std::string> Client::Send(std::string_view method, std::string_view path_
                     httplib::to_string(res.error()));
     }
   }
+  s.last_used = std::chrono::steady_clock::now();
   if (res->status >= 200 && res->status < 300) return std::move(res->body);
   return std::unexpected(ErrorFromResponse(res->status, res->body));
 }
