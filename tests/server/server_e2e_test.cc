@@ -119,7 +119,7 @@ TEST_F(ServeTest, UploadQueryResultsAuditAndRoomPub) {
                 json{{"params", {{"since", "2020-01-01"}}}, {"receivers", {"acme"}}}.dump());
   ASSERT_EQ(t.status, 200) << t.body;
   EXPECT_EQ(t.json["receivers"], json({"acme"}));
-  EXPECT_FALSE(Open("acme", t)["rows"].empty());
+  EXPECT_EQ(Open("acme", t)["result_id"], t.json["result_id"]);
   auto bad_template = Call("acme", "POST", "/v1/templates/nope/run", "{}");
   ExpectRefusal(bad_template, 400, "BAD_INPUT");
 
@@ -252,20 +252,21 @@ TEST_F(ServeTest, AReplayIsRefusedAlsoAfterARestart) {
   // The same nonce on another route is the same replay.
   auto other = SignedHeaders(acme, "acme", "GET", "/v1/datasets", "", now_, "bm9uY2Utb25jZQ");
   ExpectRefusal(Send("GET", "/v1/datasets", "", other), 401, "AUTH_REPLAYED");
+  // Restarted on the same address, so the signed URI is the same.
+  const std::string same = "--listen 127.0.0.1:" + std::to_string(port_);
   ASSERT_EQ(StopServer(), 0);
-  StartServer();
-  h = SignedHeaders(acme, "acme", "GET", "/v1/status", "", now_, "bm9uY2Utb25jZQ");
+  StartServer(same);
   ExpectRefusal(Send("GET", "/v1/status", "", h), 401, "AUTH_REPLAYED");
   // And after a crash.
   ASSERT_EQ(StopServer(SIGKILL), 128 + SIGKILL);
-  StartServer();
+  StartServer(same);
   ExpectRefusal(Send("GET", "/v1/status", "", h), 401, "AUTH_REPLAYED");
   // A nonce is remembered only while its request could pass the clock check:
   // once the server's clock has moved past the window, the record is pruned
   // and the old request is refused as expired instead.
   ASSERT_EQ(StopServer(), 0);
   now_ += 1000;
-  StartServer();
+  StartServer(same);
   ExpectRefusal(Send("GET", "/v1/status", "", h), 401, "AUTH_EXPIRED");
   EXPECT_EQ(Slurp(P("room/nonces.log")).find("bm9uY2Utb25jZQ"), std::string::npos);
 }
@@ -422,7 +423,12 @@ TEST_F(ServeTest, SixteenClientsQueryWhileTwoPartiesUpload) {
     for (const auto& r : per_client) {
       ASSERT_EQ(r.status, 200) << r.body;
       json got = Open("acme", r);
-      EXPECT_EQ(got["rows"], want["rows"]);
+      // Without ORDER BY the row order is the engine's: compare as sets.
+      auto rows = got["rows"].get<std::vector<json>>();
+      auto want_rows = want["rows"].get<std::vector<json>>();
+      std::sort(rows.begin(), rows.end());
+      std::sort(want_rows.begin(), want_rows.end());
+      EXPECT_EQ(rows, want_rows);
       EXPECT_EQ(got["withheld_rows"], want["withheld_rows"]);
       ids.insert(r.json["result_id"].get<std::string>());
     }

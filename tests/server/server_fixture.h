@@ -84,14 +84,15 @@ class ServerTest : public E2eTest {
        "-out server.pem -days 2 -extfile ext.cnf");
   }
 
-  // Starts `cleanroom serve` on a free loopback port with TLS and waits for
-  // its port file. `extra` adds flags.
+  // Starts `cleanroom serve` with TLS (on a free loopback port unless `extra`
+  // has --listen) and waits for its port file. `extra` adds flags.
   void StartServer(const std::string& extra = "", const std::string& env = "") {
     std::error_code ec;
     std::filesystem::remove(P("port"), ec);
     std::string cmd = "exec env CLEANROOM_NOW=" + std::to_string(now_) + " " + env + " " +
                       Q(Bin()) + " serve --room " + Q(P("room")) +
-                      " --listen 127.0.0.1:0 --tls-cert " + Q(P("tls/server.pem")) +
+                      (extra.find("--listen") == std::string::npos ? " --listen 127.0.0.1:0" : "") +
+                      " --tls-cert " + Q(P("tls/server.pem")) +
                       " --tls-key " + Q(P("tls/server.key")) + " --port-file " + Q(P("port")) +
                       " " + extra + " 2>>" + Q(P("server.log"));
     pid_ = ::fork();
