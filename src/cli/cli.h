@@ -83,5 +83,6 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
 void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and status
 void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
+void RegisterServe(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli

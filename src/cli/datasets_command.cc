@@ -1,6 +1,4 @@
 // `cleanroom datasets` and `cleanroom status`: inspect a room without changing it.
-#include <time.h>
-
 #include <algorithm>
 
 #include <fmt/core.h>
@@ -13,20 +11,12 @@
 #include "cli/remote.h"
 #include "common/files.h"
 #include "room/room.h"
+#include "room/views.h"
 
 namespace cr::cli {
 namespace {
 
 using nlohmann::ordered_json;
-
-std::string Rfc3339(long long unix_seconds) {
-  time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
-  if (!gmtime_r(&t, &tm)) return "";
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Inspection must not take the lock or shred expired data: a read-only open.
 Result<room::Room> OpenForInspection(const Globals& g, std::string_view command) {
@@ -34,64 +24,6 @@ Result<room::Room> OpenForInspection(const Globals& g, std::string_view command)
   return room::Room::Open(g.room, room::OpenMode::kReadOnly);
 }
 
-
-// One dataset of the spec as the room holds it. State: "stored", "disposed"
-// (packages were ingested, none is held now) or "not contributed".
-struct DatasetView {
-  const spec::Dataset* declared = nullptr;
-  const room::DatasetEntry* stored = nullptr;
-  int64_t packages = 0;
-  std::string state;
-  std::string retain_until;  // "" when retention is off or nothing is stored
-  bool expired = false;      // past retention: shredded by the next read-write open
-};
-
-std::vector<DatasetView> Views(const room::Room& room, const room::RoomInfo& info) {
-  const spec::Spec& spec = room.spec();
-  std::vector<DatasetView> out;
-  for (const auto& d : spec.datasets) {
-    DatasetView v;
-    v.declared = &d;
-    if (auto it = info.packages.find(d.name); it != info.packages.end()) v.packages = it->second;
-    if (auto it = room.datasets().find(d.name); it != room.datasets().end()) {
-      v.stored = &it->second;
-      v.state = "stored";
-      if (spec.retention_days > 0) {
-        long long until = v.stored->ingested_unix + spec.retention_days * 86400LL;
-        v.retain_until = Rfc3339(until);
-        v.expired = NowUnix() >= until;
-      }
-    } else {
-      v.state = v.packages > 0 ? "disposed" : "not contributed";
-    }
-    out.push_back(v);
-  }
-  return out;
-}
-
-ordered_json DatasetsJson(const std::vector<DatasetView>& views) {
-  ordered_json list = ordered_json::array();
-  for (const auto& v : views) {
-    ordered_json j = {{"name", v.declared->name},
-                      {"owner", v.declared->owner},
-                      {"state", v.state},
-                      {"contributions", v.packages}};
-    if (v.stored) {
-      ordered_json columns = ordered_json::array();
-      for (const auto& c : v.stored->schema) {
-        columns.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
-      }
-      j["columns"] = std::move(columns);
-      j["rows"] = v.stored->rows;
-      j["package_id"] = v.stored->package_id;
-      j["ingested_at"] = v.stored->ingested_at;
-      j["retain_until"] = v.retain_until.empty() ? ordered_json() : ordered_json(v.retain_until);
-      j["expired"] = v.expired;
-    }
-    list.push_back(std::move(j));
-  }
-  return list;
-}
 
 // The table form of the `datasets` JSON: rendered from the document itself,
 // so a room service's answer prints exactly as the local room's.
@@ -157,38 +89,6 @@ void PrintStatus(const ordered_json& j) {
   }
 }
 
-ordered_json StatusJson(const room::Room& room) {
-  const spec::Spec& spec = room.spec();
-  const room::RoomInfo info = room.Info();
-  auto signed_by = [&info](const std::string& party) {
-    return std::find(info.signed_by.begin(), info.signed_by.end(), party) != info.signed_by.end();
-  };
-  int64_t stored = static_cast<int64_t>(room.datasets().size());
-  ordered_json parties = ordered_json::array();
-  for (const auto& p : spec.parties) {
-    parties.push_back({{"name", p.name},
-                       {"abilities", p.abilities},
-                       {"key_fingerprint", p.key.Fingerprint()},
-                       {"signed", signed_by(p.name)}});
-  }
-  ordered_json j = {
-      {"collaboration", spec.collaboration},
-      {"spec_hash", spec.hash},
-      {"room_format", info.format},
-      {"status", room.active() ? "active" : "initialized"},
-      {"active", room.active()},
-      {"created_at", info.created_at},
-      {"activated_at", info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
-      {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
-      {"retention_days", spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
-      {"engine", "duckdb"},
-      {"room_key_fingerprint", room.key().pub().Fingerprint()},
-      {"parties", std::move(parties)},
-      {"datasets_declared", spec.datasets.size()},
-      {"datasets_stored", stored}};
-  return j;
-}
-
 // A room service's answer to /v1/status or /v1/datasets. Status carries the
 // spec too (spec_yaml, spec_sha256), which the command does not print.
 Result<ordered_json> Fetch(const Globals& g, std::string_view command, std::string_view path) {
@@ -213,10 +113,10 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
       CR_ASSIGN(doc, Fetch(g, "datasets", "/v1/datasets"));
     } else {
       CR_ASSIGN(auto room, OpenForInspection(g, "datasets"));
-      doc = ordered_json{{"datasets", DatasetsJson(Views(room, room.Info()))}};
+      doc = room::DatasetsJson(room::DatasetViews(room, room.Info(), NowUnix()));
     }
     if (g.format == "json") {
-      fmt::print("{}\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+      fmt::print("{}\n", room::Dump(doc));
     } else {
       PrintDatasets(doc);
     }
@@ -233,10 +133,10 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
       CR_ASSIGN(j, Fetch(g, "status", "/v1/status"));
     } else {
       CR_ASSIGN(auto room, OpenForInspection(g, "status"));
-      j = StatusJson(room);
+      j = room::StatusJson(room, room.Info());
     }
     if (g.format == "json") {
-      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+      fmt::print("{}\n", room::Dump(j));
     } else {
       PrintStatus(j);
     }

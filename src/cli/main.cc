@@ -174,6 +174,7 @@ int Main(int argc, char** argv) {
   RegisterRisk(app, g, r);
   RegisterDatasets(app, g, r);
   RegisterHelp(app, g, r);
+  RegisterServe(app, g, r);
 
   try {
     app.parse(argc, argv);

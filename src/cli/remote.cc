@@ -31,7 +31,7 @@ Result<results::ResultSet> OpenSealedAnswer(const client::Client& c, const nlohm
   const std::string id = answer["result_id"].get<std::string>();
   auto sealed = crypto::Base64Decode(answer["sealed"].get<std::string>());
   if (!sealed) return Fail(ErrorCode::TAMPERED, "the sealed copy of result {} is not base64", id);
-  return results::OpenSealed(*sealed, id, c.party(), c.key());
+  return results::OpenSealed(*sealed, id, c.key());
 }
 
 // A /v1/query or template-run answer as the Outcome the local run returns:

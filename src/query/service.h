@@ -67,6 +67,20 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
 // key of no party. Audited.
 Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller);
 
+// The same for a caller known by its public key (the server, which has
+// authenticated the party and never holds its secret key).
+Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
+                    const RunOptions& options = {});
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room,
+                                                const crypto::PublicIdentity& caller);
+
+// The sealed box of result `id` made for the party holding `caller`, as
+// stored: only that party's secret key opens it (results::OpenSealed). Errors
+// and audit records as GetResult (result.get / result.get.refused), without
+// opening anything.
+Result<std::string> GetSealed(room::Room& room, const crypto::PublicIdentity& caller,
+                              const std::string& id);
+
 // Opens a stored result for the party holding `caller` (audited).
 Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,
                                      const std::string& id);
