@@ -3,25 +3,74 @@
 
 #include <cctype>
 #include <iostream>
+#include <optional>
 
 #include <fmt/core.h>
 
 #include "audit/audit_log.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/remote.h"
 #include "crypto/crypto.h"
+#include "engine/engine.h"
 #include "room/room.h"
 
 namespace cr::cli {
+namespace {
+
+// A room's audit.log and room.pub, from DIR or from the server. The server's
+// copy is checked here with the local verifier, never taken on its word: it
+// lands in an in-memory file the verifier reads like the room's own.
+struct AuditSource {
+  std::string log_path;
+  std::string pub;  // room.pub text or path
+  std::optional<engine::MemFile> downloaded;
+  // Names the server's copy where the verifier's messages name the file.
+  Error Rename(Error e) const {
+    if (downloaded) {
+      for (size_t at; (at = e.message.find(log_path)) != std::string::npos;) {
+        e.message.replace(at, log_path.size(), "the server's audit.log");
+      }
+    }
+    return e;
+  }
+};
+
+Result<AuditSource> OpenAudit(const Globals& g, std::string_view command, bool with_pub) {
+  CR_ASSIGN(bool remote, Remote(g, command));
+  AuditSource src;
+  if (!remote) {
+    if (g.room.empty()) return Fail(ErrorCode::USAGE, "{} needs --room DIR", command);
+    src.log_path = room::AuditLogPath(g.room);
+    src.pub = room::RoomPubPath(g.room);
+    return src;
+  }
+  CR_ASSIGN(auto c, ConnectServer(g, command));
+  CR_ASSIGN(auto log, c.Get("/v1/audit"));
+  if (with_pub) {
+    CR_ASSIGN(src.pub, c.Get("/v1/room.pub"));
+  }
+  CR_ASSIGN(auto mem, engine::MemFile::Create("audit.log"));
+  CR_TRY(mem.Append(log));
+  src.log_path = mem.path();
+  src.downloaded = std::move(mem);
+  return src;
+}
+
+}  // namespace
 
 void RegisterAudit(CLI::App& root, Globals& g, Registry& r) {
   auto* audit_cmd = root.add_subcommand("audit", "the room's hash-chained audit log");
   audit_cmd->require_subcommand(1);
   auto* verify = audit_cmd->add_subcommand("verify", "check the hash chain and every signature");
-  r.Add(verify, Uses{.room = true}, [&g]() -> Status {
-    if (g.room.empty()) return Fail(ErrorCode::USAGE, "audit verify needs --room DIR");
-    CR_ASSIGN(auto pub, crypto::LoadPublic(room::RoomPubPath(g.room)));
-    CR_ASSIGN(auto rep, audit::Verify(room::AuditLogPath(g.room), pub));
+  r.Add(verify, Uses{.room = true, .server = true}, [&g]() -> Status {
+    CR_ASSIGN(auto src, OpenAudit(g, "audit verify", true));
+    // The server's room.pub is key text, never a path to read here.
+    CR_ASSIGN(auto pub, src.downloaded ? crypto::PublicIdentity::FromText(src.pub)
+                                       : crypto::LoadPublic(src.pub));
+    auto verified = audit::Verify(src.log_path, pub);
+    if (!verified) return std::unexpected(src.Rename(verified.error()));
+    const auto& rep = *verified;
     if (g.format == "json") {
       PrintJson({{"intact", true}, {"entries", rep.entries}, {"head", rep.head_hash}});
     } else {
@@ -31,9 +80,12 @@ void RegisterAudit(CLI::App& root, Globals& g, Registry& r) {
     return Ok();
   });
   auto* show = audit_cmd->add_subcommand("show", "list the entries");
-  r.Add(show, Uses{.room = true, .formats = {"table", "csv", "json"}}, [&g]() -> Status {
-    if (g.room.empty()) return Fail(ErrorCode::USAGE, "audit show needs --room DIR");
-    CR_ASSIGN(auto entries, audit::ReadEntries(room::AuditLogPath(g.room)));
+  r.Add(show, Uses{.room = true, .server = true, .formats = {"table", "csv", "json"}},
+        [&g]() -> Status {
+    CR_ASSIGN(auto src, OpenAudit(g, "audit show", false));
+    auto read = audit::ReadEntries(src.log_path);
+    if (!read) return std::unexpected(src.Rename(read.error()));
+    const auto& entries = *read;
     if (g.format == "json") {
       PrintJson(nlohmann::json(entries));
       return Ok();

@@ -18,6 +18,8 @@ struct Globals {
   std::string room;             // --room DIR (or CLEANROOM_ROOM)
   std::string key;              // --key FILE (who is acting)
   std::string format = "table"; // --format table|csv|json
+  std::string server;           // --server URL: a room service instead of --room
+  std::string tls_ca;           // --tls-ca FILE: the CA that signed the server's certificate
 };
 
 // Which global flags a command reads. Each one it uses is attached to the
@@ -26,6 +28,8 @@ struct Globals {
 struct Uses {
   bool room = false;
   bool key = false;
+  // --server URL and --tls-ca FILE: the command also runs against a room service.
+  bool server = false;
   // Formats the command prints; any other --format is refused (USAGE).
   std::vector<std::string> formats = {"table", "json"};
 };
@@ -80,5 +84,6 @@ void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and status
 void RegisterBudget(CLI::App& root, Globals& g, Registry& r);
 void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
+void RegisterServe(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli

@@ -1,6 +1,4 @@
 // `cleanroom datasets` and `cleanroom status`: inspect a room without changing it.
-#include <time.h>
-
 #include <algorithm>
 
 #include <fmt/core.h>
@@ -10,22 +8,15 @@
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/remote.h"
 #include "common/files.h"
 #include "room/room.h"
+#include "room/views.h"
 
 namespace cr::cli {
 namespace {
 
 using nlohmann::ordered_json;
-
-std::string Rfc3339(long long unix_seconds) {
-  time_t t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
-  if (!gmtime_r(&t, &tm)) return "";
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Inspection must not take the lock or shred expired data: a read-only open.
 Result<room::Room> OpenForInspection(const Globals& g, std::string_view command) {
@@ -34,86 +25,80 @@ Result<room::Room> OpenForInspection(const Globals& g, std::string_view command)
 }
 
 
-// One dataset of the spec as the room holds it. State: "stored", "disposed"
-// (packages were ingested, none is held now) or "not contributed".
-struct DatasetView {
-  const spec::Dataset* declared = nullptr;
-  const room::DatasetEntry* stored = nullptr;
-  int64_t packages = 0;
-  std::string state;
-  std::string retain_until;  // "" when retention is off or nothing is stored
-  bool expired = false;      // past retention: shredded by the next read-write open
-};
-
-std::vector<DatasetView> Views(const room::Room& room, const room::RoomInfo& info) {
-  const spec::Spec& spec = room.spec();
-  std::vector<DatasetView> out;
-  for (const auto& d : spec.datasets) {
-    DatasetView v;
-    v.declared = &d;
-    if (auto it = info.packages.find(d.name); it != info.packages.end()) v.packages = it->second;
-    if (auto it = room.datasets().find(d.name); it != room.datasets().end()) {
-      v.stored = &it->second;
-      v.state = "stored";
-      if (spec.retention_days > 0) {
-        long long until = v.stored->ingested_unix + spec.retention_days * 86400LL;
-        v.retain_until = Rfc3339(until);
-        v.expired = NowUnix() >= until;
-      }
-    } else {
-      v.state = v.packages > 0 ? "disposed" : "not contributed";
-    }
-    out.push_back(v);
-  }
-  return out;
-}
-
-ordered_json DatasetsJson(const std::vector<DatasetView>& views) {
-  ordered_json list = ordered_json::array();
-  for (const auto& v : views) {
-    ordered_json j = {{"name", v.declared->name},
-                      {"owner", v.declared->owner},
-                      {"state", v.state},
-                      {"contributions", v.packages}};
-    if (v.stored) {
-      ordered_json columns = ordered_json::array();
-      for (const auto& c : v.stored->schema) {
-        columns.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
-      }
-      j["columns"] = std::move(columns);
-      j["rows"] = v.stored->rows;
-      j["package_id"] = v.stored->package_id;
-      j["ingested_at"] = v.stored->ingested_at;
-      j["retain_until"] = v.retain_until.empty() ? ordered_json() : ordered_json(v.retain_until);
-      j["expired"] = v.expired;
-    }
-    list.push_back(std::move(j));
-  }
-  return list;
-}
-
-void PrintDatasets(const std::vector<DatasetView>& views) {
-  for (const auto& v : views) {
-    fmt::print("{} (owner {}): {}\n", v.declared->name, v.declared->owner, v.state);
-    if (!v.stored) continue;
-    const auto& e = *v.stored;
-    fmt::print("  rows           {}\n", e.rows);
-    fmt::print("  version        package {} ({})\n", e.package_id,
-               Counted(v.packages, "contribution"));
-    fmt::print("  ingested at    {}\n", e.ingested_at);
-    if (v.retain_until.empty()) {
+// The table form of the `datasets` JSON: rendered from the document itself,
+// so a room service's answer prints exactly as the local room's.
+void PrintDatasets(const ordered_json& doc) {
+  for (const auto& v : doc.at("datasets")) {
+    fmt::print("{} (owner {}): {}\n", v.at("name").get<std::string>(),
+               v.at("owner").get<std::string>(), v.at("state").get<std::string>());
+    if (!v.contains("rows")) continue;
+    fmt::print("  rows           {}\n", v.at("rows").get<int64_t>());
+    fmt::print("  version        package {} ({})\n", v.at("package_id").get<std::string>(),
+               Counted(v.at("contributions").get<int64_t>(), "contribution"));
+    fmt::print("  ingested at    {}\n", v.at("ingested_at").get<std::string>());
+    if (v.at("retain_until").is_null()) {
       fmt::print("  retained until none (kept until dispose)\n");
     } else {
-      fmt::print("  retained until {}{}\n", v.retain_until,
-                 v.expired ? " (expired: shredded when the room is next opened for a change)" : "");
+      fmt::print("  retained until {}{}\n", v.at("retain_until").get<std::string>(),
+                 v.at("expired").get<bool>()
+                     ? " (expired: shredded when the room is next opened for a change)"
+                     : "");
     }
     size_t width = 0;
-    for (const auto& c : e.schema) width = std::max(width, c.name.size());
+    for (const auto& c : v.at("columns")) width = std::max(width, c.at("name").get<std::string>().size());
     fmt::print("  columns\n");
-    for (const auto& c : e.schema) {
-      fmt::print("    {:<{}}  {:<9}  {}\n", c.name, width, c.type, c.role);
+    for (const auto& c : v.at("columns")) {
+      fmt::print("    {:<{}}  {:<9}  {}\n", c.at("name").get<std::string>(), width,
+                 c.at("type").get<std::string>(), c.at("role").get<std::string>());
     }
   }
+}
+
+// The table form of the `status` JSON (see PrintDatasets).
+void PrintStatus(const ordered_json& j) {
+  const bool active = j.at("active").get<bool>();
+  fmt::print("collaboration  {}\n", j.at("collaboration").get<std::string>());
+  fmt::print("spec hash      {}\n", j.at("spec_hash").get<std::string>());
+  fmt::print("room format    {}\n", j.at("room_format").get<int>());
+  if (active) {
+    fmt::print("status         active since {}\n", j.at("activated_at").get<std::string>());
+  } else {
+    fmt::print("status         initialized, not active (room activate needs every party's "
+               "signature)\n");
+  }
+  fmt::print("created at     {}\n", j.at("created_at").get<std::string>());
+  fmt::print("region         {}\n",
+             j.at("region").is_null() ? std::string("none") : j.at("region").get<std::string>());
+  fmt::print("retention      {}\n",
+             j.at("retention_days").is_null()
+                 ? std::string("none (kept until dispose)")
+                 : fmt::format("{} days after ingest", j.at("retention_days").get<int64_t>()));
+  fmt::print("engine         {}\n", j.at("engine").get<std::string>());
+  fmt::print("room key       {}\n", j.at("room_key_fingerprint").get<std::string>());
+  fmt::print("datasets       {} stored of {} in the spec\n", j.at("datasets_stored").get<int64_t>(),
+             j.at("datasets_declared").get<int64_t>());
+  size_t width = 0;
+  for (const auto& p : j.at("parties")) width = std::max(width, p.at("name").get<std::string>().size());
+  fmt::print("parties\n");
+  for (const auto& p : j.at("parties")) {
+    const auto abilities = p.at("abilities").get<std::vector<std::string>>();
+    fmt::print("  {:<{}}  {:<10}  {}\n", p.at("name").get<std::string>(), width,
+               p.at("signed").get<bool>() ? "signed" : "not signed",
+               abilities.empty() ? std::string("no abilities")
+                                 : fmt::format("{}", fmt::join(abilities, ", ")));
+  }
+}
+
+// A room service's answer to /v1/status or /v1/datasets. Status carries the
+// spec too (spec_yaml, spec_sha256), which the command does not print.
+Result<ordered_json> Fetch(const Globals& g, std::string_view command, std::string_view path) {
+  CR_ASSIGN(auto c, ConnectServer(g, command));
+  CR_ASSIGN(auto body, c.Get(path));
+  ordered_json j = ordered_json::parse(body, nullptr, false);
+  if (!j.is_object()) return Fail(ErrorCode::INTERNAL, "the server's answer is not JSON");
+  j.erase("spec_yaml");
+  j.erase("spec_sha256");
+  return j;
 }
 
 }  // namespace
@@ -121,14 +106,19 @@ void PrintDatasets(const std::vector<DatasetView>& views) {
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
   auto* datasets = root.add_subcommand(
       "datasets", "list the spec's datasets as the room holds them (never values); read-only");
-  r.Add(datasets, Uses{.room = true}, [&g]() -> Status {
-    CR_ASSIGN(auto room, OpenForInspection(g, "datasets"));
-    auto views = Views(room, room.Info());
-    if (g.format == "json") {
-      fmt::print("{}\n", ordered_json{{"datasets", DatasetsJson(views)}}.dump(
-                             2, ' ', false, nlohmann::json::error_handler_t::replace));
+  r.Add(datasets, Uses{.room = true, .server = true}, [&g]() -> Status {
+    CR_ASSIGN(bool remote, Remote(g, "datasets"));
+    ordered_json doc;
+    if (remote) {
+      CR_ASSIGN(doc, Fetch(g, "datasets", "/v1/datasets"));
     } else {
-      PrintDatasets(views);
+      CR_ASSIGN(auto room, OpenForInspection(g, "datasets"));
+      doc = room::DatasetsJson(room::DatasetViews(room, room.Info(), NowUnix()));
+    }
+    if (g.format == "json") {
+      fmt::print("{}\n", room::Dump(doc));
+    } else {
+      PrintDatasets(doc);
     }
     return Ok();
   });
@@ -136,65 +126,19 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r) {
   auto* status = root.add_subcommand(
       "status", "the collaboration as it stands: spec, parties and signatures, activation; "
                 "read-only");
-  r.Add(status, Uses{.room = true}, [&g]() -> Status {
-    CR_ASSIGN(auto room, OpenForInspection(g, "status"));
-    const spec::Spec& spec = room.spec();
-    const room::RoomInfo info = room.Info();
-    auto signed_by = [&info](const std::string& party) {
-      return std::find(info.signed_by.begin(), info.signed_by.end(), party) !=
-             info.signed_by.end();
-    };
-    int64_t stored = static_cast<int64_t>(room.datasets().size());
-    if (g.format == "json") {
-      ordered_json parties = ordered_json::array();
-      for (const auto& p : spec.parties) {
-        parties.push_back({{"name", p.name},
-                           {"abilities", p.abilities},
-                           {"key_fingerprint", p.key.Fingerprint()},
-                           {"signed", signed_by(p.name)}});
-      }
-      ordered_json j = {
-          {"collaboration", spec.collaboration},
-          {"spec_hash", spec.hash},
-          {"room_format", info.format},
-          {"status", room.active() ? "active" : "initialized"},
-          {"active", room.active()},
-          {"created_at", info.created_at},
-          {"activated_at", info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
-          {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
-          {"retention_days", spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
-          {"engine", "duckdb"},
-          {"room_key_fingerprint", room.key().pub().Fingerprint()},
-          {"parties", std::move(parties)},
-          {"datasets_declared", spec.datasets.size()},
-          {"datasets_stored", stored}};
-      fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
-      return Ok();
-    }
-    fmt::print("collaboration  {}\n", spec.collaboration);
-    fmt::print("spec hash      {}\n", spec.hash);
-    fmt::print("room format    {}\n", info.format);
-    if (room.active()) {
-      fmt::print("status         active since {}\n", info.activated_at);
+  r.Add(status, Uses{.room = true, .server = true}, [&g]() -> Status {
+    CR_ASSIGN(bool remote, Remote(g, "status"));
+    ordered_json j;
+    if (remote) {
+      CR_ASSIGN(j, Fetch(g, "status", "/v1/status"));
     } else {
-      fmt::print("status         initialized, not active (room activate needs every party's "
-                 "signature)\n");
+      CR_ASSIGN(auto room, OpenForInspection(g, "status"));
+      j = room::StatusJson(room, room.Info());
     }
-    fmt::print("created at     {}\n", info.created_at);
-    fmt::print("region         {}\n", spec.region.empty() ? "none" : spec.region);
-    fmt::print("retention      {}\n", spec.retention_days > 0
-                                          ? fmt::format("{} days after ingest", spec.retention_days)
-                                          : "none (kept until dispose)");
-    fmt::print("engine         duckdb\n");
-    fmt::print("room key       {}\n", room.key().pub().Fingerprint());
-    fmt::print("datasets       {} stored of {} in the spec\n", stored, spec.datasets.size());
-    size_t width = 0;
-    for (const auto& p : spec.parties) width = std::max(width, p.name.size());
-    fmt::print("parties\n");
-    for (const auto& p : spec.parties) {
-      fmt::print("  {:<{}}  {:<10}  {}\n", p.name, width, signed_by(p.name) ? "signed" : "not signed",
-                 p.abilities.empty() ? std::string("no abilities")
-                                     : fmt::format("{}", fmt::join(p.abilities, ", ")));
+    if (g.format == "json") {
+      fmt::print("{}\n", room::Dump(j));
+    } else {
+      PrintStatus(j);
     }
     return Ok();
   });

@@ -9,12 +9,15 @@
 
 #include "cli/cli.h"
 #include "cli/demo_queries.h"
+#include "client/client.h"
 #include "common/files.h"
 #include "common/progress.h"
 #include "anonymize/anonymizer.h"
 #include "crypto/crypto.h"
 #include "demo/campaign_spec.h"
 #include "demo/generator.h"
+#include "demo/serve_process.h"
+#include "engine/engine.h"
 #include "ingest/ingest.h"
 #include "ingest/prepare.h"
 #include "room/room.h"
@@ -156,45 +159,92 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
                     leaked ? "YES (bug!)" : "no"));
     if (leaked) return Fail(ErrorCode::INTERNAL, "demo: a raw identifier reached the package");
 
-    Step(8, "The room ingests: verifies signature, owner, spec version, schema, then stores");
+    Step(8, "The operator runs the room as a service on loopback, over TLS");
+    CR_TRY(MakeDirs(dir + "/tls"));
+    CR_ASSIGN(auto tls, demo::MakeTlsFiles(dir + "/tls"));
+    demo::ServeOptions so;
+    so.binary = demo::SelfExecutable();
+    so.room = room_dir;
+    so.tls = tls;
+    so.log_path = dir + "/serve.log";
+    CR_ASSIGN(auto server, demo::ServeProcess::Start(so));
+    Say(fmt::format("cleanroom serve --room room --listen 127.0.0.1:0 --tls-cert tls/server.pem "
+                    "--tls-key tls/server.key: listening on {}", server.url()));
+    Say("the certificate is signed by a CA the demo made (tls/ca.pem); parties pass it as --tls-ca");
+    Say("every request is signed by the party's own key (RFC 9421); the server needs no secret of theirs");
+    auto as = [&](const char* party) {
+      return client::Client::Connect({.url = server.url(),
+                                      .tls_ca = tls.ca_cert,
+                                      .key_path = dir + "/" + party + "/" + party + ".key"});
+    };
+    CR_ASSIGN(auto acme, as("acme"));
+    CR_ASSIGN(auto newsco, as("newsco"));
     {
-      CR_ASSIGN(auto room, room::Room::Open(room_dir));
-      for (size_t i = 0; i < packages.size(); ++i) {
-        CR_ASSIGN(auto rep, ingest::Ingest(room, packages[i]));
-        Say(fmt::format("'{}' from {}: {} rows re-encrypted per column chunk (AES-256-GCM) under a "
-                        "fresh key wrapped by the room key",
-                        rep.dataset, rep.owner, rep.rows));
-      }
+      auto untrusting = client::Client::Connect(
+          {.url = server.url(), .key_path = acme_dir + "/acme.key"});
+      if (!untrusting) return std::unexpected(untrusting.error());
+      auto refused = untrusting->Get("/v1/status");
+      Say(fmt::format("a client that does not trust the demo CA is refused before it sends "
+                      "anything: {}",
+                      refused ? "(unexpectedly connected)" : std::string(CodeName(refused.error().code))));
+      if (refused) return Fail(ErrorCode::INTERNAL, "demo: an untrusted certificate was accepted");
+    }
+
+    Step(9, "Each party uploads its package; the room verifies signature, owner, spec, schema");
+    std::vector<client::Client*> uploaders = {&newsco, &acme};
+    for (size_t i = 0; i < packages.size(); ++i) {
+      Say(fmt::format("cleanroom --server {} --tls-ca tls/ca.pem --key {}/{}.key ingest {}",
+                      server.url(), jobs[i].party, jobs[i].party,
+                      packages[i].substr(dir.size() + 1)));
+      CR_ASSIGN(auto bytes, ReadFile(packages[i]));
+      CR_ASSIGN(auto body, uploaders[i]->Post("/v1/packages", bytes, "application/octet-stream"));
+      auto rep = nlohmann::json::parse(body, nullptr, false);
+      if (!rep.is_object()) return Fail(ErrorCode::INTERNAL, "demo: the upload answer is not JSON");
+      Say(fmt::format("'{}' from {}: {} rows re-encrypted per column chunk (AES-256-GCM) under a "
+                      "fresh key wrapped by the room key",
+                      rep.value("dataset", ""), rep.value("owner", ""), rep.value("rows", 0)));
+    }
+    {
       // A replayed package is refused and changes nothing.
-      auto replay = ingest::Ingest(room, packages[0]);
-      Say(fmt::format("ingesting the impressions package a second time: {}",
-                      replay ? "(unexpectedly accepted)" : fmt::format("refused, {}", CodeName(replay.error().code))));
+      CR_ASSIGN(auto bytes, ReadFile(packages[0]));
+      auto replay = newsco.Post("/v1/packages", bytes, "application/octet-stream");
+      Say(fmt::format("uploading the impressions package a second time: {}",
+                      replay ? "(unexpectedly accepted)"
+                             : fmt::format("refused, {}", CodeName(replay.error().code))));
       if (replay) return Fail(ErrorCode::INTERNAL, "demo: a replayed package was accepted");
-
-      // Inside the room, data is decrypted only into memory to be queried.
-      CR_ASSIGN(auto db, engine::Database::Open());
-      CR_ASSIGN(auto mounted, room.MountAll(db));
-      CR_ASSIGN(auto overlap,
-                db.Query("SELECT count(DISTINCT i.email) FROM impressions i JOIN purchases p "
-                         "ON i.email = p.email"));
-      Say(fmt::format("in memory only, the room can join the two on pseudonyms: {} people both "
-                      "saw an ad and bought (the join works although neither party saw the "
-                      "other's emails)", overlap.ScalarInt()));
+      // Another party's package is refused too: the package's signature decides.
+      auto foreign = acme.Post("/v1/packages", bytes, "application/octet-stream");
+      Say(fmt::format("acme uploading newsco's package: {}",
+                      foreign ? "(unexpectedly accepted)"
+                              : fmt::format("refused, {}", CodeName(foreign.error().code))));
+      if (foreign) return Fail(ErrorCode::INTERNAL, "demo: a party uploaded another's package");
     }
 
-    Step(9, "Anyone can check the audit log: a hash chain signed by the room");
-    CR_ASSIGN(auto rpub, crypto::LoadPublic(room::RoomPubPath(room_dir)));
-    CR_ASSIGN(auto vr, audit::Verify(room::AuditLogPath(room_dir), rpub));
-    CR_ASSIGN(auto entries, audit::ReadEntries(room::AuditLogPath(room_dir)));
-    for (const auto& e : entries) {
-      Say(fmt::format("#{} {} by {}", e.value("seq", 0), e.value("event", ""), e.value("actor", "")));
+    Step(10, "Anyone can check the audit log: a hash chain signed by the room, verified here");
+    {
+      CR_ASSIGN(auto log, acme.Get("/v1/audit"));
+      CR_ASSIGN(auto pub_text, acme.Get("/v1/room.pub"));
+      CR_ASSIGN(auto rpub, crypto::PublicIdentity::FromText(pub_text));
+      CR_ASSIGN(auto mem, engine::MemFile::Create("audit.log"));
+      CR_TRY(mem.Append(log));
+      CR_ASSIGN(auto vr, audit::Verify(mem.path(), rpub));
+      CR_ASSIGN(auto entries, audit::ReadEntries(mem.path()));
+      for (const auto& e : entries) {
+        Say(fmt::format("#{} {} by {}", e.value("seq", 0), e.value("event", ""),
+                        e.value("actor", "")));
+      }
+      Say(fmt::format("audit verify --server: {} entries fetched, chain and signatures checked "
+                      "on acme's side (head {})",
+                      vr.entries, vr.head_hash.substr(0, 16)));
     }
-    Say(fmt::format("audit verify: {} entries, chain and signatures intact (head {})", vr.entries,
-                    vr.head_hash.substr(0, 16)));
 
-    CR_TRY(RunDemoQueries(room_dir, acme_dir + "/acme.key", newsco_dir + "/newsco.key"));
+    CR_TRY(RunDemoQueries(acme, newsco, spec));
 
-    Step(14, "A research extract of microdata: anonymise UCI Adult (k = 5, occupation 3-diverse)");
+    Step(15, "The operator stops the service (SIGTERM): in-flight requests finish, the room is closed");
+    CR_TRY(server.Stop());
+    Say("cleanroom serve exited cleanly; its access log is serve.log (parties, routes, codes; no values)");
+
+    Step(16, "A research extract of microdata: anonymise UCI Adult (k = 5, occupation 3-diverse)");
     std::string config = std::string(CLEANROOM_SOURCE_DIR) + "/examples/adult-research-extract/anon.yaml";
     std::string adult = std::string(CLEANROOM_SOURCE_DIR) + "/data/adult/adult.csv";
     {
@@ -216,8 +266,12 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     fmt::print("\nDone in {:.1f}s. Everything is in {} — try:\n"
                "  build/bin/cleanroom audit show --room {}\n"
-               "  build/bin/cleanroom audit verify --room {}\n",
-               secs, dir, room_dir, room_dir);
+               "  build/bin/cleanroom audit verify --room {}\n"
+               "  build/bin/cleanroom serve --room {} --listen 127.0.0.1:8443 --tls-cert {}/tls/server.pem "
+               "--tls-key {}/tls/server.key\n"
+               "  build/bin/cleanroom status --server https://127.0.0.1:8443 --tls-ca {}/tls/ca.pem "
+               "--key {}/acme/acme.key\n",
+               secs, dir, room_dir, room_dir, room_dir, dir, dir, dir, dir);
     return Ok();
   });
 }

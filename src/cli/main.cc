@@ -22,7 +22,8 @@ const CLI::App* FindSubcommand(const CLI::App& at, std::string_view name) {
 
 // The global flags that take a value, as they may appear before the command.
 bool IsGlobalWithValue(std::string_view arg) {
-  return arg == "--room" || arg == "--key" || arg == "--format";
+  return arg == "--room" || arg == "--key" || arg == "--format" || arg == "--server" ||
+         arg == "--tls-ca";
 }
 
 // --format json anywhere on the line, for errors raised before (or while)
@@ -82,6 +83,12 @@ void Registry::Add(CLI::App* app, Uses uses, std::function<Status()> run) {
   if (uses.key && !app->get_option_no_throw("--key")) {
     app->add_option("--key", g_.key, "key file of the acting party")->group("Global");
   }
+  if (uses.server && !app->get_option_no_throw("--server")) {
+    app->add_option("--server", g_.server, "room service URL (https://HOST:PORT) instead of --room")
+        ->group("Global");
+    app->add_option("--tls-ca", g_.tls_ca, "CA certificate (PEM) that signed the server's")
+        ->group("Global");
+  }
   std::string formats;
   for (const auto& f : uses.formats) formats += (formats.empty() ? "" : "|") + f;
   app->add_option("--format", g_.format, "output format: " + formats)->group("Global");
@@ -98,7 +105,13 @@ Status Registry::RunParsed() const {
   // Checked before the command touches anything: a format it cannot print is
   // refused, never silently replaced by the table.
   CR_TRY(CheckFormat(CommandPath(chosen->app), g_.format, chosen->uses.formats));
-  if (g_.room.empty()) {
+  // Never ignored: a command with no remote form would otherwise act locally.
+  if (!chosen->uses.server && (!g_.server.empty() || !g_.tls_ca.empty())) {
+    return Fail(ErrorCode::USAGE, "{} does not run against a server (--server)",
+                CommandPath(chosen->app));
+  }
+  // --server names the room: CLEANROOM_ROOM does not make that a conflict.
+  if (g_.room.empty() && g_.server.empty()) {
     if (const char* env = std::getenv("CLEANROOM_ROOM")) g_.room = env;
   }
   return chosen->run();
@@ -140,6 +153,8 @@ int Main(int argc, char** argv) {
   // override a --room given after the command.
   app.add_option("--room", g.room, "room folder (or CLEANROOM_ROOM)");
   app.add_option("--key", g.key, "key file of the acting party");
+  app.add_option("--server", g.server, "room service URL (https://HOST:PORT) instead of --room");
+  app.add_option("--tls-ca", g.tls_ca, "CA certificate (PEM) that signed the server's");
   app.add_option("--format", g.format, "output format (each command lists those it prints)")
       ->check(CLI::IsMember({"table", "csv", "json"}));
 
@@ -160,6 +175,7 @@ int Main(int argc, char** argv) {
   RegisterDatasets(app, g, r);
   RegisterBudget(app, g, r);
   RegisterHelp(app, g, r);
+  RegisterServe(app, g, r);
 
   try {
     app.parse(argc, argv);

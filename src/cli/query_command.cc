@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/remote.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
 #include "query/service.h"
@@ -131,7 +132,7 @@ void PrintOutcome(const Globals& g, const query::Outcome& o) {
 }  // namespace
 
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
-  const Uses kUses{.room = true, .key = true, .formats = {"table", "csv", "json"}};
+  const Uses kUses{.room = true, .key = true, .server = true, .formats = {"table", "csv", "json"}};
   auto* q = root.add_subcommand("query", "run an ad-hoc SQL query under the collaboration's rules");
   static std::string sql, sql_file;
   static std::string receivers;
@@ -149,6 +150,15 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
     CR_ASSIGN(auto eps, ParseEpsilon(epsilon_opt, epsilon));
     CR_ASSIGN(auto limits, Limits());
     CR_ASSIGN(std::string text, ReadSql(sql_opt, sql, file_opt, sql_file));
+    CR_ASSIGN(bool remote, Remote(g, "query"));
+    if (remote) {
+      CR_ASSIGN(auto c, ConnectServer(g, "query"));
+      nlohmann::json body = {{"sql", text}};
+      if (!narrowed.empty()) body["receivers"] = narrowed;
+      CR_ASSIGN(auto o, RemoteOutcome(c, c.PostJson("/v1/query", body)));
+      PrintOutcome(g, o);
+      return Ok();
+    }
     CR_ASSIGN(auto c, OpenAs(g, "query"));
     query::Request req;
     req.sql = std::move(text);
@@ -182,9 +192,19 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
         return Fail(ErrorCode::BAD_INPUT, "parameter {} given twice", p.substr(0, eq));
       }
     }
-    CR_ASSIGN(auto limits, Limits());
-    CR_ASSIGN(auto c, OpenAs(g, "run"));
-    auto ran = query::Run(c.room, c.key, req, limits);
+    CR_ASSIGN(bool remote, Remote(g, "run"));
+    Result<query::Outcome> ran;
+    if (remote) {
+      CR_ASSIGN(auto c, ConnectServer(g, "run"));
+      nlohmann::json body = {{"params", req.params}};
+      if (!req.receivers.empty()) body["receivers"] = req.receivers;
+      ran = RemoteOutcome(
+          c, c.PostJson("/v1/templates/" + PathSegment(req.template_name) + "/run", body));
+    } else {
+      CR_ASSIGN(auto limits, Limits());
+      CR_ASSIGN(auto c, OpenAs(g, "run"));
+      ran = query::Run(c.room, c.key, req, limits);
+    }
     if (!ran && ran.error().message.find("needs the parameter") != std::string::npos) {
       ran.error().message += "; give it as --param NAME=VALUE";  // the library names no flags
     }
@@ -197,8 +217,19 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   res->require_subcommand(1);
   auto* list = res->add_subcommand("list", "results sealed to the caller (ids, datasets, counts)");
   r.Add(list, kUses, [&g]() -> Status {
-    CR_ASSIGN(auto c, OpenAs(g, "results list"));
-    CR_ASSIGN(auto metas, query::ListResults(c.room, c.key));
+    CR_ASSIGN(bool remote, Remote(g, "results list"));
+    std::vector<nlohmann::json> metas;
+    if (remote) {
+      CR_ASSIGN(auto c, ConnectServer(g, "results list"));
+      CR_ASSIGN(auto answer, c.GetJson("/v1/results"));
+      if (!answer.is_object() || !answer.contains("results") || !answer["results"].is_array()) {
+        return Fail(ErrorCode::INTERNAL, "the server's answer lists no results");
+      }
+      metas = answer["results"].get<std::vector<nlohmann::json>>();
+    } else {
+      CR_ASSIGN(auto c, OpenAs(g, "results list"));
+      CR_ASSIGN(metas, query::ListResults(c.room, c.key));
+    }
     auto field = [](const nlohmann::json& m, const char* k) {
       return m.contains(k) ? m[k] : nlohmann::json(nullptr);
     };
@@ -244,8 +275,20 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
   static std::string id;
   get->add_option("--id", id, "result id")->required();
   r.Add(get, kUses, [&g]() -> Status {
-    CR_ASSIGN(auto c, OpenAs(g, "results get"));
-    CR_ASSIGN(auto rs, query::GetResult(c.room, c.key, id));
+    CR_ASSIGN(bool remote, Remote(g, "results get"));
+    results::ResultSet rs;
+    if (remote) {
+      CR_ASSIGN(auto c, ConnectServer(g, "results get"));
+      CR_ASSIGN(auto answer, c.GetJson("/v1/results/" + PathSegment(id)));
+      if (!answer.is_object() || !answer.contains("result_id") || answer["result_id"] != id) {
+        return Fail(ErrorCode::TAMPERED, "the server answered with another result than {}",
+                    results::ValidId(id) ? id : std::string("the one asked for"));
+      }
+      CR_ASSIGN(rs, OpenSealedAnswer(c, answer));
+    } else {
+      CR_ASSIGN(auto c, OpenAs(g, "results get"));
+      CR_ASSIGN(rs, query::GetResult(c.room, c.key, id));
+    }
     fmt::print("{}", results::Render(rs, g.format));
     return Ok();
   });

@@ -24,6 +24,14 @@ int ExitCode(ErrorCode code) {
   return 1;
 }
 
+std::optional<ErrorCode> CodeFromName(std::string_view name) {
+#define CR_FROM_NAME(code_name, exit_code, http) \
+  if (name == #code_name) return ErrorCode::code_name;
+  CR_ERROR_CODES(CR_FROM_NAME)
+#undef CR_FROM_NAME
+  return std::nullopt;
+}
+
 int HttpStatus(ErrorCode code) {
   switch (code) {
 #define CR_HTTP(name, exit_code, http) \

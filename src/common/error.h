@@ -3,6 +3,7 @@
 #pragma once
 
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,6 +17,7 @@ namespace cr {
 #define CR_ERROR_CODES(X)                      \
   X(INTERNAL, 1, 500)                          \
   X(ROOM_BUSY, 1, 503)                         \
+  X(SERVER_UNREACHABLE, 1, 503)                \
   X(USAGE, 2, 400)                             \
   X(QUERY_REFUSED, 3, 403)                     \
   X(THRESHOLD_NOT_MET, 3, 403)                 \
@@ -31,9 +33,17 @@ namespace cr {
   X(SIGNATURE_MISSING, 5, 403)                 \
   X(NOT_AUTHORIZED, 5, 403)                    \
   X(KEY_INVALID, 5, 401)                       \
+  X(AUTH_MISSING, 5, 401)                      \
+  X(AUTH_MALFORMED, 5, 401)                    \
+  X(AUTH_UNKNOWN_PARTY, 5, 401)                \
+  X(AUTH_BAD_SIGNATURE, 5, 401)                \
+  X(AUTH_DIGEST_MISMATCH, 5, 401)              \
+  X(AUTH_EXPIRED, 5, 401)                      \
+  X(AUTH_REPLAYED, 5, 401)                     \
   X(SIGNATURE_INVALID, 6, 422)                 \
   X(TAMPERED, 6, 422)                          \
   X(AUDIT_CHAIN_BROKEN, 6, 422)                \
+  X(TLS_UNTRUSTED, 6, 502)                     \
   X(BAD_INPUT, 7, 400)                         \
   X(FILE_UNREADABLE, 7, 400)                   \
   X(FILE_EXISTS, 7, 409)                       \
@@ -44,7 +54,9 @@ namespace cr {
   X(UNKNOWN_COLUMN, 7, 400)                    \
   X(SQL_INVALID, 7, 400)                       \
   X(RESULT_NOT_FOUND, 7, 404)                  \
-  X(NOT_SUPPORTED, 7, 400)
+  X(NOT_SUPPORTED, 7, 400)                     \
+  X(BODY_TOO_LARGE, 7, 413)                    \
+  X(REQUEST_TIMEOUT, 7, 408)
 
 enum class ErrorCode {
 #define CR_ENUM(name, exit_code, http) name,
@@ -55,6 +67,9 @@ enum class ErrorCode {
 std::string_view CodeName(ErrorCode code);
 int ExitCode(ErrorCode code);
 int HttpStatus(ErrorCode code);
+// The code a name stands for (an error body from the server carries the name);
+// nullopt for a name this build does not know.
+std::optional<ErrorCode> CodeFromName(std::string_view name);
 
 // An error: a stable code plus a message for people. Messages never carry data
 // values, only names of things (files, columns, fields) and counts.

@@ -76,8 +76,8 @@ Error RunFailure(engine::Database& db) {
   }
 }
 
-Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
-                                                   const Plan& plan) {
+Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
+    const room::Room& room, engine::Database& db, const Plan& plan, room::DecryptCache* cache) {
   const auto names = plan.Datasets();
   for (const auto& name : names) {
     if (!room.datasets().count(name)) {
@@ -89,7 +89,7 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
   // exposes only those: a column the room did not decrypt cannot be read.
   // Datasets are decrypted one after the other, each on every core.
   const auto columns = plan.Columns();
-  std::vector<engine::MemFile> files;
+  std::vector<std::shared_ptr<const engine::MemFile>> files;
   for (const auto& name : names) {
     const auto& wanted = columns.at(name);
     std::vector<std::string> select;
@@ -99,10 +99,16 @@ Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engin
     if (select.size() != wanted.size()) {
       return Fail(ErrorCode::INTERNAL, "dataset {} lacks a column the query reads", name);
     }
-    CR_ASSIGN(auto mem, room.Decrypt(name, &wanted));
+    std::shared_ptr<const engine::MemFile> mem;
+    if (cache) {
+      CR_ASSIGN(mem, cache->Get(room, name, wanted));
+    } else {
+      CR_ASSIGN(auto own, room.Decrypt(name, &wanted));
+      mem = std::make_shared<const engine::MemFile>(std::move(own));
+    }
     CR_TRY(db.Execute(fmt::format("CREATE VIEW {} AS SELECT {} FROM read_parquet({})",
                                   engine::QuoteIdent(name), fmt::join(select, ", "),
-                                  engine::QuoteLiteral(mem.path())),
+                                  engine::QuoteLiteral(mem->path())),
                       ErrorCode::INTERNAL, false));
     files.push_back(std::move(mem));
   }
@@ -152,16 +158,18 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 }
 
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
-                                   ExecStats* stats, double timeout_seconds) {
+                                   ExecStats* stats, double timeout_seconds,
+                                   room::DecryptCache* cache) {
   return ExecuteWith(room, db, plan, stats, timeout_seconds,
-                     [&] { return ExecutePlan(db, plan, stats); });
+                     [&] { return ExecutePlan(db, plan, stats); }, cache);
 }
 
 Result<results::ResultSet> ExecuteWith(const room::Room& room, engine::Database& db,
                                        const Plan& plan, ExecStats* stats, double timeout_seconds,
-                                       const std::function<Result<results::ResultSet>()>& run) {
+                                       const std::function<Result<results::ResultSet>()>& run,
+                                       room::DecryptCache* cache) {
   auto t0 = std::chrono::steady_clock::now();
-  CR_ASSIGN(auto files, MountDatasets(room, db, plan));
+  CR_ASSIGN(auto files, MountDatasets(room, db, plan, cache));
   double decrypt = Since(t0);
   auto t1 = std::chrono::steady_clock::now();
   // A watchdog interrupts the generated SQL once it has run for the limit: a

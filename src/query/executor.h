@@ -5,12 +5,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "query/plan.h"
 #include "results/results.h"
+#include "room/cache.h"
 #include "room/room.h"
 
 namespace cr::query {
@@ -25,10 +28,11 @@ struct ExecStats {
 };
 
 // Mounts each dataset of the plan as a view over its decrypted in-memory
-// Parquet. The MemFiles must outlive the queries. UNKNOWN_DATASET when a
-// dataset has not been contributed yet.
-Result<std::vector<engine::MemFile>> MountDatasets(const room::Room& room, engine::Database& db,
-                                                   const Plan& plan);
+// Parquet, from `cache` when given (a warm room). The MemFiles must outlive
+// the queries. UNKNOWN_DATASET when a dataset has not been contributed yet.
+Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
+    const room::Room& room, engine::Database& db, const Plan& plan,
+    room::DecryptCache* cache = nullptr);
 
 // Runs `plan` over datasets already mounted in `db`. The result has no id yet.
 // DuckDB's own messages are not passed on (they can quote data values).
@@ -40,13 +44,15 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 // query then fails with QUERY_LIMIT_EXCEEDED, as it does when it needs more
 // memory than the engine may use (nothing is ever spilled to disk).
 Result<results::ResultSet> Execute(const room::Room& room, engine::Database& db, const Plan& plan,
-                                   ExecStats* stats, double timeout_seconds = 0);
+                                   ExecStats* stats, double timeout_seconds = 0,
+                                   room::DecryptCache* cache = nullptr);
 
 // MountDatasets, then `run` under the same time limit as Execute: the
 // differential-privacy path (dp.h) runs its own SQL this way.
 Result<results::ResultSet> ExecuteWith(const room::Room& room, engine::Database& db,
                                        const Plan& plan, ExecStats* stats, double timeout_seconds,
-                                       const std::function<Result<results::ResultSet>()>& run);
+                                       const std::function<Result<results::ResultSet>()>& run,
+                                       room::DecryptCache* cache = nullptr);
 
 // One DuckDB value (as text, with its type name) as a JSON cell: numbers as
 // numbers when they fit, booleans as booleans, everything else as text.

@@ -33,7 +33,7 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
   return out;
 }
 
-Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
+Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
                     const RunOptions& options) {
   const spec::Spec& spec = room.spec();
   const spec::Template* tmpl = nullptr;
@@ -46,8 +46,8 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   nlohmann::json base = {{"sql_sha256", SqlHash(sql)}};
   if (!req.template_name.empty()) base["template"] = req.template_name;
 
-  const spec::Party* party = spec.FindPartyByKey(caller.pub());
-  std::string actor = party ? party->name : "key:" + caller.pub().Fingerprint();
+  const spec::Party* party = spec.FindPartyByKey(caller);
+  std::string actor = party ? party->name : "key:" + caller.Fingerprint();
   auto refuse = [&](const Error& e) -> std::unexpected<Error> {
     nlohmann::json d = base;
     d["code"] = CodeName(e.code);
@@ -162,7 +162,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
     } else {
       auto rs = ExecuteWith(room, *db, *plan, &out.stats, options.timeout_seconds, [&] {
         return ExecuteDpPlan(*db, *plan, *dp_plan, dp::SecureRandom(), &out.stats);
-      });
+      }, options.cache);
       if (!rs) return refuse(rs.error());
       rs->result_id.clear();
       if (auto st = ledger->StoreAnswer(query_key, results::ToJson(*rs).dump()); !st) {
@@ -172,7 +172,7 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
       out.epsilon_spent = charge->epsilon_charged;
     }
   } else {
-    auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds);
+    auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds, options.cache);
     if (!rs) return refuse(rs.error());
     out.result = std::move(*rs);
   }
@@ -218,11 +218,12 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
   return out;
 }
 
-Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller) {
-  const spec::Party* party = room.spec().FindPartyByKey(caller.pub());
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room,
+                                                const crypto::PublicIdentity& caller) {
+  const spec::Party* party = room.spec().FindPartyByKey(caller);
   if (!party) {
     return room.audit().Refuse(
-        "result.list.refused", "key:" + caller.pub().Fingerprint(), nlohmann::json::object(),
+        "result.list.refused", "key:" + caller.Fingerprint(), nlohmann::json::object(),
         Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
   }
   auto list = results::ListFor(room.dir(), party->name);
@@ -250,6 +251,32 @@ Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& c
   if (!r) return refuse(r.error());
   CR_TRY(room.audit().Append("result.get", party->name, details));
   return r;
+}
+
+Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
+                    const RunOptions& options) {
+  return Run(room, caller.pub(), req, options);
+}
+
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller) {
+  return ListResults(room, caller.pub());
+}
+
+Result<std::string> GetSealed(room::Room& room, const crypto::PublicIdentity& caller,
+                              const std::string& id) {
+  const spec::Party* party = room.spec().FindPartyByKey(caller);
+  std::string actor = party ? party->name : "key:" + caller.Fingerprint();
+  nlohmann::json details = {{"result_id", results::ValidId(id) ? id : std::string("(invalid)")}};
+  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
+    return room.audit().Refuse("result.get.refused", actor, details, e);
+  };
+  if (!party) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
+  }
+  auto sealed = results::ReadSealed(room.dir(), id, party->name);
+  if (!sealed) return refuse(sealed.error());
+  CR_TRY(room.audit().Append("result.get", party->name, details));
+  return sealed;
 }
 
 }  // namespace cr::query

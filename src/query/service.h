@@ -14,6 +14,7 @@
 #include "query/executor.h"
 #include "query/plan.h"
 #include "results/results.h"
+#include "room/cache.h"
 #include "room/room.h"
 
 namespace cr::query {
@@ -38,6 +39,9 @@ struct RunOptions {
   // exit 3); 0: no limit. The CLI reads CLEANROOM_QUERY_TIMEOUT (seconds).
   double timeout_seconds = kDefaultQueryTimeoutSeconds;
   static constexpr double kDefaultQueryTimeoutSeconds = 600;
+  // A warm room (room/cache.h) for a process that keeps the room open; null:
+  // every query decrypts what it reads and drops it afterwards.
+  room::DecryptCache* cache = nullptr;
 };
 
 struct Outcome {
@@ -73,6 +77,20 @@ Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Requ
 // datasets, columns, counts; never rows), oldest first. NOT_AUTHORIZED for a
 // key of no party. Audited.
 Result<std::vector<nlohmann::json>> ListResults(room::Room& room, const crypto::Identity& caller);
+
+// The same for a caller known by its public key (the server, which has
+// authenticated the party and never holds its secret key).
+Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
+                    const RunOptions& options = {});
+Result<std::vector<nlohmann::json>> ListResults(room::Room& room,
+                                                const crypto::PublicIdentity& caller);
+
+// The sealed box of result `id` made for the party holding `caller`, as
+// stored: only that party's secret key opens it (results::OpenSealed). Errors
+// and audit records as GetResult (result.get / result.get.refused), without
+// opening anything.
+Result<std::string> GetSealed(room::Room& room, const crypto::PublicIdentity& caller,
+                              const std::string& id);
 
 // Opens a stored result for the party holding `caller` (audited).
 Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& caller,

@@ -256,21 +256,39 @@ Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const s
   return out;
 }
 
-Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
-                       const crypto::Identity& key) {
+Result<std::string> ReadSealed(const std::string& room_dir, const std::string& id,
+                               const std::string& party) {
   CR_ASSIGN(auto meta, ReadMeta(room_dir, id));
   std::string path = Dir(room_dir, id) + "/" + party + ".sealed";
   if (party.empty() || party.find('/') != std::string::npos || !PathExists(path)) {
     return Fail(ErrorCode::NOT_AUTHORIZED, "result {} is not sealed to {}", id, party);
   }
-  CR_ASSIGN(auto sealed, ReadFile(path));
+  return ReadFile(path);
+}
+
+Result<ResultSet> OpenSealed(std::string_view sealed, const std::string& id,
+                             const crypto::Identity& key) {
   auto plain = key.Unseal(sealed);
-  if (!plain) return Fail(ErrorCode::TAMPERED, "result {} does not open with {}'s key", id, party);
+  if (!plain) return Fail(ErrorCode::TAMPERED, "result {} does not open with this key", id);
   auto j = nlohmann::json::parse(plain->view(), nullptr, false);
   if (j.is_discarded()) return Fail(ErrorCode::TAMPERED, "result {} is unreadable", id);
   auto r = FromJson(j);
   if (!r || r->result_id != id) return Fail(ErrorCode::TAMPERED, "result {} holds another result", id);
   return r;
+}
+
+Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
+                       const crypto::Identity& key) {
+  CR_ASSIGN(auto sealed, ReadSealed(room_dir, id, party));
+  return OpenSealed(sealed, id, key);
+}
+
+nlohmann::json Summary(const nlohmann::json& m) {
+  auto field = [&m](const char* k) { return m.contains(k) ? m[k] : nlohmann::json(nullptr); };
+  return {{"result_id", field("result_id")}, {"created_at", field("created_at")},
+          {"requested_by", field("requested_by")}, {"template", field("template")},
+          {"datasets", field("datasets")}, {"columns", field("columns")},
+          {"released_rows", field("released_rows")}, {"withheld_rows", field("withheld_rows")}};
 }
 
 }  // namespace cr::results

@@ -80,4 +80,20 @@ Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const s
 Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
                        const crypto::Identity& key);
 
+// The bytes of the copy sealed to `party`, unopened (what the server sends).
+// RESULT_NOT_FOUND / NOT_AUTHORIZED as Open.
+Result<std::string> ReadSealed(const std::string& room_dir, const std::string& id,
+                               const std::string& party);
+
+// Opens sealed bytes (ReadSealed's) with the receiver's key and checks they
+// hold result `id`: what a client does with the server's answer. TAMPERED when
+// the box does not open or holds another result.
+Result<ResultSet> OpenSealed(std::string_view sealed, const std::string& id,
+                             const crypto::Identity& key);
+
+// One line of `results list` from a result's metadata: result_id, created_at,
+// requested_by, template, datasets, columns, released_rows, withheld_rows
+// (null when absent). Ids, names and counts only.
+nlohmann::json Summary(const nlohmann::json& meta);
+
 }  // namespace cr::results

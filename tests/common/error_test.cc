@@ -18,6 +18,20 @@ TEST(ErrorTest, CodesMapToContractExitCodes) {
   EXPECT_EQ(HttpStatus(ErrorCode::NOT_AUTHORIZED), 403);
 }
 
+TEST(ErrorTest, NamesMapBackToCodes) {
+  // A client turns the server's error body back into the local exit code.
+  EXPECT_EQ(CodeFromName("AUTH_REPLAYED"), ErrorCode::AUTH_REPLAYED);
+  EXPECT_EQ(CodeFromName(CodeName(ErrorCode::BODY_TOO_LARGE)), ErrorCode::BODY_TOO_LARGE);
+  EXPECT_EQ(CodeFromName("auth_replayed"), std::nullopt);
+  EXPECT_EQ(CodeFromName("NO_SUCH_CODE"), std::nullopt);
+  EXPECT_EQ(ExitCode(ErrorCode::AUTH_BAD_SIGNATURE), 5);
+  EXPECT_EQ(HttpStatus(ErrorCode::AUTH_EXPIRED), 401);
+  EXPECT_EQ(HttpStatus(ErrorCode::BODY_TOO_LARGE), 413);
+  EXPECT_EQ(HttpStatus(ErrorCode::REQUEST_TIMEOUT), 408);
+  EXPECT_EQ(ExitCode(ErrorCode::TLS_UNTRUSTED), 6);
+  EXPECT_EQ(ExitCode(ErrorCode::SERVER_UNREACHABLE), 1);
+}
+
 TEST(ErrorTest, FormatsAsContract) {
   Error e{ErrorCode::SIGNATURE_INVALID, "bad"};
   EXPECT_EQ(e.ToString(), "cleanroom: error[SIGNATURE_INVALID]: bad");

@@ -15,6 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/demo_queries.h"
+#include "client/client.h"
+#include "demo/serve_process.h"
+#include "common/files.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
 #include "query/executor.h"
@@ -516,11 +519,27 @@ TEST_F(QueryE2e, ListAndCustomRules) {
 
 TEST_F(QueryE2e, DemoQueriesRunAndPrintEachStep) {
   ASSERT_TRUE(crypto::Init());
+  ASSERT_TRUE(MakeDirs(P("tls")));
+  auto tls = demo::MakeTlsFiles(P("tls"));
+  ASSERT_TRUE(tls) << tls.error().message;
+  auto server = demo::ServeProcess::Start(
+      {.binary = CLEANROOM_BINARY, .room = P("room"), .tls = *tls, .log_path = P("serve.log")});
+  ASSERT_TRUE(server) << server.error().message;
+  auto as = [&](const std::string& party) {
+    return client::Client::Connect(
+        {.url = server->url(), .tls_ca = tls->ca_cert, .key_path = P("keys/" + party + ".key")});
+  };
+  auto acme = as("acme");
+  auto newsco = as("newsco");
+  ASSERT_TRUE(acme && newsco);
+  auto spec = spec::Load(P("spec.yaml"));
+  ASSERT_TRUE(spec);
   ::testing::internal::CaptureStdout();
-  auto st = cli::RunDemoQueries(P("room"), P("keys/acme.key"), P("keys/newsco.key"));
+  auto st = cli::RunDemoQueries(*acme, *newsco, *spec);
   std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_TRUE(st) << st.error().ToString() << "\n" << out;
-  for (const char* step : {"\n[10] ", "\n[11] ", "\n[12] ", "\n[13] "}) {
+  EXPECT_TRUE(server->Stop());
+  for (const char* step : {"\n[11] ", "\n[12] ", "\n[13] ", "\n[14] "}) {
     EXPECT_NE(out.find(step), std::string::npos) << out;
   }
   EXPECT_NE(out.find("QUERY_REFUSED"), std::string::npos);

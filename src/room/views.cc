@@ -1,0 +1,100 @@
+#include "room/views.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+namespace cr::room {
+
+using nlohmann::ordered_json;
+
+std::string Rfc3339(long long unix_seconds) {
+  time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  if (!gmtime_r(&t, &tm)) return "";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::vector<DatasetView> DatasetViews(const Room& room, const RoomInfo& info, long long now_unix) {
+  const spec::Spec& spec = room.spec();
+  std::vector<DatasetView> out;
+  for (const auto& d : spec.datasets) {
+    DatasetView v;
+    v.declared = &d;
+    if (auto it = info.packages.find(d.name); it != info.packages.end()) v.packages = it->second;
+    if (auto it = room.datasets().find(d.name); it != room.datasets().end()) {
+      v.stored = &it->second;
+      v.state = "stored";
+      if (spec.retention_days > 0) {
+        long long until = v.stored->ingested_unix + spec.retention_days * 86400LL;
+        v.retain_until = Rfc3339(until);
+        v.expired = now_unix >= until;
+      }
+    } else {
+      v.state = v.packages > 0 ? "disposed" : "not contributed";
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+ordered_json DatasetsJson(const std::vector<DatasetView>& views) {
+  ordered_json list = ordered_json::array();
+  for (const auto& v : views) {
+    ordered_json j = {{"name", v.declared->name},
+                      {"owner", v.declared->owner},
+                      {"state", v.state},
+                      {"contributions", v.packages}};
+    if (v.stored) {
+      ordered_json columns = ordered_json::array();
+      for (const auto& c : v.stored->schema) {
+        columns.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
+      }
+      j["columns"] = std::move(columns);
+      j["rows"] = v.stored->rows;
+      j["package_id"] = v.stored->package_id;
+      j["ingested_at"] = v.stored->ingested_at;
+      j["retain_until"] = v.retain_until.empty() ? ordered_json() : ordered_json(v.retain_until);
+      j["expired"] = v.expired;
+    }
+    list.push_back(std::move(j));
+  }
+  return ordered_json{{"datasets", std::move(list)}};
+}
+
+ordered_json StatusJson(const Room& room, const RoomInfo& info) {
+  const spec::Spec& spec = room.spec();
+  auto signed_by = [&info](const std::string& party) {
+    return std::find(info.signed_by.begin(), info.signed_by.end(), party) != info.signed_by.end();
+  };
+  ordered_json parties = ordered_json::array();
+  for (const auto& p : spec.parties) {
+    parties.push_back({{"name", p.name},
+                       {"abilities", p.abilities},
+                       {"key_fingerprint", p.key.Fingerprint()},
+                       {"signed", signed_by(p.name)}});
+  }
+  return ordered_json{
+      {"collaboration", spec.collaboration},
+      {"spec_hash", spec.hash},
+      {"room_format", info.format},
+      {"status", room.active() ? "active" : "initialized"},
+      {"active", room.active()},
+      {"created_at", info.created_at},
+      {"activated_at", info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
+      {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
+      {"retention_days", spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
+      {"engine", "duckdb"},
+      {"room_key_fingerprint", room.key().pub().Fingerprint()},
+      {"parties", std::move(parties)},
+      {"datasets_declared", spec.datasets.size()},
+      {"datasets_stored", static_cast<int64_t>(room.datasets().size())}};
+}
+
+std::string Dump(const ordered_json& doc) {
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace cr::room

@@ -1,0 +1,737 @@
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "common/files.h"
+#include "common/strings.h"
+#include "crypto/crypto.h"
+#include "http/signature.h"
+#include "ingest/ingest.h"
+#include "package/package.h"
+#include "query/service.h"
+#include "results/results.h"
+#include "room/room.h"
+#include "room/views.h"
+#include "server/metrics.h"
+#include "server/nonce_store.h"
+
+namespace cr::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kUploadDir = "incoming";
+constexpr std::string_view kNonceFile = "nonces.log";
+// More headers than any client of ours sends: a request with more is refused
+// before anything parses them.
+constexpr size_t kMaxHeaders = 64;
+
+// What one request did, for the access log and the metrics: filled by the
+// handler on the worker thread that also runs the logger afterwards.
+struct RequestInfo {
+  Clock::time_point start = Clock::now();
+  std::string request_id;
+  std::string route = "unmatched";
+  std::string party;
+  std::string code;
+};
+thread_local RequestInfo t_request;
+
+// The table every route is registered from (and Routes() reports).
+enum class RouteId {
+  kHealth, kOpenApi, kMetrics, kStatus, kDatasets, kPackages, kQuery, kTemplateRun,
+  kResults, kResult, kBudget, kAudit, kRoomPub,
+};
+struct RouteDef {
+  RouteId id;
+  const char* method;
+  const char* path;   // OpenAPI form
+  const char* regex;  // what httplib matches
+  bool signed_request;
+};
+constexpr RouteDef kRouteTable[] = {
+    {RouteId::kHealth, "GET", "/v1/health", "/v1/health", false},
+    {RouteId::kOpenApi, "GET", "/v1/openapi.yaml", R"(/v1/openapi\.yaml)", true},
+    {RouteId::kMetrics, "GET", "/v1/metrics", "/v1/metrics", false},
+    {RouteId::kStatus, "GET", "/v1/status", "/v1/status", true},
+    {RouteId::kDatasets, "GET", "/v1/datasets", "/v1/datasets", true},
+    {RouteId::kPackages, "POST", "/v1/packages", "/v1/packages", true},
+    {RouteId::kQuery, "POST", "/v1/query", "/v1/query", true},
+    {RouteId::kTemplateRun, "POST", "/v1/templates/{name}/run", R"(/v1/templates/([^/]+)/run)", true},
+    {RouteId::kResults, "GET", "/v1/results", "/v1/results", true},
+    {RouteId::kResult, "GET", "/v1/results/{id}", R"(/v1/results/([^/]+))", true},
+    {RouteId::kBudget, "GET", "/v1/budget", "/v1/budget", true},
+    {RouteId::kAudit, "GET", "/v1/audit", "/v1/audit", true},
+    {RouteId::kRoomPub, "GET", "/v1/room.pub", R"(/v1/room\.pub)", true},
+};
+
+void SendError(httplib::Response& res, const Error& e) {
+  res.status = HttpStatus(e.code);
+  t_request.code = std::string(CodeName(e.code));
+  res.set_content(nlohmann::json{{"error", CodeName(e.code)}, {"message", e.message}}.dump() + "\n",
+                  "application/json");
+}
+
+void SendJson(httplib::Response& res, const std::string& body) {
+  res.status = 200;
+  res.set_content(body, "application/json");
+}
+
+// Writes `text` to `path` atomically (the port file a benchmark or test waits for).
+Status WritePortFile(const std::string& path, int port) {
+  return WriteFileAtomic(path, fmt::format("{}\n", port), 0644);
+}
+
+// Files a killed server or command left: atomic-write temporaries
+// ("NAME.tmp-XXXXXX") anywhere in the room, upload temporaries, and result
+// folders whose meta.json (their commit point) was never written. Called with
+// the room lock held, so no writer is running.
+size_t SweepLeftovers(const std::string& dir) {
+  size_t removed = 0;
+  std::error_code ec;
+  std::vector<std::filesystem::path> doomed;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_regular_file(ec) && name.find(".tmp-") != std::string::npos) doomed.push_back(it->path());
+  }
+  for (auto it = std::filesystem::directory_iterator(JoinPath(dir, std::string(kUploadDir)), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    doomed.push_back(it->path());
+  }
+  ec.clear();
+  for (auto it = std::filesystem::directory_iterator(JoinPath(dir, "results"), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (results::ValidId(it->path().filename().string()) &&
+        !PathExists((it->path() / "meta.json").string())) {
+      doomed.push_back(it->path());
+    }
+  }
+  for (const auto& p : doomed) {
+    std::error_code rm;
+    if (std::filesystem::remove_all(p, rm) > 0) ++removed;
+  }
+  return removed;
+}
+
+class Service {
+ public:
+  Service(const Options& options, room::Room room, std::unique_ptr<NonceStore> nonces,
+          std::vector<std::string> hosts, bool tls)
+      : options_(options),
+        room_(std::move(room)),
+        nonces_(std::move(nonces)),
+        hosts_(std::move(hosts)),
+        scheme_(tls ? "https" : "http") {}
+
+  void Register(httplib::Server& svr) {
+    for (const RouteDef& def : kRouteTable) {
+      if (std::string_view(def.method) == "GET") {
+        svr.Get(def.regex, [this, &def](const httplib::Request& req, httplib::Response& res) {
+          t_request.route = def.path;
+          Dispatch(def, req, res, nullptr);
+        });
+      } else {
+        svr.Post(def.regex, [this, &def](const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& reader) {
+          t_request.route = def.path;
+          Dispatch(def, req, res, &reader);
+        });
+      }
+    }
+  }
+
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  void Dispatch(const RouteDef& def, const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader* reader) {
+    Status st;
+    if (def.id == RouteId::kPackages) {
+      st = Upload(req, res, *reader);
+    } else {
+      std::string body;
+      if (reader) {
+        auto read = ReadBody(req, *reader, options_.max_body);
+        if (!read) {
+          res.set_header("Connection", "close");  // the rest of the body is unread
+          return SendError(res, read.error());
+        }
+        body = std::move(*read);
+      }
+      const spec::Party* party = nullptr;
+      if (def.signed_request) {
+        auto who = Authenticate(def, req, body);
+        if (!who) return SendError(res, who.error());
+        party = *who;
+      }
+      st = Handle(def, req, res, body, party);
+    }
+    if (!st) SendError(res, st.error());
+  }
+
+  // A whole request body up to `limit` bytes: BODY_TOO_LARGE past it (from
+  // Content-Length before anything is read), REQUEST_TIMEOUT when the client
+  // stops sending (the read timeout) or goes away.
+  Result<std::string> ReadBody(const httplib::Request& req, const httplib::ContentReader& reader,
+                               uint64_t limit) {
+    CR_TRY(CheckDeclaredLength(req, limit));
+    std::string body;
+    bool too_large = false;
+    bool ok = reader([&](const char* data, size_t n) {
+      if (body.size() + n > limit) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (too_large) return TooLarge(limit);
+    if (!ok) return Fail(ErrorCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
+    return body;
+  }
+
+  static std::unexpected<Error> TooLarge(uint64_t limit) {
+    return Fail(ErrorCode::BODY_TOO_LARGE, "the request body is larger than this server accepts ({} bytes)",
+                limit);
+  }
+
+  static Status CheckDeclaredLength(const httplib::Request& req, uint64_t limit) {
+    if (!req.has_header("Content-Length")) return Ok();
+    const std::string text = req.get_header_value("Content-Length");
+    uint64_t declared = 0;
+    if (text.empty() || text.size() > 19 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Fail(ErrorCode::BAD_INPUT, "the Content-Length header is not a number");
+    }
+    declared = std::stoull(text);
+    if (declared > limit) return TooLarge(limit);
+    return Ok();
+  }
+
+  // The request's absolute URI as the client must have signed it: our
+  // scheme, its Host (one we serve), its request target.
+  Result<std::string> TargetUri(const httplib::Request& req) const {
+    if (req.get_header_value_count("Host") != 1) {
+      return Fail(ErrorCode::AUTH_MALFORMED, "the request must carry one Host header");
+    }
+    std::string host = AsciiLower(req.get_header_value("Host"));
+    if (std::find(hosts_.begin(), hosts_.end(), host) == hosts_.end()) {
+      return Fail(ErrorCode::AUTH_MALFORMED,
+                  "the Host header names a host this server does not serve (see serve --host)");
+    }
+    return scheme_ + "://" + host + req.target;
+  }
+
+  // Verifies the signature over the headers (not the body), the clock and the
+  // nonce. Refusals are audited by the caller.
+  Result<http::SignedHeaders> VerifySigned(const httplib::Request& req) {
+    if (req.headers.size() > kMaxHeaders) {
+      return Fail(ErrorCode::BAD_INPUT, "the request has more than {} headers", kMaxHeaders);
+    }
+    CR_ASSIGN(std::string uri, TargetUri(req));
+    std::map<std::string, std::string> headers;
+    for (const char* name : {"signature-input", "signature", "content-digest"}) {
+      size_t n = req.get_header_value_count(name);
+      if (n > 1) {
+        return Fail(ErrorCode::AUTH_MALFORMED, "the {} header appears more than once", name);
+      }
+      if (n == 1) headers[name] = req.get_header_value(name);
+    }
+    const spec::Spec& spec = room_.spec();
+    CR_ASSIGN(auto signed_headers,
+              http::VerifyHeaders(req.method, uri, headers,
+                                  [&spec](std::string_view name) -> std::optional<crypto::PublicIdentity> {
+                                    const spec::Party* p = spec.FindParty(name);
+                                    if (!p) return std::nullopt;
+                                    return p->key;
+                                  }));
+    t_request.party = signed_headers.request.party;
+    const long long now = room_.clock().NowUnix();
+    if (signed_headers.request.created < now - kMaxClockSkewSeconds ||
+        signed_headers.request.created > now + kMaxClockSkewSeconds) {
+      return Fail(ErrorCode::AUTH_EXPIRED,
+                  "the request's signature was created more than {} seconds from the server's clock",
+                  kMaxClockSkewSeconds);
+    }
+    CR_TRY(nonces_->Record(signed_headers.request.party, signed_headers.request.nonce,
+                           signed_headers.request.created, now));
+    return signed_headers;
+  }
+
+  // Audits a refusal the server itself makes (authentication, abilities):
+  // route and code, the party only once its signature verified. Never bodies.
+  std::unexpected<Error> Refuse(const RouteDef& def, const Error& e) {
+    nlohmann::json details = {{"method", def.method}, {"route", def.path}};
+    std::string actor = t_request.party.empty() ? "unauthenticated" : t_request.party;
+    return room_.audit().Refuse("request.refused", actor, std::move(details), e);
+  }
+
+  Result<const spec::Party*> Authenticate(const RouteDef& def, const httplib::Request& req,
+                                          std::string_view body) {
+    auto signed_headers = VerifySigned(req);
+    if (!signed_headers) return Refuse(def, signed_headers.error());
+    if (auto st = http::CheckBodyDigest(*signed_headers, crypto::Sha256(body)); !st) {
+      return Refuse(def, st.error());
+    }
+    return room_.spec().FindParty(signed_headers->request.party);
+  }
+
+  Status Handle(const RouteDef& def, const httplib::Request& req, httplib::Response& res,
+                const std::string& body, const spec::Party* party) {
+    switch (def.id) {
+      case RouteId::kHealth:
+        SendJson(res, nlohmann::json{{"status", "ok"}, {"version", CLEANROOM_VERSION}}.dump() + "\n");
+        return Ok();
+      case RouteId::kOpenApi:
+        res.set_content(std::string(OpenApiDocument()), "application/yaml");
+        return Ok();
+      case RouteId::kMetrics:
+        res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+        return Ok();
+      case RouteId::kStatus: {
+        std::shared_lock lock(mu_);
+        auto doc = room::StatusJson(room_, room_.Info());
+        CR_ASSIGN(std::string spec_yaml, ReadFile(JoinPath(room_.dir(), "spec.yaml")));
+        doc["spec_sha256"] = ToHex(crypto::Sha256(spec_yaml));
+        doc["spec_yaml"] = spec_yaml;
+        SendJson(res, room::Dump(doc) + "\n");
+        return Ok();
+      }
+      case RouteId::kDatasets: {
+        std::shared_lock lock(mu_);
+        SendJson(res, room::Dump(room::DatasetsJson(
+                          room::DatasetViews(room_, room_.Info(), room_.clock().NowUnix()))) + "\n");
+        return Ok();
+      }
+      case RouteId::kQuery:
+      case RouteId::kTemplateRun:
+        return RunQuery(def, req, res, body, *party);
+      case RouteId::kResults: {
+        std::shared_lock lock(mu_);
+        CR_ASSIGN(auto metas, query::ListResults(room_, party->key));
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& m : metas) list.push_back(results::Summary(m));
+        SendJson(res, nlohmann::json{{"results", std::move(list)}}.dump() + "\n");
+        return Ok();
+      }
+      case RouteId::kResult: {
+        std::shared_lock lock(mu_);
+        const std::string id = req.matches[1].str();
+        CR_ASSIGN(std::string sealed, query::GetSealed(room_, party->key, id));
+        SendJson(res, nlohmann::json{{"result_id", id}, {"sealed", crypto::Base64Encode(sealed)}}.dump() + "\n");
+        return Ok();
+      }
+      case RouteId::kBudget:
+        // The privacy-budget ledger is built on another branch; until it is in
+        // this build the route exists (the API is stable) and says so.
+        return Fail(ErrorCode::NOT_SUPPORTED, "this build has no privacy-budget ledger");
+      case RouteId::kAudit: {
+        std::shared_lock lock(mu_);
+        CR_ASSIGN(std::string log, ReadFile(room::AuditLogPath(room_.dir())));
+        // An append may be under way in another thread: send whole lines only.
+        size_t end = log.rfind('\n');
+        log.resize(end == std::string::npos ? 0 : end + 1);
+        res.set_content(log, "application/x-ndjson");
+        return Ok();
+      }
+      case RouteId::kRoomPub: {
+        CR_ASSIGN(std::string pub, ReadFile(room::RoomPubPath(room_.dir())));
+        res.set_content(pub, "text/plain");
+        return Ok();
+      }
+      case RouteId::kPackages:
+        break;
+    }
+    return Fail(ErrorCode::INTERNAL, "unrouted request");
+  }
+
+  // POST /v1/query {"sql", "receivers"?, "epsilon"?} and
+  // POST /v1/templates/{name}/run {"params"?, "receivers"?, "epsilon"?}.
+  Status RunQuery(const RouteDef& def, const httplib::Request& req, httplib::Response& res,
+                  const std::string& body, const spec::Party& party) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return Fail(ErrorCode::BAD_INPUT, "the request body is not a JSON object");
+    }
+    query::Request q;
+    const bool is_template = def.id == RouteId::kTemplateRun;
+    for (const auto& [key, value] : j.items()) {
+      if (key == "sql" && !is_template) {
+        if (!value.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"sql\" must be a string");
+        q.sql = value.get<std::string>();
+      } else if (key == "params" && is_template) {
+        if (!value.is_object()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
+        for (const auto& [name, v] : value.items()) {
+          if (!v.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
+          q.params[name] = v.get<std::string>();
+        }
+      } else if (key == "receivers") {
+        if (!value.is_array()) return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
+        for (const auto& v : value) {
+          if (!v.is_string() || v.get<std::string>().empty()) {
+            return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
+          }
+          q.receivers.push_back(v.get<std::string>());
+        }
+      } else if (key == "epsilon") {
+        // Differential privacy arrives with the budget ledger; a request for
+        // it is refused rather than answered without noise.
+        return Fail(ErrorCode::NOT_SUPPORTED, "this build has no differential privacy (\"epsilon\")");
+      } else {
+        return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
+      }
+    }
+    if (is_template) {
+      q.template_name = req.matches[1].str();
+    } else if (!j.contains("sql")) {
+      return Fail(ErrorCode::BAD_INPUT, "the request body needs \"sql\"");
+    }
+    query::RunOptions run;
+    run.timeout_seconds = options_.query_timeout_seconds;
+    std::shared_lock lock(mu_);
+    CR_ASSIGN(auto outcome, query::Run(room_, party.key, q, run));
+    nlohmann::json sealed = nullptr;
+    if (outcome.caller_receives) {
+      CR_ASSIGN(std::string box, results::ReadSealed(room_.dir(), outcome.result.result_id, party.name));
+      sealed = crypto::Base64Encode(box);
+    }
+    SendJson(res, nlohmann::json{{"result_id", outcome.result.result_id},
+                                 {"receivers", outcome.receivers},
+                                 {"caller_receives", outcome.caller_receives},
+                                 {"sealed", sealed}}
+                      .dump() + "\n");
+    return Ok();
+  }
+
+  // POST /v1/packages: authenticated on the headers before a byte is stored,
+  // streamed to DIR/incoming under the size limit with its digest computed on
+  // the way, then the local ingest path on the whole file.
+  Status Upload(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader) {
+    const RouteDef& def = kRouteTable[static_cast<size_t>(RouteId::kPackages)];
+    res.set_header("Connection", "close");  // a refusal may leave the body unread
+    // Refused before the body is stored. A small body is still read (and
+    // dropped) so the client, busy sending it, gets the answer rather than a
+    // reset connection; a large one is not worth reading.
+    auto refuse_early = [&](const Error& e) {
+      if (CheckDeclaredLength(req, options_.max_body)) {
+        uint64_t seen = 0;
+        (void)reader([&](const char*, size_t n) { return (seen += n) <= options_.max_body; });
+      }
+      return Refuse(def, e);
+    };
+    auto signed_headers = VerifySigned(req);
+    if (!signed_headers) return refuse_early(signed_headers.error());
+    const spec::Party* party = room_.spec().FindParty(signed_headers->request.party);
+    if (!party->Can("contribute")) {
+      return refuse_early(Error{ErrorCode::NOT_AUTHORIZED,
+                                fmt::format("party {} does not have the contribute ability", party->name)});
+    }
+    CR_TRY(CheckDeclaredLength(req, options_.max_upload));
+
+    std::string dir = JoinPath(room_.dir(), std::string(kUploadDir));
+    CR_TRY(MakeDirs(dir, 0700));
+    std::string path = dir + "/upload.tmp-XXXXXX";
+    int fd = ::mkostemp(path.data(), O_CLOEXEC);
+    if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot create an upload file in the room");
+    // Removed on every path out: a refused, failed or ingested upload leaves nothing.
+    struct Cleanup {
+      std::string path;
+      int fd;
+      ~Cleanup() {
+        if (fd >= 0) ::close(fd);
+        ::unlink(path.c_str());
+      }
+    } cleanup{path, fd};
+
+    crypto::Sha256Stream digest;
+    uint64_t received = 0;
+    bool too_large = false, write_failed = false;
+    bool ok = reader([&](const char* data, size_t n) {
+      received += n;
+      if (received > options_.max_upload) {
+        too_large = true;
+        return false;
+      }
+      digest.Update({data, n});
+      for (size_t off = 0; off < n;) {
+        ssize_t w = ::write(fd, data + off, n - off);
+        if (w <= 0) {
+          write_failed = true;
+          return false;
+        }
+        off += static_cast<size_t>(w);
+      }
+      return true;
+    });
+    if (too_large) return TooLarge(options_.max_upload);
+    if (write_failed) return Fail(ErrorCode::INTERNAL, "cannot store the upload in the room");
+    if (!ok) return Fail(ErrorCode::REQUEST_TIMEOUT, "the package did not arrive in time");
+    if (::fsync(fd) != 0) return Fail(ErrorCode::INTERNAL, "cannot store the upload in the room");
+    if (auto st = http::CheckBodyDigest(*signed_headers, digest.Final()); !st) {
+      return Refuse(def, st.error());
+    }
+
+    std::unique_lock lock(mu_);
+    // The uploader must be the package's signer: a party may not hand in
+    // another's package (ingest checks the signer is the dataset's owner and
+    // that the signature verifies; this binds the signer to the caller).
+    auto pkg = package::Reader::Open(path);
+    if (pkg) {
+      auto signer = crypto::PublicIdentity::FromText(pkg->header().signer);
+      if (!signer || !(*signer == party->key)) {
+        return room_.audit().Refuse(
+            "ingest.refused", party->name, {{"reason", "the uploader is not the package's signer"}},
+            Error{ErrorCode::WRONG_SIGNER, "the package is not signed by the party uploading it"});
+      }
+    }
+    // Ingest audits both outcomes itself (also a file that is no package).
+    CR_ASSIGN(auto rep, ingest::Ingest(room_, path));
+    SendJson(res, nlohmann::json{{"dataset", rep.dataset},
+                                 {"owner", rep.owner},
+                                 {"rows", rep.rows},
+                                 {"package_id", rep.package_id},
+                                 {"bytes", rep.bytes},
+                                 {"replaced", rep.replaced}}
+                      .dump() + "\n");
+    res.headers.erase("Connection");
+    return Ok();
+  }
+
+  const Options& options_;
+  room::Room room_;
+  std::unique_ptr<NonceStore> nonces_;
+  std::vector<std::string> hosts_;
+  std::string scheme_;
+  // Queries, template runs and reads share the room; ingest has it alone.
+  std::shared_mutex mu_;
+  Metrics metrics_;
+};
+
+// One JSON line per request on standard error: who, which route, how it
+// ended and how long it took. Never bodies, SQL or paths with ids.
+void AccessLog(const httplib::Request& req, const httplib::Response& res) {
+  static std::mutex mu;
+  const auto& info = t_request;
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - info.start).count();
+  nlohmann::json line = {{"time", NowRfc3339()},
+                         {"request_id", info.request_id},
+                         {"party", info.party.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.party)},
+                         {"method", req.method},
+                         {"route", info.route},
+                         {"status", res.status},
+                         {"latency_ms", std::round(ms * 1000) / 1000}};
+  if (!info.code.empty()) line["code"] = info.code;
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::lock_guard lock(mu);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+// The Host header values this server answers to.
+std::vector<std::string> ServedHosts(const std::string& host, int port, const Options& options) {
+  std::vector<std::string> names;
+  auto add = [&](std::string h) {
+    if (h.find(':') != std::string::npos && h.front() != '[') h = "[" + h + "]";
+    names.push_back(AsciiLower(h) + ":" + std::to_string(port));
+  };
+  add(host);
+  if (IsLoopback(host)) {
+    add("localhost");
+    add("127.0.0.1");
+    add("::1");
+  }
+  for (const auto& h : options.hosts) add(h);
+  return names;
+}
+
+}  // namespace
+
+std::vector<Route> Routes() {
+  std::vector<Route> out;
+  for (const RouteDef& def : kRouteTable) out.push_back({def.method, def.path, def.signed_request});
+  return out;
+}
+
+Result<std::pair<std::string, int>> ParseListen(std::string_view listen) {
+  std::string host;
+  std::string_view port_text;
+  if (listen.starts_with("[")) {
+    size_t close = listen.find(']');
+    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return Fail(ErrorCode::USAGE, "--listen must be HOST:PORT or [IPV6]:PORT");
+    }
+    host = std::string(listen.substr(1, close - 1));
+    port_text = listen.substr(close + 2);
+  } else {
+    size_t colon = listen.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 ||
+        listen.substr(0, colon).find(':') != std::string_view::npos) {
+      return Fail(ErrorCode::USAGE, "--listen must be HOST:PORT or [IPV6]:PORT");
+    }
+    host = std::string(listen.substr(0, colon));
+    port_text = listen.substr(colon + 1);
+  }
+  if (host.empty() || port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return Fail(ErrorCode::USAGE, "--listen must be HOST:PORT with a port from 0 to 65535");
+  }
+  int port = std::stoi(std::string(port_text));
+  if (port > 65535) return Fail(ErrorCode::USAGE, "--listen must be HOST:PORT with a port from 0 to 65535");
+  return std::make_pair(host, port);
+}
+
+bool IsLoopback(std::string_view host) {
+  if (AsciiLower(host) == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  return false;
+}
+
+Status Serve(const Options& options) {
+  CR_ASSIGN(auto listen, ParseListen(options.listen));
+  const auto& [host, port] = listen;
+  const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return Fail(ErrorCode::USAGE, "serve needs both --tls-cert and --tls-key, or neither");
+  }
+  if (!tls && !IsLoopback(host)) {
+    return Fail(ErrorCode::USAGE,
+                "serve listens on {} only with TLS: give --tls-cert and --tls-key (plain HTTP is "
+                "for loopback addresses only)",
+                host);
+  }
+  if (options.room_dir.empty()) return Fail(ErrorCode::USAGE, "serve needs --room DIR");
+  for (const auto& f : {options.tls_cert, options.tls_key}) {
+    if (!f.empty() && !PathExists(f)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", f);
+  }
+
+  room::OpenOptions open;
+  open.lock_wait = std::chrono::milliseconds(5000);
+  CR_ASSIGN(auto room, room::Room::Open(options.room_dir, open));
+  size_t swept = SweepLeftovers(options.room_dir);
+  CR_ASSIGN(auto nonces, NonceStore::Open(JoinPath(options.room_dir, std::string(kNonceFile)),
+                                          room.clock().NowUnix(), kMaxClockSkewSeconds));
+
+  std::unique_ptr<httplib::Server> svr;
+  if (tls) {
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    if (!ssl->is_valid()) {
+      return Fail(ErrorCode::FILE_UNREADABLE, "the TLS certificate or key does not load (PEM files expected)");
+    }
+    svr = std::move(ssl);
+  } else {
+    svr = std::make_unique<httplib::Server>();
+  }
+
+  // Signals are taken by one thread with sigwait, not a handler: stop() is not
+  // async-signal-safe. Blocked before any thread starts, so all inherit it.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t threads = options.threads > 0 ? options.threads : 2 * cores;
+  svr->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr->set_read_timeout(options.read_timeout_seconds, 0);
+  svr->set_write_timeout(options.write_timeout_seconds, 0);
+  svr->set_keep_alive_timeout(2);
+  // Bodies are read by the handlers under their own limits.
+  svr->set_payload_max_length(std::max(options.max_upload, options.max_body));
+
+  int bound = port;
+  if (port == 0) {
+    bound = svr->bind_to_any_port(host);
+    if (bound < 0) return Fail(ErrorCode::USAGE, "cannot listen on {}", options.listen);
+  } else if (!svr->bind_to_port(host, port)) {
+    return Fail(ErrorCode::USAGE, "cannot listen on {}", options.listen);
+  }
+
+  Service service(options, std::move(room), std::move(nonces), ServedHosts(host, bound, options), tls);
+  service.Register(*svr);
+  svr->set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    t_request = RequestInfo{};
+    t_request.request_id = crypto::RandomId();
+    res.set_header("X-Request-Id", t_request.request_id);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                 httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, already JSON
+    // What httplib refused before any handler ran (no route, bad request
+    // line, a body past the limit): the same error body as ours.
+    Error e{ErrorCode::NOT_SUPPORTED, fmt::format("no route for this {} request (see /v1/openapi.yaml)", req.method)};
+    if (res.status == 413) e = {ErrorCode::BODY_TOO_LARGE, "the request is larger than this server accepts"};
+    else if (res.status == 414) e = {ErrorCode::BAD_INPUT, "the request target is too long"};
+    else if (res.status == 400) e = {ErrorCode::BAD_INPUT, "the request is malformed"};
+    else if (res.status == 408) e = {ErrorCode::REQUEST_TIMEOUT, "the request did not arrive in time"};
+    SendError(res, e);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  svr->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, Error{ErrorCode::INTERNAL, "the request failed unexpectedly"});
+  });
+  svr->set_logger([&service](const httplib::Request& req, const httplib::Response& res) {
+    AccessLog(req, res);
+    double seconds = std::chrono::duration<double>(Clock::now() - t_request.start).count();
+    service.metrics().Observe(t_request.route, req.method, res.status, seconds, t_request.code);
+    t_request = RequestInfo{};
+  });
+
+  if (!options.port_file.empty()) CR_TRY(WritePortFile(options.port_file, bound));
+  fmt::print(stderr, "{}\n", nlohmann::json{{"time", NowRfc3339()},
+                                            {"event", "listening"},
+                                            {"address", fmt::format("{}://{}:{}", tls ? "https" : "http",
+                                                                    host.find(':') != std::string::npos ? "[" + host + "]" : host,
+                                                                    bound)},
+                                            {"threads", threads},
+                                            {"swept_leftovers", swept}}
+                                 .dump());
+  std::fflush(stderr);
+
+  std::atomic<bool> stopping{false};
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    stopping = true;
+    svr->stop();
+  });
+  bool served = svr->listen_after_bind();
+  if (!stopping) {
+    // listen ended without a signal: wake the watcher so it can be joined.
+    pthread_kill(watcher.native_handle(), SIGTERM);
+  }
+  watcher.join();
+  fmt::print(stderr, "{}\n", nlohmann::json{{"time", NowRfc3339()}, {"event", "stopped"}}.dump());
+  if (!served && !stopping) return Fail(ErrorCode::INTERNAL, "the server stopped unexpectedly");
+  return Ok();
+}
+
+}  // namespace cr::server
