@@ -18,6 +18,10 @@ struct Globals {
   std::string room;             // --room DIR (or CLEANROOM_ROOM)
   std::string key;              // --key FILE (who is acting)
   std::string format = "table"; // --format table|csv|json
+  // Where a command that opens a room reads the key store's passphrase or the
+  // token PIN (room/key_store.h): never from an argument.
+  int passphrase_fd = -1;       // --passphrase-fd N
+  int pin_fd = -1;              // --pkcs11-pin-fd N
 };
 
 // Which global flags a command reads. Each one it uses is attached to the
