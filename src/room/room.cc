@@ -209,6 +209,8 @@ Result<crypto::Identity> UnlockRoomKey(const std::string& dir, bool clear_ok, bo
     *clear = true;
     id = LoadClearRoomKey(dir);
   } else if (has_store) {
+    // Before the key is in memory: nothing else of this user reads it from there.
+    (void)crypto::MakeProcessNonDumpable();
     CR_ASSIGN(*store_text, ReadFile(P(dir, std::string(kKeyStoreFile))));
     id = UnlockKeyStore(*store_text);
   }

@@ -16,6 +16,7 @@
 #include "common/files.h"
 #include "crypto/crypto.h"
 #include "e2e/e2e_fixture.h"
+#include "room/sealed_meta.h"
 #include "spec/spec.h"
 
 namespace cr::testing {
@@ -245,7 +246,8 @@ TEST_F(SpecE2e, RoomInitRefusesDpKeysAndCreatesNothing) {
 
 // A room initialised before DP keys were refused holds such a spec, signed by
 // every party. Activation re-reads the spec and refuses it; the control room,
-// crafted the same way with a harmless change, activates.
+// crafted the same way with a harmless change, activates. (Crafted with the
+// room's own key, read from its test-only key store, to seal the new state.)
 TEST_F(SpecE2e, ActivateRefusesARoomMadeBeforeWithDpKeys) {
   Keys();
   Spit(P("spec.yaml"), SpecText());
@@ -254,10 +256,15 @@ TEST_F(SpecE2e, ActivateRefusesARoomMadeBeforeWithDpKeys) {
   auto make_before = [&](const std::string& room, const std::string& text) {
     Spit(P(room + "/spec.yaml"), text);
     std::string hash = HashOf(text);
-    json state = json::parse(Slurp(P(room + "/state.json")));
-    state["spec_hash"] = hash;
-    state.erase("spec_sha256");  // rooms made before this version do not record it
-    Spit(P(room + "/state.json"), state.dump(2) + "\n");
+    auto key = crypto::Identity::FromText(
+        json::parse(Slurp(P(room + "/keystore.json")))["key"].get<std::string>());
+    ASSERT_TRUE(key);
+    room::MetaSealer sealer(*key);
+    auto state = sealer.Open("state.json", Slurp(P(room + "/state.json")));
+    ASSERT_TRUE(state);
+    (*state)["spec_hash"] = hash;
+    (*state)["spec_sha256"] = ToHex(crypto::Sha256(text));
+    Spit(P(room + "/state.json"), sealer.Seal("state.json", *state));
     WriteSignature("acme", hash, P(room + ".acme.sig"));
     WriteSignature("newsco", hash, P(room + ".newsco.sig"));
   };
@@ -444,12 +451,12 @@ TEST_F(SpecE2e, InspectionIsReadOnlyEvenWhenRetentionIsDue) {
   Generate(600, 150);
   ASSERT_EQ(Prepare("impressions", P("impressions.csv"), "keys/newsco.key", "imp.crpkg").exit_code,
             0);
-  ASSERT_EQ(Ingest(P("imp.crpkg")).exit_code, 0);
-  // Pretend the data arrived 91 days ago.
-  json catalog = json::parse(Slurp(P("room/catalog.json")));
+  // The data arrived 91 days ago (the catalogue is sealed and its hash is in
+  // the log: the time is set at ingest, not edited afterwards).
   long long long_ago = static_cast<long long>(std::time(nullptr)) - 91LL * 86400;
-  catalog["datasets"]["impressions"]["ingested_unix"] = long_ago;
-  Spit(P("room/catalog.json"), catalog.dump(2) + "\n");
+  ASSERT_EQ(Run("--room " + Q(P("room")) + " ingest " + Q(P("imp.crpkg")),
+                "CLEANROOM_NOW=" + std::to_string(long_ago)).exit_code, 0);
+  json catalog = json::parse(Slurp(P("room/catalog.json")));
   std::string package_id = catalog["datasets"]["impressions"]["package_id"];
   ASSERT_TRUE(std::filesystem::exists(P("room/data/impressions-" + package_id + ".crdata")));
 
