@@ -31,3 +31,10 @@ set_target_properties(duckdb_c PROPERTIES
 get_filename_component(DUCKDB_LIBDIR ${DUCKDB_LIBRARY} DIRECTORY)
 set(CMAKE_BUILD_RPATH ${DUCKDB_LIBDIR})
 set(CMAKE_INSTALL_RPATH ${DUCKDB_LIBDIR})
+
+# PKCS#11 (room key stores on an HSM/KMS/TPM): only the header, from p11-kit;
+# the module itself is dlopen()ed at run time.
+find_path(P11KIT_INCLUDE_DIR p11-kit/pkcs11.h PATH_SUFFIXES p11-kit-1)
+if(NOT P11KIT_INCLUDE_DIR)
+  message(FATAL_ERROR "p11-kit/pkcs11.h not found: install libp11-kit-dev (scripts/setup)")
+endif()

@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "ingest/ingest.h"
 #include "ingest/prepare.h"
+#include "room/key_store.h"
 #include "room/room.h"
 #include "spec/spec.h"
 
@@ -101,7 +102,12 @@ void BM_CleanroomPrepare(benchmark::State& state) {
   o.out = g_dir + "/impressions.crpkg";
   std::string room = g_dir + "/room";
   if (!cr::PathExists(room)) {
-    auto init = cr::room::Room::Init(room, o.spec_path);
+    // Only room.pub matters here; the key is sealed as in any room.
+    Check(cr::WriteFileAtomic(g_dir + "/room.passphrase", "prepare benchmark passphrase\n", 0600), "passphrase");
+    cr::room::UsePassphraseFile(g_dir + "/room.passphrase");
+    cr::room::InitOptions init_options;
+    init_options.key_store.kind = cr::room::KeyStoreKind::kPassphrase;
+    auto init = cr::room::Room::Init(room, o.spec_path, init_options);
     Check(init ? cr::Ok() : std::unexpected(init.error()), "room");
   }
   o.room_pub = cr::room::RoomPubPath(room);

@@ -325,4 +325,30 @@ Result<std::vector<nlohmann::json>> ReadEntries(const std::string& path) {
   return out;
 }
 
+Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity& room_pub,
+                           std::string_view detail_key) {
+  CR_ASSIGN(auto data, ReadFile(path));
+  Lines split = SplitLines(data);
+  if (split.last_incomplete) {
+    return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line is incomplete", path);
+  }
+  std::string next_prev;  // "prev" of the entry after the one being read
+  for (size_t i = split.lines.size(); i-- > 0;) {
+    json entry = Parse(split.lines[i]);
+    if (entry.is_discarded()) {
+      return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} does not parse", path, i + 1);
+    }
+    if (std::string why = CheckEntry(entry, room_pub); !why.empty()) {
+      return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} {}", path, i + 1, why);
+    }
+    if (!next_prev.empty() && entry["hash"].get<std::string>() != next_prev) {
+      return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} is not the entry line {} follows",
+                  path, i + 1, i + 2);
+    }
+    next_prev = entry["prev"].get<std::string>();
+    if (entry["details"].contains(std::string(detail_key))) return entry;
+  }
+  return json(nullptr);
+}
+
 }  // namespace cr::audit

@@ -86,6 +86,14 @@ struct VerifyReport {
 // signature, incomplete); the message never echoes entry contents.
 Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentity& room_pub);
 
+// The last entry whose details hold `detail_key` (the room's catalogue hash,
+// for rollback detection), found reading back from the end. Every entry read
+// on the way must be correctly hashed, signed by `room_pub` and chained to the
+// one after it (AUDIT_CHAIN_BROKEN otherwise), so an old entry cannot stand in
+// for the newest one. A null json when no entry holds it.
+Result<nlohmann::json> LastEntryWith(const std::string& path, const crypto::PublicIdentity& room_pub,
+                                     std::string_view detail_key);
+
 // The parsed entries in file order, without verification (for `audit show`;
 // run Verify first when the answer matters). A missing log is empty;
 // AUDIT_CHAIN_BROKEN naming the line when one does not parse.

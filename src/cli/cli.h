@@ -20,6 +20,10 @@ struct Globals {
   std::string format = "table"; // --format table|csv|json
   std::string server;           // --server URL: a room service instead of --room
   std::string tls_ca;           // --tls-ca FILE: the CA that signed the server's certificate
+  // Where a command that opens a room reads the key store's passphrase or the
+  // token PIN (room/key_store.h): never from an argument.
+  int passphrase_fd = -1;       // --passphrase-fd N
+  int pin_fd = -1;              // --pkcs11-pin-fd N
 };
 
 // Which global flags a command reads. Each one it uses is attached to the

@@ -94,8 +94,17 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
         "clamped to [0, 5]; answers need >= 100 distinct people per row");
 
     Step(4, "The operator creates the room for this spec");
-    CR_ASSIGN(auto room_pub, room::Room::Init(room_dir, spec_path));
-    Say(fmt::format("room folder {} with its own key (fingerprint {}); {} is published",
+    // A real key store: the room key is sealed under a passphrase (Argon2id);
+    // the demo keeps its passphrase in a file of its own, as an operator would
+    // in a secrets manager.
+    const std::string passphrase_file = dir + "/operator.passphrase";
+    CR_TRY(WriteFileAtomic(passphrase_file, crypto::Base64Encode(crypto::RandomBytes(24)) + "\n", 0600));
+    room::UsePassphraseFile(passphrase_file);
+    room::InitOptions init;
+    init.key_store.kind = room::KeyStoreKind::kPassphrase;
+    CR_ASSIGN(auto room_pub, room::Room::Init(room_dir, spec_path, init));
+    Say(fmt::format("room folder {} with its own key (fingerprint {}), sealed under the "
+                    "operator's passphrase (Argon2id); {} is published",
                     room_dir, room_pub.Fingerprint(), room::RoomPubPath(room_dir)));
 
     Step(5, "Every party signs the exact spec bytes; the room activates only with all signatures");

@@ -8,6 +8,7 @@
 #include "cli/output.h"
 #include "common/env.h"
 #include "crypto/crypto.h"
+#include "room/key_store.h"
 
 namespace cr::cli {
 namespace {
@@ -79,6 +80,15 @@ void Registry::Add(CLI::App* app, Uses uses, std::function<Status()> run) {
   // Bound to the same Globals as the root's flags: either position fills them.
   if (uses.room && !app->get_option_no_throw("--room")) {
     app->add_option("--room", g_.room, "room folder (or CLEANROOM_ROOM)")->group("Global");
+  }
+  if (uses.room && !app->get_option_no_throw("--passphrase-fd")) {
+    app->add_option("--passphrase-fd", g_.passphrase_fd,
+                    "read the room's passphrase from this file descriptor (or "
+                    "CLEANROOM_PASSPHRASE_FILE, or the terminal)")
+        ->group("Global");
+    app->add_option("--pkcs11-pin-fd", g_.pin_fd,
+                    "read the PKCS#11 token PIN from this file descriptor (or CLEANROOM_PKCS11_PIN_FILE)")
+        ->group("Global");
   }
   if (uses.key && !app->get_option_no_throw("--key")) {
     app->add_option("--key", g_.key, "key file of the acting party")->group("Global");
@@ -155,6 +165,8 @@ int Main(int argc, char** argv) {
   app.add_option("--key", g.key, "key file of the acting party");
   app.add_option("--server", g.server, "room service URL (https://HOST:PORT) instead of --room");
   app.add_option("--tls-ca", g.tls_ca, "CA certificate (PEM) that signed the server's");
+  app.add_option("--passphrase-fd", g.passphrase_fd, "file descriptor holding the room's passphrase");
+  app.add_option("--pkcs11-pin-fd", g.pin_fd, "file descriptor holding the PKCS#11 token PIN");
   app.add_option("--format", g.format, "output format (each command lists those it prints)")
       ->check(CLI::IsMember({"table", "csv", "json"}));
 
@@ -197,6 +209,7 @@ int Main(int argc, char** argv) {
     } else if (auto clock = InstallClockOverride(); !clock) {
       st = clock;  // a fake clock is refused or honoured, never silently ignored
     } else {
+      room::SetSecretFds(g.passphrase_fd, g.pin_fd);
       st = r.RunParsed();
     }
   } catch (const std::exception& e) {

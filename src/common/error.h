@@ -26,6 +26,8 @@ namespace cr {
   X(PACKAGE_REPLAYED, 3, 409)                  \
   X(ROOM_NOT_ACTIVE, 3, 409)                   \
   X(ROOM_EXISTS, 3, 409)                       \
+  X(KEY_UNPROTECTED, 3, 409)                   \
+  X(BACKUP_STALE, 3, 409)                      \
   X(QUERY_LIMIT_EXCEEDED, 3, 413)              \
   X(BUDGET_EXHAUSTED, 4, 429)                  \
   X(UNKNOWN_SIGNER, 5, 401)                    \
@@ -40,6 +42,8 @@ namespace cr {
   X(AUTH_DIGEST_MISMATCH, 5, 401)              \
   X(AUTH_EXPIRED, 5, 401)                      \
   X(AUTH_REPLAYED, 5, 401)                     \
+  X(UNLOCK_FAILED, 5, 401)                     \
+  X(KEY_STORE_UNAVAILABLE, 5, 503)             \
   X(SIGNATURE_INVALID, 6, 422)                 \
   X(TAMPERED, 6, 422)                          \
   X(AUDIT_CHAIN_BROKEN, 6, 422)                \

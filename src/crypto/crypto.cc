@@ -1,5 +1,7 @@
 #include "crypto/crypto.h"
 
+#include <sys/prctl.h>
+
 // The low-level SHA-256 interface is deprecated in OpenSSL 3 but is the one
 // that lets the keyed states be precomputed and copied; it still dispatches to
 // the SHA-extension code.
@@ -45,6 +47,8 @@ Status Init() {
 }
 
 // ----- SecureBuffer ---------------------------------------------------------------
+
+bool MakeProcessNonDumpable() { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0; }
 
 SecureBuffer::SecureBuffer(size_t size) : size_(size) {
   data_ = static_cast<unsigned char*>(sodium_malloc(size == 0 ? 1 : size));

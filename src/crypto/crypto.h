@@ -44,6 +44,13 @@ class SecureBuffer {
   size_t size_ = 0;
 };
 
+// Marks the process non-dumpable (prctl PR_SET_DUMPABLE 0: no core file, no
+// ptrace or /proc/PID/mem by other processes of the same user) before a long-
+// lived secret such as the room key is unlocked into it. SecureBuffer pages
+// are already excluded from core dumps (sodium_malloc: mlock + MADV_DONTDUMP).
+// Returns whether the kernel accepted it.
+bool MakeProcessNonDumpable();
+
 void RandomBytes(void* out, size_t len);
 std::string RandomBytes(size_t len);
 // 128 random bits as 32 hex digits: ids for packages, results, entries.

@@ -207,7 +207,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   meta["created_at"] = room.clock().NowRfc3339();
   meta["requested_by"] = party->name;
   meta["columns"] = out.result.columns;
-  if (auto st = results::Store(room.dir(), out.result, sealed_to, meta); !st) {
+  if (auto st = results::Store(room.dir(), room.sealer(), out.result, sealed_to, meta); !st) {
     return refuse(st.error());
   }
   if (auto st = room.audit().Append(event + ".run", party->name, details); !st) {
@@ -226,7 +226,7 @@ Result<std::vector<nlohmann::json>> ListResults(room::Room& room,
         "result.list.refused", "key:" + caller.Fingerprint(), nlohmann::json::object(),
         Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
   }
-  auto list = results::ListFor(room.dir(), party->name);
+  auto list = results::ListFor(room.dir(), room.sealer(), party->name);
   if (!list) {
     return room.audit().Refuse("result.list.refused", party->name, nlohmann::json::object(),
                                list.error());
@@ -247,7 +247,7 @@ Result<results::ResultSet> GetResult(room::Room& room, const crypto::Identity& c
   if (!party) {
     return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
   }
-  auto r = results::Open(room.dir(), id, party->name, caller);
+  auto r = results::Open(room.dir(), room.sealer(), id, party->name, caller);
   if (!r) return refuse(r.error());
   CR_TRY(room.audit().Append("result.get", party->name, details));
   return r;

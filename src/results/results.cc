@@ -23,6 +23,10 @@ std::string NumberText(const nlohmann::json& v, bool for_table) {
   return v.dump();
 }
 
+// The name a result's metadata is sealed under: moved to another result's
+// folder, it no longer verifies.
+std::string MetaName(const std::string& id) { return "results/" + id + "/meta.json"; }
+
 std::string CellText(const nlohmann::json& v, bool for_table) {
   if (v.is_null()) return for_table ? "NULL" : "";
   if (IsNoisyCell(v)) {
@@ -198,8 +202,8 @@ bool ValidId(std::string_view id) {
          });
 }
 
-Status Store(const std::string& room_dir, const ResultSet& r, const std::vector<Receiver>& receivers,
-             nlohmann::json meta) {
+Status Store(const std::string& room_dir, const room::MetaSealer& sealer, const ResultSet& r,
+             const std::vector<Receiver>& receivers, nlohmann::json meta) {
   if (!ValidId(r.result_id)) return Fail(ErrorCode::INTERNAL, "invalid result id");
   std::string dir = Dir(room_dir, r.result_id);
   if (PathExists(dir)) return Fail(ErrorCode::FILE_EXISTS, "result {} already exists", r.result_id);
@@ -211,7 +215,8 @@ Status Store(const std::string& room_dir, const ResultSet& r, const std::vector<
   }
   // meta.json is the commit point: written last, so a crash before it leaves a
   // result that does not exist rather than one missing a receiver.
-  CR_TRY(WriteFileAtomic(dir + "/meta.json", meta.dump(2) + "\n", 0644, Overwrite::kRefuse));
+  CR_TRY(WriteFileAtomic(dir + "/meta.json", sealer.Seal(MetaName(r.result_id), meta), 0644,
+                         Overwrite::kRefuse));
   CR_TRY(SyncDir(room_dir + "/results"));
   return Ok();
 }
@@ -222,17 +227,35 @@ void Remove(const std::string& room_dir, const std::string& id) {
   std::filesystem::remove_all(Dir(room_dir, id), ec);
 }
 
-Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& id) {
+Result<nlohmann::json> ReadMeta(const std::string& room_dir, const room::MetaSealer& sealer,
+                                const std::string& id) {
   if (!ValidId(id)) return Fail(ErrorCode::RESULT_NOT_FOUND, "no result with that id");
   std::string path = Dir(room_dir, id) + "/meta.json";
   if (!PathExists(path)) return Fail(ErrorCode::RESULT_NOT_FOUND, "no result {} in this room", id);
   CR_ASSIGN(auto text, ReadFile(path));
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Fail(ErrorCode::TAMPERED, "result {} metadata is unreadable", id);
-  return j;
+  return sealer.Open(MetaName(id), text);
 }
 
-Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const std::string& party) {
+Status SealUnsealed(const std::string& room_dir, const room::MetaSealer& sealer) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(room_dir + "/results", ec), end;
+  if (ec) return Ok();  // no result yet
+  for (; it != end; it.increment(ec)) {
+    if (ec) return Fail(ErrorCode::INTERNAL, "cannot list the room's results");
+    const std::string id = it->path().filename().string();
+    const std::string path = Dir(room_dir, id) + "/meta.json";
+    if (!ValidId(id) || !PathExists(path)) continue;
+    CR_ASSIGN(auto text, ReadFile(path));
+    if (room::MetaSealer::LooksSealed(text)) continue;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Fail(ErrorCode::TAMPERED, "result {} metadata is unreadable", id);
+    CR_TRY(WriteFileAtomic(path, sealer.Seal(MetaName(id), j), 0644));
+  }
+  return Ok();
+}
+
+Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const room::MetaSealer& sealer,
+                                            const std::string& party) {
   std::vector<nlohmann::json> out;
   if (party.empty() || party.find('/') != std::string::npos) return out;
   std::error_code ec;
@@ -243,7 +266,7 @@ Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const s
     const std::string id = it->path().filename().string();
     if (!ValidId(id) || !PathExists(Dir(room_dir, id) + "/meta.json")) continue;
     if (!PathExists(Dir(room_dir, id) + "/" + party + ".sealed")) continue;
-    CR_ASSIGN(auto meta, ReadMeta(room_dir, id));
+    CR_ASSIGN(auto meta, ReadMeta(room_dir, sealer, id));
     meta["result_id"] = id;
     out.push_back(std::move(meta));
   }
@@ -256,9 +279,9 @@ Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const s
   return out;
 }
 
-Result<std::string> ReadSealed(const std::string& room_dir, const std::string& id,
-                               const std::string& party) {
-  CR_ASSIGN(auto meta, ReadMeta(room_dir, id));
+Result<std::string> ReadSealed(const std::string& room_dir, const room::MetaSealer& sealer,
+                               const std::string& id, const std::string& party) {
+  CR_ASSIGN(auto meta, ReadMeta(room_dir, sealer, id));
   std::string path = Dir(room_dir, id) + "/" + party + ".sealed";
   if (party.empty() || party.find('/') != std::string::npos || !PathExists(path)) {
     return Fail(ErrorCode::NOT_AUTHORIZED, "result {} is not sealed to {}", id, party);
@@ -277,9 +300,9 @@ Result<ResultSet> OpenSealed(std::string_view sealed, const std::string& id,
   return r;
 }
 
-Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
-                       const crypto::Identity& key) {
-  CR_ASSIGN(auto sealed, ReadSealed(room_dir, id, party));
+Result<ResultSet> Open(const std::string& room_dir, const room::MetaSealer& sealer,
+                       const std::string& id, const std::string& party, const crypto::Identity& key) {
+  CR_ASSIGN(auto sealed, ReadSealed(room_dir, sealer, id, party));
   return OpenSealed(sealed, id, key);
 }
 

@@ -3,7 +3,9 @@
 // boxes), so only a receiver's secret key opens them.
 //
 // Layout: DIR/results/ID/PARTY.sealed (one per receiver) and
-// DIR/results/ID/meta.json (written last: a result without it does not exist).
+// DIR/results/ID/meta.json (written last: a result without it does not exist),
+// sealed by the room (room/sealed_meta.h) under its name "results/ID/meta.json":
+// changed, cut, or moved to another result's folder, it is TAMPERED.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 
 #include "common/error.h"
 #include "crypto/crypto.h"
+#include "room/sealed_meta.h"
 
 namespace cr::results {
 
@@ -61,29 +64,34 @@ struct Receiver {
 
 // Seals `r` to every receiver and stores it with `meta` (ids, names and counts
 // only). FILE_EXISTS if the id is taken. Each file is written atomically.
-Status Store(const std::string& room_dir, const ResultSet& r, const std::vector<Receiver>& receivers,
-             nlohmann::json meta);
+Status Store(const std::string& room_dir, const room::MetaSealer& sealer, const ResultSet& r,
+             const std::vector<Receiver>& receivers, nlohmann::json meta);
 
 // Removes a stored result (used when a later step fails: nothing half-released).
 void Remove(const std::string& room_dir, const std::string& id);
 
 // The metadata of a stored result. RESULT_NOT_FOUND when absent.
-Result<nlohmann::json> ReadMeta(const std::string& room_dir, const std::string& id);
+Result<nlohmann::json> ReadMeta(const std::string& room_dir, const room::MetaSealer& sealer,
+                                const std::string& id);
 
 // The metadata of every complete result sealed to `party` (a copy for it
 // exists), oldest first. Results whose metadata cannot be read are TAMPERED.
-Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const std::string& party);
+Result<std::vector<nlohmann::json>> ListFor(const std::string& room_dir, const room::MetaSealer& sealer,
+                                            const std::string& party);
 
 // Opens the copy sealed to `party` with its key. RESULT_NOT_FOUND when no such
 // result; NOT_AUTHORIZED when `party` is not one of its receivers; TAMPERED
 // when the box does not open or holds another result.
-Result<ResultSet> Open(const std::string& room_dir, const std::string& id, const std::string& party,
-                       const crypto::Identity& key);
+Result<ResultSet> Open(const std::string& room_dir, const room::MetaSealer& sealer,
+                       const std::string& id, const std::string& party, const crypto::Identity& key);
+
+// Seals every meta.json written before results were sealed (room protect).
+Status SealUnsealed(const std::string& room_dir, const room::MetaSealer& sealer);
 
 // The bytes of the copy sealed to `party`, unopened (what the server sends).
 // RESULT_NOT_FOUND / NOT_AUTHORIZED as Open.
-Result<std::string> ReadSealed(const std::string& room_dir, const std::string& id,
-                               const std::string& party);
+Result<std::string> ReadSealed(const std::string& room_dir, const room::MetaSealer& sealer,
+                               const std::string& id, const std::string& party);
 
 // Opens sealed bytes (ReadSealed's) with the receiver's key and checks they
 // hold result `id`: what a client does with the server's answer. TAMPERED when

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/files.h"
+#include "results/results.h"
 
 namespace cr::room {
 namespace {
@@ -28,10 +29,6 @@ std::string DataFile(const std::string& dataset, const std::string& id) {
 }
 std::string KeyFile(const std::string& dataset, const std::string& id) {
   return "keys/" + dataset + "-" + id + ".key";
-}
-
-Status WriteJson(const std::string& path, const nlohmann::json& j, mode_t mode = 0600) {
-  return WriteFileAtomic(path, j.dump(2) + "\n", mode);
 }
 
 nlohmann::json EntryToJson(const DatasetEntry& e) {
@@ -125,7 +122,8 @@ json DisposedToJson(const DisposedEntry& d) {
 // state.json: every field the room reads has the type it wrote. An active room
 // must still carry a valid signature from every party over its spec, so an
 // edited "status" cannot activate a room nobody agreed to.
-Status ValidateState(const json& state, const spec::Spec& spec, const std::string& spec_bytes) {
+Status ValidateState(const json& state, const spec::Spec& spec, const std::string& spec_bytes,
+                     bool sealed) {
   auto format = state.find("format");
   if (format == state.end() || !format->is_number_unsigned() || format->get<uint64_t>() != 1) {
     return Malformed("state.json", "format");
@@ -140,7 +138,8 @@ Status ValidateState(const json& state, const spec::Spec& spec, const std::strin
     return Fail(ErrorCode::TAMPERED, "the room's spec does not match the hash it was created with");
   }
   // The hash of the exact bytes catches edits the parsed spec hash ignores
-  // (rooms made before it was recorded have none).
+  // (rooms made before it was recorded have none; sealing adds it).
+  if (sealed && !state.contains("spec_sha256")) return Malformed("state.json", "spec_sha256");
   if (auto it = state.find("spec_sha256"); it != state.end()) {
     if (!it->is_string()) return Malformed("state.json", "spec_sha256");
     if (it->get<std::string>() != ToHex(crypto::Sha256(spec_bytes))) {
@@ -169,9 +168,9 @@ Status ValidateState(const json& state, const spec::Spec& spec, const std::strin
   return Ok();
 }
 
-// The room's own key: its mode, then its text. A damaged key is TAMPERED (the
-// room's file was changed), unlike a party's key given on the command line.
-Result<crypto::Identity> LoadRoomKey(const std::string& dir) {
+// A room made before key stores: its key in clear in room.key. Read only so
+// that `room protect` can move it into a key store.
+Result<crypto::Identity> LoadClearRoomKey(const std::string& dir) {
   const std::string path = P(dir, "room.key");
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return Fail(ErrorCode::TAMPERED, "the room's room.key is missing");
@@ -184,18 +183,49 @@ Result<crypto::Identity> LoadRoomKey(const std::string& dir) {
   auto id = crypto::Identity::FromText(text);
   sodium_memzero(text.data(), text.size());
   if (!id) return Fail(ErrorCode::TAMPERED, "the room's room.key is damaged ({})", id.error().message);
+  return id;
+}
+
+// The room's key, from its key store; a room with its key in clear only when
+// `clear_ok` (room protect), with *clear set. Then room.pub must be this key's.
+Result<crypto::Identity> UnlockRoomKey(const std::string& dir, bool clear_ok, bool* clear,
+                                       std::string* store_text) {
+  const bool has_store = PathExists(P(dir, std::string(kKeyStoreFile)));
+  struct stat st;
+  const bool has_clear = ::lstat(P(dir, "room.key").c_str(), &st) == 0;
+  *clear = false;
+  Result<crypto::Identity> id = Fail(ErrorCode::TAMPERED, "the room's keystore.json is missing");
+  if (has_clear && !clear_ok) {
+    if (has_store) {
+      return Fail(ErrorCode::KEY_UNPROTECTED,
+                  "the room's key lies in clear in room.key beside keystore.json (an interrupted "
+                  "room protect): run room protect again");
+    }
+    return Fail(ErrorCode::KEY_UNPROTECTED,
+                "this room keeps its key in clear (room.key, made before key stores): run "
+                "cleanroom room protect --key-store passphrase|pkcs11 first");
+  }
+  if (has_clear) {
+    *clear = true;
+    id = LoadClearRoomKey(dir);
+  } else if (has_store) {
+    // Before the key is in memory: nothing else of this user reads it from there.
+    (void)crypto::MakeProcessNonDumpable();
+    CR_ASSIGN(*store_text, ReadFile(P(dir, std::string(kKeyStoreFile))));
+    id = UnlockKeyStore(*store_text);
+  }
+  if (!id) return id;
   CR_ASSIGN(auto pub_text, ReadRoomFile(dir, "room.pub"));
   auto pub = crypto::PublicIdentity::FromText(pub_text);
   if (!pub) return Fail(ErrorCode::TAMPERED, "the room's room.pub is damaged");
   // Parties seal their data to room.pub: it must be this key's, or nothing opens.
   if (pub->Fingerprint() != id->pub().Fingerprint()) {
-    return Fail(ErrorCode::TAMPERED, "the room's room.pub does not belong to its room.key");
+    return Fail(ErrorCode::TAMPERED, "the room's room.pub does not belong to its key");
   }
   return id;
 }
 
-Result<std::map<std::string, std::string>> LoadSpecKeys(const std::string& dir) {
-  CR_ASSIGN(auto keys_json, ReadRoomJson(dir, "spec-keys.json"));
+Result<std::map<std::string, std::string>> LoadSpecKeys(const json& keys_json) {
   std::map<std::string, std::string> key_files;
   for (auto it = keys_json.begin(); it != keys_json.end(); ++it) {
     if (!it.value().is_string()) return Malformed("spec-keys.json", it.key());
@@ -233,9 +263,14 @@ struct Room::State {
   int lock_fd = -1;
   const Clock* clock = &DefaultClock();
   std::optional<crypto::Identity> key;
+  std::optional<MetaSealer> sealer;
+  bool clear_key = false;    // opened from a room.key in clear, for room protect
+  std::string store_text;    // keystore.json as read
+  std::string catalog_sha256;  // hex SHA-256 of catalog.json's bytes, as read or written
   spec::Spec spec;
   json state;
   json catalog;
+  json spec_keys;
   std::map<std::string, DatasetEntry> datasets;
   std::map<std::string, DisposedEntry> disposed;
   std::unique_ptr<audit::AuditLog> audit;
@@ -244,14 +279,42 @@ struct Room::State {
     if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
   }
 
+  // A sealed metadata file; in a room opened with its key in clear (protect),
+  // files not yet sealed are read as they are.
+  Result<json> ReadMeta(const std::string& rel, std::string* bytes = nullptr) {
+    CR_ASSIGN(auto text, ReadRoomFile(dir, rel));
+    if (bytes) *bytes = text;
+    if (clear_key && !MetaSealer::LooksSealed(text)) return ReadRoomJson(dir, rel);
+    return sealer->Open(rel, text);
+  }
+
+  Status WriteCatalog(const json& c) {
+    std::string text = sealer->Seal("catalog.json", c);
+    CR_TRY(WriteFileAtomic(P(dir, "catalog.json"), text, 0600));
+    catalog_sha256 = ToHex(crypto::Sha256(text));
+    return Ok();
+  }
+
+  uint64_t Generation() const {
+    auto it = catalog.find("generation");
+    return it != catalog.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+  }
+  // What every audit entry that changes the catalogue records about it.
+  json CatalogMark() const { return {{"generation", Generation()}, {"sha256", catalog_sha256}}; }
+
   Status SaveCatalog() {
     json ds = json::object();
     for (const auto& [name, e] : datasets) ds[name] = EntryToJson(e);
     json gone = json::object();
     for (const auto& [name, d] : disposed) gone[name] = DisposedToJson(d);
-    catalog["datasets"] = ds;
-    catalog["disposed"] = gone;
-    return WriteJson(P(dir, "catalog.json"), catalog);
+    // Changed only once written: a failed save leaves the generation the file has.
+    json next = catalog;
+    next["datasets"] = ds;
+    next["disposed"] = gone;
+    next["generation"] = Generation() + 1;
+    CR_TRY(WriteCatalog(next));
+    catalog = std::move(next);
+    return Ok();
   }
 
   // catalog.json: datasets of the spec with well-formed entries, each in the
@@ -261,6 +324,7 @@ struct Room::State {
       auto it = catalog.find(f);
       if (it == catalog.end() || !it->is_object()) return Malformed("catalog.json", f);
     }
+    if (!clear_key && !IsCount(catalog, "generation")) return Malformed("catalog.json", "generation");
     for (auto it = catalog["packages"].begin(); it != catalog["packages"].end(); ++it) {
       const json& p = it.value();
       if (!IsPackageId(it.key()) || !p.is_object() || !IsString(p, "dataset") ||
@@ -342,6 +406,12 @@ Room& Room::operator=(Room&&) noexcept = default;
 const std::string& Room::dir() const { return s_->dir; }
 const spec::Spec& Room::spec() const { return s_->spec; }
 const crypto::Identity& Room::key() const { return *s_->key; }
+const MetaSealer& Room::sealer() const { return *s_->sealer; }
+nlohmann::json Room::KeyStoreInfo() const {
+  if (s_->clear_key) return {{"key_store", "none (room.key in clear)"}};
+  auto info = DescribeKeyStore(s_->store_text);
+  return info ? *info : nlohmann::json::object();
+}
 const Clock& Room::clock() const { return *s_->clock; }
 bool Room::active() const { return s_->state.value("status", "") == "active"; }
 audit::AuditLog& Room::audit() { return *s_->audit; }
@@ -385,10 +455,20 @@ RoomInfo Room::Info() const {
 
 Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::string& spec_path,
                                           const Clock& clock) {
+  InitOptions options;
+  options.clock = &clock;
+  return Init(dir, spec_path, options);
+}
+
+Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::string& spec_path,
+                                          const InitOptions& options) {
+  const Clock& clock = options.clock ? *options.clock : DefaultClock();
   CR_ASSIGN(auto spec, spec::Load(spec_path));
   if (PathExists(dir) && !DirIsEmpty(dir)) {
     return Fail(ErrorCode::ROOM_EXISTS, "{} is not empty; a room needs a new folder", dir);
   }
+  // Refused before any file exists: a choice that cannot work leaves no trace.
+  CR_ASSIGN(auto choice, ResolveChoice(options.key_store));
   // Build the room beside its final place and rename it in: a crash leaves no half room.
   std::string parent = DirName(dir);
   CR_TRY(MakeDirs(parent));
@@ -405,19 +485,17 @@ Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::str
     CR_TRY(MakeDirs(P(tmp, "data"), 0700));
     CR_TRY(MakeDirs(P(tmp, "keys"), 0700));
     auto id = crypto::Identity::Generate();
-    auto text = id.ToText();
-    std::string line(text.view());
-    line += "\n";
-    auto st = WriteFileAtomic(P(tmp, "room.key"), line, 0600, Overwrite::kRefuse);
-    sodium_memzero(line.data(), line.size());
-    CR_TRY(st);
+    // The key goes to the disk only sealed by its key store.
+    CR_ASSIGN(auto store, CreateKeyStore(choice, id));
+    CR_TRY(WriteFileAtomic(P(tmp, std::string(kKeyStoreFile)), store, 0600, Overwrite::kRefuse));
+    MetaSealer sealer(id);
     CR_TRY(WriteFileAtomic(P(tmp, "room.pub"), id.pub().ToText() + "\n", 0644));
     CR_TRY(WriteFileAtomic(P(tmp, "spec.yaml"), spec.bytes, 0644));
     json keys = json::object();
     for (const auto& party : spec.parties) {
       if (!party.key_bytes.empty()) keys[party.public_key_source] = crypto::Base64Encode(party.key_bytes);
     }
-    CR_TRY(WriteJson(P(tmp, "spec-keys.json"), keys, 0644));
+    CR_TRY(sealer.Write(tmp, "spec-keys.json", keys, 0644));
     json state = {{"format", 1},
                   {"status", "initialized"},
                   {"collaboration", spec.collaboration},
@@ -425,16 +503,20 @@ Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::str
                   {"spec_sha256", ToHex(crypto::Sha256(spec.bytes))},
                   {"created_at", clock.NowRfc3339()},
                   {"signatures", json::array()}};
-    CR_TRY(WriteJson(P(tmp, "state.json"), state));
+    CR_TRY(sealer.Write(tmp, "state.json", state));
     json catalog = {{"datasets", json::object()},
                     {"packages", json::object()},
-                    {"disposed", json::object()}};
-    CR_TRY(WriteJson(P(tmp, "catalog.json"), catalog));
+                    {"disposed", json::object()},
+                    {"generation", 0}};
+    const std::string catalog_text = sealer.Seal("catalog.json", catalog);
+    CR_TRY(WriteFileAtomic(P(tmp, "catalog.json"), catalog_text, 0600));
     audit::AuditLog log(P(tmp, "audit.log"), id, clock);
     CR_TRY(log.Append("room.init", "operator",
                       {{"collaboration", spec.collaboration},
                        {"spec_hash", spec.hash},
-                       {"room_key", id.pub().Fingerprint()}}));
+                       {"room_key", id.pub().Fingerprint()},
+                       {"key_store", KeyStoreKindName(choice.kind)},
+                       {"catalog", {{"generation", 0}, {"sha256", ToHex(crypto::Sha256(catalog_text))}}}}));
     if (PathExists(dir) && ::rmdir(dir.c_str()) != 0) {
       return Fail(ErrorCode::ROOM_EXISTS, "{} is not empty; a room needs a new folder", dir);
     }
@@ -456,13 +538,53 @@ Result<Room> Room::Open(const std::string& dir, OpenMode mode) {
 }
 
 Result<Room> Room::Open(const std::string& dir, const OpenOptions& options) {
+  return OpenImpl(dir, options, /*clear_key_ok=*/false);
+}
+
+namespace {
+
+// Rollback detection: the newest audit entry that changed the catalogue
+// records its generation and hash, and the catalogue must be that one. One
+// generation ahead is a commit whose audit record a crash cut off: only the
+// room's key can seal a catalogue, so it is the room's own latest, and it is
+// recorded now (catalog.recovered).
+Status CheckCatalogAgainstLog(const std::string& dir, const crypto::PublicIdentity& pub,
+                              uint64_t generation, const std::string& sha256, bool read_write,
+                              audit::AuditLog& log) {
+  CR_TRY(log.CheckTail());  // an empty or cut log is the log's damage, not the catalogue's
+  CR_ASSIGN(auto entry, audit::LastEntryWith(AuditLogPath(dir), pub, "catalog"));
+  if (entry.is_null()) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's audit log records no catalogue (audit.log or catalog.json replaced)");
+  }
+  const json& mark = entry["details"]["catalog"];
+  if (!mark.is_object() || !IsCount(mark, "generation") || !IsString(mark, "sha256")) {
+    return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed catalogue record");
+  }
+  const uint64_t logged = mark["generation"].get<uint64_t>();
+  if (generation == logged && mark["sha256"].get<std::string>() == sha256) return Ok();
+  if (generation == logged + 1) {
+    if (!read_write) return Ok();
+    return log.Append("catalog.recovered", "room",
+                      {{"catalog", {{"generation", generation}, {"sha256", sha256}}}});
+  }
+  return Fail(ErrorCode::TAMPERED,
+              "the room's catalog.json is not the one its audit log records last (generation {} "
+              "against {}): an older copy was put back, or the file was replaced",
+              generation, logged);
+}
+
+}  // namespace
+
+Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, bool clear_key_ok) {
   Room room;
   auto& s = *room.s_;
   s.dir = dir;
   if (options.clock) s.clock = options.clock;
   if (!PathExists(P(dir, "state.json"))) {
     // A folder with the room's key or log lost its state; any other is no room.
-    if (PathExists(P(dir, "room.key")) || PathExists(AuditLogPath(dir))) {
+    if (PathExists(P(dir, "room.key")) || PathExists(P(dir, std::string(kKeyStoreFile))) ||
+        PathExists(AuditLogPath(dir))) {
       return Fail(ErrorCode::TAMPERED, "the room's state.json is missing");
     }
     return Fail(ErrorCode::FILE_UNREADABLE, "{} is not a room (no state.json); run room init",
@@ -486,12 +608,16 @@ Result<Room> Room::Open(const std::string& dir, const OpenOptions& options) {
           std::chrono::duration_cast<std::chrono::microseconds>(nap).count()));
     }
   }
-  CR_ASSIGN(auto id, LoadRoomKey(dir));
+  CR_ASSIGN(auto id, UnlockRoomKey(dir, clear_key_ok, &s.clear_key, &s.store_text));
   s.key.emplace(std::move(id));
-  CR_ASSIGN(s.state, ReadRoomJson(dir, "state.json"));
-  CR_ASSIGN(s.catalog, ReadRoomJson(dir, "catalog.json"));
+  s.sealer.emplace(*s.key);
+  CR_ASSIGN(s.state, s.ReadMeta("state.json"));
+  std::string catalog_bytes;
+  CR_ASSIGN(s.catalog, s.ReadMeta("catalog.json", &catalog_bytes));
+  s.catalog_sha256 = ToHex(crypto::Sha256(catalog_bytes));
   CR_ASSIGN(auto spec_bytes, ReadRoomFile(dir, "spec.yaml"));
-  CR_ASSIGN(auto key_files, LoadSpecKeys(dir));
+  CR_ASSIGN(s.spec_keys, s.ReadMeta("spec-keys.json"));
+  CR_ASSIGN(auto key_files, LoadSpecKeys(s.spec_keys));
   auto parsed = spec::ParseWithKeyFiles(spec_bytes, key_files);
   if (!parsed) {
     // A spec this version refuses (keys reserved for differential privacy) in
@@ -507,12 +633,17 @@ Result<Room> Room::Open(const std::string& dir, const OpenOptions& options) {
                 CodeName(parsed.error().code));
   }
   s.spec = std::move(*parsed);
-  CR_TRY(ValidateState(s.state, s.spec, spec_bytes));
+  CR_TRY(ValidateState(s.state, s.spec, spec_bytes, !s.clear_key));
   CR_TRY(s.LoadCatalog());
   if (!PathExists(AuditLogPath(dir))) {
     return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "the room's audit.log is missing");
   }
   s.audit = std::make_unique<audit::AuditLog>(AuditLogPath(dir), *s.key, *s.clock);
+  // A room with its key in clear was made before catalogues were recorded.
+  if (!s.clear_key) {
+    CR_TRY(CheckCatalogAgainstLog(dir, s.key->pub(), s.Generation(), s.catalog_sha256,
+                                  options.mode == OpenMode::kReadWrite, *s.audit));
+  }
 
   if (options.mode == OpenMode::kReadWrite) {
     // Refuse to work on a room whose log cannot take the record of that work.
@@ -572,14 +703,14 @@ Status Room::Activate(const std::vector<std::string>& files) {
   state["status"] = "active";
   state["activated_at"] = s.clock->NowRfc3339();
   state["signatures"] = sigs;
-  if (auto st = WriteJson(P(s.dir, "state.json"), state); !st) return refuse(st.error());
+  if (auto st = s.sealer->Write(s.dir, "state.json", state); !st) return refuse(st.error());
   auto audited = s.audit->Append(
       "room.activate", "operator",
       {{"spec_hash", s.spec.hash},
        {"signed_by", std::vector<std::string>(signed_by.begin(), signed_by.end())}});
   if (!audited) {
     // An activation the log does not show did not happen.
-    return std::unexpected(WithCleanup(audited.error(), WriteJson(P(s.dir, "state.json"), s.state)));
+    return std::unexpected(WithCleanup(audited.error(), s.sealer->Write(s.dir, "state.json", s.state)));
   }
   s.state = state;
   return Ok();
@@ -628,7 +759,7 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
     s.datasets = old_datasets;
     s.disposed = old_disposed;
     s.catalog = old_catalog;
-    return WriteJson(P(s.dir, "catalog.json"), old_catalog);
+    return s.WriteCatalog(old_catalog);
   };
   s.datasets[h.dataset] = e;
   s.disposed.erase(h.dataset);
@@ -645,7 +776,8 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
                                   {"package_id", e.package_id},
                                   {"rows", e.rows},
                                   {"bytes", e.bytes},
-                                  {"replaced", previous.has_value()}});
+                                  {"replaced", previous.has_value()},
+                                  {"catalog", s.CatalogMark()}});
   if (!audited) {
     Status undo = restore();
     if (undo) undo = RemoveBoth(key_path, data_path);
@@ -709,7 +841,8 @@ Status Room::Dispose(const std::string& dataset, const std::string& reason,
                          {{"dataset", e.name},
                           {"package_id", e.package_id},
                           {"reason", reason},
-                          {"rows", e.rows}});
+                          {"rows", e.rows},
+                          {"catalog", s.CatalogMark()}});
 }
 
 Result<engine::MemFile> Room::Decrypt(const std::string& dataset,
@@ -737,6 +870,333 @@ Result<std::vector<engine::MemFile>> Room::MountAll(engine::Database& db) const 
     files.push_back(std::move(mem));
   }
   return files;
+}
+
+// ----- Custody: protect, backup, restore -----------------------------------------
+
+namespace {
+
+// Overwrites a file's bytes before unlinking it: on a plain filesystem the old
+// blocks then hold zeros. Snapshots, copy-on-write filesystems and backups taken
+// earlier keep what they kept (docs/operations.md).
+Status ShredFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open {} to shred it", path);
+  struct stat st;
+  bool ok = ::fstat(fd, &st) == 0;
+  std::string zeros(ok ? static_cast<size_t>(st.st_size) : 0, '\0');
+  ok = ok && ::pwrite(fd, zeros.data(), zeros.size(), 0) == static_cast<ssize_t>(zeros.size()) &&
+       ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return Fail(ErrorCode::INTERNAL, "cannot overwrite {}", path);
+  return RemoveFileDurable(path);
+}
+
+constexpr std::string_view kBackupMagic = "cleanroom-backup 1\n";
+constexpr size_t kCopyBlock = 1 << 20;
+
+// Every regular file of the room, relative paths, sorted.
+Result<std::vector<std::string>> RoomFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code ec2;
+    if (it->is_regular_file(ec2)) {
+      out.push_back(std::filesystem::relative(it->path(), dir, ec2).string());
+    }
+  }
+  if (ec) return Fail(ErrorCode::INTERNAL, "cannot list the room {}: {}", dir, ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::string> HashFile(const std::string& path, uint64_t* size) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
+  crypto::Sha256Stream h;
+  std::string buf(kCopyBlock, '\0');
+  *size = 0;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) {
+    h.Update(std::string_view(buf.data(), n));
+    *size += n;
+  }
+  const bool err = std::ferror(f);
+  std::fclose(f);
+  if (err) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", path);
+  return ToHex(h.Final());
+}
+
+bool SafeRelative(const std::string& rel) {
+  if (rel.empty() || rel[0] == '/' || rel.find('\0') != std::string::npos) return false;
+  for (const auto& part : std::filesystem::path(rel)) {
+    if (part == ".." || part == ".") return false;
+  }
+  return true;
+}
+
+// A length-prefixed block of the archive: "N\n" then N bytes.
+Result<std::string> ReadBlock(FILE* f, size_t limit, const char* what) {
+  char line[32];
+  if (!std::fgets(line, sizeof line, f)) return Fail(ErrorCode::TAMPERED, "the backup is cut before its {}", what);
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(line, &end, 10);
+  if (end == line || *end != '\n' || n > limit) {
+    return Fail(ErrorCode::TAMPERED, "the backup's {} is damaged", what);
+  }
+  std::string out(static_cast<size_t>(n), '\0');
+  if (std::fread(out.data(), 1, out.size(), f) != out.size()) {
+    return Fail(ErrorCode::TAMPERED, "the backup is cut inside its {}", what);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> Room::Protect(const std::string& dir, const KeyStoreChoice& key_store,
+                                  const Clock& clock) {
+  OpenOptions options;
+  options.clock = &clock;
+  CR_ASSIGN(auto room, OpenImpl(dir, options, /*clear_key_ok=*/true));
+  auto& s = *room.s_;
+  CR_ASSIGN(auto choice, ResolveChoice(key_store));
+  CR_ASSIGN(auto store, CreateKeyStore(choice, *s.key, /*replacing=*/!s.clear_key));
+  std::string from = "room.key (in clear)";
+  if (!s.clear_key) {
+    auto old = DescribeKeyStore(s.store_text);
+    from = old ? old->value("key_store", "unknown") : "unknown";
+  }
+  auto refuse = [&](const Error& e) {
+    return s.audit->Refuse("room.protect.refused", "operator",
+                           {{"key_store", KeyStoreKindName(choice.kind)}, {"reason", e.message}}, e);
+  };
+  if (s.clear_key) {
+    // Seal what the room wrote before sealing existed; the catalogue's new
+    // generation goes into the audit record below, so rollback detection starts here.
+    json state = s.state;
+    if (!state.contains("spec_sha256")) {
+      auto bytes = ReadRoomFile(dir, "spec.yaml");
+      if (!bytes) return refuse(bytes.error());
+      state["spec_sha256"] = ToHex(crypto::Sha256(*bytes));
+    }
+    for (auto st : {s.sealer->Write(dir, "state.json", state),
+                    s.sealer->Write(dir, "spec-keys.json", s.spec_keys, 0644),
+                    results::SealUnsealed(dir, *s.sealer), s.SaveCatalog()}) {
+      if (!st) return refuse(st.error());
+    }
+    s.state = state;
+  }
+  if (auto st = WriteFileAtomic(P(dir, std::string(kKeyStoreFile)), store, 0600); !st) {
+    return refuse(st.error());
+  }
+  CR_TRY(s.audit->Append("room.protect", "operator",
+                         {{"key_store", KeyStoreKindName(choice.kind)},
+                          {"from", from},
+                          {"catalog", s.CatalogMark()}}));
+  if (s.clear_key) CR_TRY(ShredFile(P(dir, "room.key")));
+  return std::string(KeyStoreKindName(choice.kind));
+}
+
+Status Room::Backup(const std::string& out) {
+  auto& s = *s_;
+  auto refuse = [&](const Error& e) {
+    return s.audit->Refuse("room.backup.refused", "operator", {{"reason", e.message}}, e);
+  };
+  if (PathExists(out)) {
+    return refuse(Error{ErrorCode::FILE_EXISTS, fmt::format("{} already exists", out)});
+  }
+  auto files = RoomFiles(s.dir);
+  if (!files) return refuse(files.error());
+  json list = json::array();
+  uint64_t total = 0;
+  for (const auto& rel : *files) {
+    uint64_t size = 0;
+    auto sha = HashFile(P(s.dir, rel), &size);
+    if (!sha) return refuse(sha.error());
+    list.push_back({{"path", rel}, {"size", size}, {"sha256", *sha}});
+    total += size;
+  }
+  json manifest = {{"format", 1},
+                   {"room_key", s.key->pub().Fingerprint()},
+                   {"created_at", s.clock->NowRfc3339()},
+                   {"catalog", s.CatalogMark()},
+                   {"files", list}};
+  const std::string sealed = s.sealer->Seal("backup.manifest", manifest);
+  // Written beside `out` and renamed in: a cut backup never looks complete.
+  const std::string tmp = out + ".partial";
+  FILE* f = std::fopen(tmp.c_str(), "wbx");
+  if (!f) return refuse(Error{ErrorCode::FILE_UNREADABLE, fmt::format("cannot create {}", tmp)});
+  ::fchmod(::fileno(f), 0600);
+  bool ok = std::fwrite(kBackupMagic.data(), 1, kBackupMagic.size(), f) == kBackupMagic.size();
+  auto block = [&](std::string_view b) {
+    std::string head = std::to_string(b.size()) + "\n";
+    ok = ok && std::fwrite(head.data(), 1, head.size(), f) == head.size() &&
+         std::fwrite(b.data(), 1, b.size(), f) == b.size();
+  };
+  // The key store travels first: restore needs it to check the rest.
+  block(s.store_text);
+  block(sealed);
+  std::string buf(kCopyBlock, '\0');
+  for (const auto& entry : list) {
+    FILE* in = std::fopen(P(s.dir, entry["path"].get<std::string>()).c_str(), "rb");
+    ok = ok && in;
+    size_t n;
+    uint64_t copied = 0;
+    while (ok && (n = std::fread(buf.data(), 1, buf.size(), in)) > 0) {
+      ok = std::fwrite(buf.data(), 1, n, f) == n;
+      copied += n;
+    }
+    ok = ok && copied == entry["size"].get<uint64_t>();
+    if (in) std::fclose(in);
+  }
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), out.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return refuse(Error{ErrorCode::INTERNAL, fmt::format("cannot write the backup {}", out)});
+  }
+  return s.audit->Append("room.backup", "operator",
+                         {{"files", list.size()}, {"bytes", total}, {"catalog", s.CatalogMark()}});
+}
+
+Result<std::string> Room::Restore(const std::string& dir, const std::string& archive,
+                                  const Clock& clock) {
+  FILE* f = std::fopen(archive.c_str(), "rb");
+  if (!f) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read the backup {}", archive);
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(f, &std::fclose);
+  std::string magic(kBackupMagic.size(), '\0');
+  if (std::fread(magic.data(), 1, magic.size(), f) != magic.size() || magic != kBackupMagic) {
+    return Fail(ErrorCode::BAD_INPUT, "{} is not a cleanroom backup", archive);
+  }
+  CR_ASSIGN(auto store_text, ReadBlock(f, 1 << 20, "key store"));
+  CR_ASSIGN(auto id, UnlockKeyStore(store_text));
+  MetaSealer sealer(id);
+  CR_ASSIGN(auto sealed, ReadBlock(f, 256u << 20, "manifest"));
+  CR_ASSIGN(auto manifest, sealer.Open("backup.manifest", sealed));
+  auto files = manifest.find("files");
+  if (files == manifest.end() || !files->is_array() || !IsString(manifest, "room_key") ||
+      manifest["room_key"].get<std::string>() != id.pub().Fingerprint() ||
+      !manifest.contains("catalog") || !manifest["catalog"].is_object() ||
+      !IsCount(manifest["catalog"], "generation")) {
+    return Fail(ErrorCode::TAMPERED, "the backup's manifest is damaged");
+  }
+  const uint64_t backup_generation = manifest["catalog"]["generation"].get<uint64_t>();
+
+  // The room being replaced, if any: held locked, and its log says how far
+  // its catalogue got.
+  int lock_fd = -1;
+  std::unique_ptr<int, void (*)(int*)> unlock(&lock_fd, [](int* fd) {
+    if (*fd >= 0) ::close(*fd);
+  });
+  const bool replacing = PathExists(dir) && !DirIsEmpty(dir);
+  uint64_t live_generation = 0;
+  if (replacing) {
+    if (!PathExists(AuditLogPath(dir))) {
+      return Fail(ErrorCode::ROOM_EXISTS, "{} is not empty and holds no room; restore into a new folder", dir);
+    }
+    auto pub_text = ReadFile(RoomPubPath(dir));
+    auto pub = pub_text ? crypto::PublicIdentity::FromText(*pub_text)
+                        : Result<crypto::PublicIdentity>(std::unexpected(pub_text.error()));
+    if (!pub || *pub != id.pub()) {
+      return Fail(ErrorCode::ROOM_EXISTS, "{} holds another room; restore into a new folder", dir);
+    }
+    lock_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      return Fail(ErrorCode::ROOM_BUSY, "the room {} is busy (another command holds it)", dir);
+    }
+    CR_ASSIGN(auto last, audit::LastEntryWith(AuditLogPath(dir), id.pub(), "catalog"));
+    if (!last.is_null() && IsCount(last["details"]["catalog"], "generation")) {
+      live_generation = last["details"]["catalog"]["generation"].get<uint64_t>();
+    }
+    if (backup_generation < live_generation) {
+      return Fail(ErrorCode::BACKUP_STALE,
+                  "the backup's catalogue (generation {}) is older than the one the room's audit "
+                  "log records (generation {}): restoring it would roll the room back",
+                  backup_generation, live_generation);
+    }
+  }
+
+  const std::string parent = DirName(dir);
+  CR_TRY(MakeDirs(parent));
+  std::string tmp = dir + ".restore-XXXXXX";
+  if (!::mkdtemp(tmp.data())) return Fail(ErrorCode::INTERNAL, "cannot create {}", tmp);
+  auto cleanup = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+  };
+  auto extract = [&]() -> Status {
+    if (::chmod(tmp.c_str(), 0700) != 0) return Fail(ErrorCode::INTERNAL, "cannot set the mode of {}", tmp);
+    std::string buf(kCopyBlock, '\0');
+    for (const auto& e : *files) {
+      if (!e.is_object() || !IsString(e, "path") || !IsCount(e, "size") || !IsString(e, "sha256") ||
+          !SafeRelative(e["path"].get<std::string>())) {
+        return Fail(ErrorCode::TAMPERED, "the backup's manifest is damaged (files)");
+      }
+      const std::string rel = e["path"].get<std::string>();
+      const std::string path = P(tmp, rel);
+      CR_TRY(MakeDirs(DirName(path), 0700));
+      FILE* outf = std::fopen(path.c_str(), "wbx");
+      if (!outf) return Fail(ErrorCode::INTERNAL, "cannot create {}", path);
+      ::fchmod(::fileno(outf), rel == "room.pub" || rel == "spec.yaml" || rel == "audit.log" ? 0644 : 0600);
+      crypto::Sha256Stream h;
+      uint64_t left = e["size"].get<uint64_t>();
+      bool ok = true;
+      while (ok && left > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+        ok = std::fread(buf.data(), 1, n, f) == n && std::fwrite(buf.data(), 1, n, outf) == n;
+        h.Update(std::string_view(buf.data(), n));
+        left -= n;
+      }
+      ok = std::fflush(outf) == 0 && ::fsync(::fileno(outf)) == 0 && ok;
+      ok = std::fclose(outf) == 0 && ok;
+      if (!ok) return Fail(ErrorCode::TAMPERED, "the backup is cut inside {}", rel);
+      if (ToHex(h.Final()) != e["sha256"].get<std::string>()) {
+        return Fail(ErrorCode::TAMPERED, "the backup's copy of {} was changed", rel);
+      }
+    }
+    if (std::fgetc(f) != EOF) return Fail(ErrorCode::TAMPERED, "the backup has bytes after its last file");
+    CR_ASSIGN(auto copied_store, ReadFile(P(tmp, std::string(kKeyStoreFile))));
+    if (copied_store != store_text) return Fail(ErrorCode::TAMPERED, "the backup's key store copies differ");
+    // The restored folder must be a room that opens cleanly on its own.
+    OpenOptions check;
+    check.mode = OpenMode::kReadOnly;
+    check.clock = &clock;
+    CR_ASSIGN(auto room, Open(tmp, check));
+    (void)room;
+    return Ok();
+  };
+  if (auto st = extract(); !st) {
+    cleanup();
+    return std::unexpected(st.error());
+  }
+  std::string kept;
+  if (replacing) {
+    kept = fmt::format("{}.before-restore-{}", dir, clock.NowUnix());
+    if (::rename(dir.c_str(), kept.c_str()) != 0) {
+      cleanup();
+      return Fail(ErrorCode::INTERNAL, "cannot move {} aside", dir);
+    }
+  } else if (PathExists(dir) && ::rmdir(dir.c_str()) != 0) {
+    cleanup();
+    return Fail(ErrorCode::ROOM_EXISTS, "{} is not empty", dir);
+  }
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+    if (!kept.empty()) (void)!::rename(kept.c_str(), dir.c_str());
+    cleanup();
+    return Fail(ErrorCode::INTERNAL, "cannot move the restored room to {}", dir);
+  }
+  CR_TRY(SyncDir(parent));
+  OpenOptions options;
+  options.clock = &clock;
+  options.lock_wait = std::chrono::milliseconds(0);
+  CR_ASSIGN(auto room, Open(dir, options));
+  CR_TRY(room.audit().Append("room.restore", "operator",
+                             {{"backup_created_at", manifest.value("created_at", "")},
+                              {"replaced", replacing},
+                              {"replaced_catalog_generation", live_generation},
+                              {"catalog", room.s_->CatalogMark()}}));
+  return kept;
 }
 
 }  // namespace cr::room

@@ -4,18 +4,27 @@
 //
 // Layout of DIR (room.pub and audit.log are part of the contract):
 //   room.pub          the room's public key (parties seal data keys to it)
-//   room.key          the room's secret key (mode 0600)
+//   keystore.json     the room's secret key, sealed by its key store (key_store.h):
+//                     never on the disk in clear
 //   spec.yaml         the exact spec bytes; spec-keys.json: bytes of the key files it names
 //   state.json        initialized | active, with the parties' signatures
 //   catalog.json      datasets in the room, every package id ever ingested (replay
-//                     ledger) and the datasets disposed since (so a second dispose says so)
+//                     ledger) and the datasets disposed since (so a second dispose
+//                     says so); "generation" counts its commits
 //   data/NAME-ID.crdata the dataset, re-encrypted at ingest under a fresh key (data_file.h)
-//   keys/NAME-ID.key    that key, wrapped (XChaCha20-Poly1305) by a key derived from room.key
+//   keys/NAME-ID.key    that key, wrapped (XChaCha20-Poly1305) by a key derived from the room key
+//   results/ID/       released results (results.h)
 //   audit.log         the hash-chained, signed audit log
 //
-// Every file is parsed inside the error path: a missing, truncated, bit-flipped
-// or mistyped room file makes Open fail with TAMPERED (or AUDIT_CHAIN_BROKEN
-// for audit.log), never with an exception, and changes nothing.
+// state.json, catalog.json, spec-keys.json and every results/ID/meta.json are
+// sealed (sealed_meta.h): a MAC under a subkey of the room key, bound to the
+// file's name. Every audit entry that changes the catalogue carries its
+// generation and SHA-256 ("catalog"), and Open compares the newest such entry
+// with the file: an older, validly sealed catalogue put back is TAMPERED.
+//
+// Every file is parsed inside the error path: a missing, truncated, bit-flipped,
+// swapped or mistyped room file makes Open fail with TAMPERED (or
+// AUDIT_CHAIN_BROKEN for audit.log), never with an exception, and changes nothing.
 //
 // Each operation here owns its audit records, success and refusal alike, so no
 // caller (CLI, demo, server) can forget or duplicate one: Activate writes
@@ -39,6 +48,8 @@
 #include "engine/engine.h"
 #include "package/package.h"
 #include "room/data_file.h"
+#include "room/key_store.h"
+#include "room/sealed_meta.h"
 #include "spec/spec.h"
 
 namespace cr::room {
@@ -86,13 +97,39 @@ struct OpenOptions {
   std::chrono::milliseconds lock_wait{60000};
 };
 
+struct InitOptions {
+  const Clock* clock = nullptr;  // DefaultClock() when null
+  KeyStoreChoice key_store;      // how the new room key is held (key_store.h)
+};
+
 class Room {
  public:
   // Creates DIR (absent or empty) for the spec at `spec_path`: room key pair,
   // room.pub, a copy of the spec and its key files, state "initialized", and
   // the first audit entry. ROOM_EXISTS when DIR already holds a room.
+  // The room key is sealed by the default key store (CLEANROOM_KEY_STORE, else
+  // a passphrase); the overload with InitOptions chooses.
   static Result<crypto::PublicIdentity> Init(const std::string& dir, const std::string& spec_path,
                                               const Clock& clock = DefaultClock());
+  static Result<crypto::PublicIdentity> Init(const std::string& dir, const std::string& spec_path,
+                                              const InitOptions& options);
+
+  // Moves a room's key into `key_store`: a room made before key stores (its
+  // key in clear in room.key, which Open refuses with KEY_UNPROTECTED) has its
+  // metadata sealed and room.key overwritten and deleted; a protected room
+  // gets a new key store (another passphrase, or a token). Audited as
+  // room.protect. Returns the new store's kind.
+  static Result<std::string> Protect(const std::string& dir, const KeyStoreChoice& key_store,
+                                     const Clock& clock = DefaultClock());
+
+  // Replaces DIR (absent, empty, or this room) by the room in `archive`
+  // (written by Backup): the archive's seal and every file's hash are checked
+  // with the key its key store unlocks, the restored room must open cleanly,
+  // and a catalogue older than the one DIR's audit log records is refused
+  // (BACKUP_STALE). The folder it replaces is kept as DIR.before-restore-TIME
+  // (returned). Audited as room.restore in the restored log.
+  static Result<std::string> Restore(const std::string& dir, const std::string& archive,
+                                     const Clock& clock = DefaultClock());
 
   // Checks every room file (TAMPERED / AUDIT_CHAIN_BROKEN when one is missing
   // or damaged; FILE_UNREADABLE when DIR is not a room), takes the lock
@@ -108,6 +145,10 @@ class Room {
   const std::string& dir() const;
   const spec::Spec& spec() const;
   const crypto::Identity& key() const;
+  // Seals and opens the room's metadata files (also for results and budget stores).
+  const MetaSealer& sealer() const;
+  // What holds the key (DescribeKeyStore), for `room unlock`.
+  nlohmann::json KeyStoreInfo() const;
   const Clock& clock() const;
   bool active() const;
   audit::AuditLog& audit();
@@ -149,12 +190,20 @@ class Room {
                                   const std::set<std::string>* columns = nullptr,
                                   unsigned threads = 0) const;
 
+  // Writes every file of the room (ciphertext, sealed metadata, key store,
+  // audit log) to `out`, sealed under the room's metadata key, and audits
+  // room.backup. The archive holds no key in clear: without the passphrase or
+  // the token it is as useless as the folder. FILE_EXISTS when `out` exists.
+  Status Backup(const std::string& out);
+
   // Mounts every stored dataset as a read-only view named after it; the
   // MemFiles must outlive the views' use.
   Result<std::vector<engine::MemFile>> MountAll(engine::Database& db) const;
 
  private:
   Room();
+  // Open; a room whose key is in clear (room.key) only when `clear_key_ok`.
+  static Result<Room> OpenImpl(const std::string& dir, const OpenOptions& options, bool clear_key_ok);
   struct State;
   std::unique_ptr<State> s_;
 };

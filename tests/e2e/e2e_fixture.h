@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ inline std::string SpecText(const std::string& collab = "acme-newsco-2026q4",
 
 class E2eTest : public ::testing::Test {
  protected:
+  // Rooms these tests create hold their key in the test-only key store (no
+  // Argon2id per command); a test of custody names its key store itself.
+  E2eTest() { ::setenv("CLEANROOM_KEY_STORE", "test-plain", /*overwrite=*/0); }
+
   std::string Bin() const { return CLEANROOM_BINARY; }
 
   RunResult Run(const std::string& args, const std::string& env = "") {
@@ -43,7 +48,7 @@ class E2eTest : public ::testing::Test {
     Ok("keygen --name newsco --out " + Q(P("keys")));
     Ok("secret new --out " + Q(P("shared.secret")));
     Spit(P("spec.yaml"), spec_text.empty() ? SpecText() : spec_text);
-    Ok("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    Ok("room init --key-store test-plain --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/acme.key")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/newsco.key")));
     if (activate) {

@@ -142,7 +142,7 @@ TEST_F(RoomE2e, AClockOverrideThatDoesNotParseIsRefusedNever1970) {
 TEST_F(RoomE2e, DamagedRoomFilesNeverGiveInternal) {
   SetUpData();
   const auto good = Snapshot(P("room"));
-  auto key_mode = [&] { std::filesystem::permissions(P("room/room.key"), std::filesystem::perms(0600)); };
+  auto key_mode = [&] { std::filesystem::permissions(P("room/keystore.json"), std::filesystem::perms(0600)); };
   struct Damage {
     std::string file;
     std::string name;
@@ -150,7 +150,7 @@ TEST_F(RoomE2e, DamagedRoomFilesNeverGiveInternal) {
   };
   std::vector<Damage> damages;
   for (const std::string f : {"state.json", "catalog.json", "spec-keys.json", "spec.yaml", "room.pub",
-                              "room.key", "audit.log"}) {
+                              "keystore.json", "audit.log"}) {
     const std::string& b = good.at(f);
     damages.push_back({f, "missing", "\x01missing"});
     damages.push_back({f, "empty", ""});

@@ -2,6 +2,9 @@
 // empty, truncated, bit-flipped, or with a field of the wrong JSON type makes
 // Room::Open fail with TAMPERED or AUDIT_CHAIN_BROKEN (exit 6) and change
 // nothing; a deterministic mutation loop checks the same over many damages.
+// The sealed files (sealed_meta.h) refuse every changed byte; the type checks
+// behind the seal are tried with damage resealed under the room's own key
+// (what only a holder of the key could write).
 #include <random>
 
 #include "room/room_fixture.h"
@@ -23,8 +26,21 @@ class DamagedRoomTest : public RoomFixture {
       ASSERT_TRUE(room->Dispose("impressions", "request", "operator"));  // "disposed" has an entry
     }
     IngestOk(MakePackage("purchases", "pur.crpkg"));
+    {
+      auto room = OpenRoom();
+      ASSERT_TRUE(room);
+      sealer_.emplace(room->key());
+    }
     good_ = Files();
   }
+
+  // The body of a sealed file, and damage to it sealed again by the room.
+  json Body(const std::string& rel) {
+    auto j = sealer_->Open(rel, good_.at(rel).bytes);
+    EXPECT_TRUE(j) << rel;
+    return j ? *j : json::object();
+  }
+  std::string Resealed(const std::string& rel, const json& body) { return sealer_->Seal(rel, body); }
 
   // Opens the room as `damaged` leaves it; on refusal nothing may change.
   // Returns the code (or nullopt when the damage was harmless and it opened).
@@ -64,13 +80,14 @@ class DamagedRoomTest : public RoomFixture {
 
   static std::vector<std::string> RoomFileNames() {
     return {"state.json", "catalog.json", "spec-keys.json", "spec.yaml",
-            "room.pub",   "room.key",     "audit.log"};
+            "room.pub",   "keystore.json", "audit.log"};
   }
   static ErrorCode CodeFor(const std::string& rel) {
     return rel == "audit.log" ? ErrorCode::AUDIT_CHAIN_BROKEN : ErrorCode::TAMPERED;
   }
 
   RoomFiles good_;
+  std::optional<MetaSealer> sealer_;
 };
 
 TEST_F(DamagedRoomTest, TheUndamagedRoomOpens) {
@@ -113,6 +130,32 @@ TEST_F(DamagedRoomTest, BitFlipsAreRefusedOrHarmlessNeverInternal) {
   EXPECT_GT(refused, total / 2);
 }
 
+// A sealed file refuses a flip of any bit of any byte: timestamps, whitespace
+// and the seal itself included (every 3rd byte, a different bit each time).
+TEST_F(DamagedRoomTest, EveryFlipInASealedFileIsTampered) {
+  size_t cases = 0;
+  for (const std::string rel : {"state.json", "catalog.json", "spec-keys.json"}) {
+    const std::string& bytes = good_.at(rel).bytes;
+    for (size_t at = 0; at < bytes.size(); at += 3) {
+      std::string damaged = bytes;
+      damaged[at] = static_cast<char>(damaged[at] ^ (1 << (at % 8)));
+      ExpectRefused(With(rel, damaged), rel + " bit flipped at " + std::to_string(at));
+      ++cases;
+      if (HasFailure()) return;
+    }
+  }
+  EXPECT_GT(cases, 300u);
+}
+
+// The same bytes under another name, or sealed by another room: TAMPERED.
+TEST_F(DamagedRoomTest, ASealedFileMovedOrFromAnotherRoomIsTampered) {
+  ExpectRefused(With("state.json", Resealed("catalog.json", Body("state.json"))), "sealed as another file");
+  MetaSealer foreign(crypto::Identity::Generate());
+  for (const std::string rel : {"state.json", "catalog.json", "spec-keys.json"}) {
+    ExpectRefused(With(rel, foreign.Seal(rel, Body(rel))), rel + " sealed by another room");
+  }
+}
+
 // Every field of every JSON room file, replaced by values of other types.
 TEST_F(DamagedRoomTest, WrongJsonTypesForEachFieldAreRefused) {
   const std::vector<json> others = {nullptr, true, "x", json::array(), json::object(), 1.5, -7};
@@ -124,7 +167,7 @@ TEST_F(DamagedRoomTest, WrongJsonTypesForEachFieldAreRefused) {
   };
   size_t cases = 0;
   for (const std::string rel : {"state.json", "catalog.json", "spec-keys.json"}) {
-    json doc = json::parse(good_.at(rel).bytes);
+    json doc = Body(rel);
     // Every value's JSON pointer, objects and arrays included, the root excepted.
     std::vector<json::json_pointer> pointers;
     const json flat = doc.flatten();
@@ -143,7 +186,9 @@ TEST_F(DamagedRoomTest, WrongJsonTypesForEachFieldAreRefused) {
         if (p.back() == "ingested_unix" && other.is_number_integer()) continue;
         json damaged = doc;
         damaged[p] = other;
-        ExpectRefused(With(rel, damaged.dump(2)), rel + " " + p.to_string() + " = " + other.dump());
+        ExpectRefused(With(rel, Resealed(rel, damaged)), rel + " " + p.to_string() + " = " + other.dump());
+        // And unsealed, as someone without the key would write it.
+        ExpectRefused(With(rel, damaged.dump(2)), rel + " " + p.to_string() + " unsealed");
         ++cases;
       }
     }
@@ -152,28 +197,28 @@ TEST_F(DamagedRoomTest, WrongJsonTypesForEachFieldAreRefused) {
 }
 
 TEST_F(DamagedRoomTest, EditedStateOrCatalogValuesAreRefused) {
-  json state = json::parse(good_.at("state.json").bytes);
+  json state = Body("state.json");
   json s1 = state;
   s1["signatures"] = json::array({state["signatures"][0]});  // one party's consent removed
-  ExpectRefused(With("state.json", s1.dump()), "a signature removed");
+  ExpectRefused(With("state.json", Resealed("state.json", s1)), "a signature removed");
   json s2 = state;
   s2["status"] = "open";
-  ExpectRefused(With("state.json", s2.dump()), "an unknown status");
+  ExpectRefused(With("state.json", Resealed("state.json", s2)), "an unknown status");
   json s3 = state;
   s3["format"] = 2;
-  ExpectRefused(With("state.json", s3.dump()), "another format");
+  ExpectRefused(With("state.json", Resealed("state.json", s3)), "another format");
 
-  json catalog = json::parse(good_.at("catalog.json").bytes);
+  json catalog = Body("catalog.json");
   auto id = catalog["datasets"]["purchases"]["package_id"].get<std::string>();
   json c1 = catalog;
   c1["datasets"]["purchases"]["package_id"] = "../../../../tmp/evil-0123456789ab";
-  ExpectRefused(With("catalog.json", c1.dump()), "a path in the package id");
+  ExpectRefused(With("catalog.json", Resealed("catalog.json", c1)), "a path in the package id");
   json c2 = catalog;
   c2["datasets"]["nosuch"] = catalog["datasets"]["purchases"];
-  ExpectRefused(With("catalog.json", c2.dump()), "a dataset of no spec");
+  ExpectRefused(With("catalog.json", Resealed("catalog.json", c2)), "a dataset of no spec");
   json c3 = catalog;
   c3["packages"].erase(id);
-  ExpectRefused(With("catalog.json", c3.dump()), "a dataset outside the replay ledger");
+  ExpectRefused(With("catalog.json", Resealed("catalog.json", c3)), "a dataset outside the replay ledger");
 
   auto other = crypto::Identity::Generate();
   ExpectRefused(With("room.pub", other.pub().ToText() + "\n"), "room.pub of another key");

@@ -40,7 +40,10 @@ class RoomFixture : public ::testing::Test {
     }
     ASSERT_TRUE(crypto::WriteNewSharedSecret(dir_ / "secret"));
     cr::testing::Spit(dir_ / "spec.yaml", cr::testing::SpecText());
-    ASSERT_TRUE(Room::Init(Dir(), dir_ / "spec.yaml", clock_));
+    InitOptions init;
+    init.clock = &clock_;
+    init.key_store.kind = KeyStoreKind::kTestPlain;
+    ASSERT_TRUE(Room::Init(Dir(), dir_ / "spec.yaml", init));
     auto spec = spec::Load(dir_ / "spec.yaml");
     ASSERT_TRUE(spec);
     for (const char* name : {"acme", "newsco"}) {
