@@ -37,21 +37,22 @@ TEST(ResultsTest, SealedOnlyToReceivers) {
   ASSERT_TRUE(crypto::Init());
   cr::testing::TempDir dir;
   auto a = crypto::Identity::Generate(), b = crypto::Identity::Generate();
-  ASSERT_TRUE(Store(dir.path(), Sample(), {{"acme", a.pub()}}, {{"n", 1}}));
-  auto ok = Open(dir.path(), Sample().result_id, "acme", a);
+  room::MetaSealer sealer(crypto::Identity::Generate());  // the room's
+  ASSERT_TRUE(Store(dir.path(), sealer, Sample(), {{"acme", a.pub()}}, {{"n", 1}}));
+  auto ok = Open(dir.path(), sealer, Sample().result_id, "acme", a);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->rows, Sample().rows);
-  auto other = Open(dir.path(), Sample().result_id, "newsco", b);
+  auto other = Open(dir.path(), sealer, Sample().result_id, "newsco", b);
   ASSERT_FALSE(other);
   EXPECT_EQ(other.error().code, ErrorCode::NOT_AUTHORIZED);
   // Another party's key on acme's copy does not open it.
-  auto wrong = Open(dir.path(), Sample().result_id, "acme", b);
+  auto wrong = Open(dir.path(), sealer, Sample().result_id, "acme", b);
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error().code, ErrorCode::TAMPERED);
-  auto missing = Open(dir.path(), "ffffffffffffffffffffffffffffffff", "acme", a);
+  auto missing = Open(dir.path(), sealer, "ffffffffffffffffffffffffffffffff", "acme", a);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::RESULT_NOT_FOUND);
-  auto traversal = Open(dir.path(), "../../etc", "acme", a);
+  auto traversal = Open(dir.path(), sealer, "../../etc", "acme", a);
   ASSERT_FALSE(traversal);
   EXPECT_EQ(traversal.error().code, ErrorCode::RESULT_NOT_FOUND);
   // A flipped byte is detected.
@@ -59,14 +60,27 @@ TEST(ResultsTest, SealedOnlyToReceivers) {
   std::string bytes = cr::testing::Slurp(path);
   bytes[bytes.size() / 2] ^= 1;
   cr::testing::Spit(path, bytes);
-  auto t = Open(dir.path(), Sample().result_id, "acme", a);
+  auto t = Open(dir.path(), sealer, Sample().result_id, "acme", a);
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ErrorCode::TAMPERED);
   // The plaintext is nowhere in the room folder.
   for (auto& [rel, content] : cr::testing::Snapshot(dir.path())) {
     EXPECT_EQ(content.find("1234"), std::string::npos) << rel;
   }
-  EXPECT_FALSE(Store(dir.path(), Sample(), {{"acme", a.pub()}}, {}));
+  EXPECT_FALSE(Store(dir.path(), sealer, Sample(), {{"acme", a.pub()}}, {}));
+  // The metadata is sealed by the room: changed, or read by another room, it is TAMPERED.
+  std::string meta_path = dir.path() + "/results/" + Sample().result_id + "/meta.json";
+  EXPECT_TRUE(ReadMeta(dir.path(), sealer, Sample().result_id));
+  room::MetaSealer other_room(crypto::Identity::Generate());
+  auto foreign = ReadMeta(dir.path(), other_room, Sample().result_id);
+  ASSERT_FALSE(foreign);
+  EXPECT_EQ(foreign.error().code, ErrorCode::TAMPERED);
+  std::string meta = cr::testing::Slurp(meta_path);
+  meta[3] ^= 1;
+  cr::testing::Spit(meta_path, meta);
+  auto changed = ListFor(dir.path(), sealer, "acme");
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, ErrorCode::TAMPERED);
 }
 
 }  // namespace
