@@ -224,7 +224,11 @@ Result<NumericMechanism> NumericMechanism::Create(const NoiseParams& p) {
   };
   double natural = gaussian ? AnalyticGaussianSigma(p.epsilon, p.delta, std::sqrt(double(p.l0)) * p.linf)
                             : double(p.l0) * p.linf / p.epsilon;
-  double g = FloorPow2(natural) * std::ldexp(1.0, -target_bits);
+  // A grid step above linf/2^10 would make ceil(linf/g) overstate the
+  // sensitivity (more noise than asked for) by more than 2^-10.
+  double g = std::min(FloorPow2(natural) * std::ldexp(1.0, -target_bits),
+                      FloorPow2(p.linf) * std::ldexp(1.0, -10));
+  // Whole-number linf on a grid of 1 is exact: no overstatement at all.
   if (integer_grid) g = std::max(g, 1.0);
   double steps = scale_steps(g);
   // A grid coarser than linf cannot help: one unit still moves a sum by one
