@@ -130,12 +130,19 @@ uint64_t RandomSource::NextU64() {
 
 uint64_t RandomSource::Uniform(uint64_t n) {
   if (n <= 1) return 0;
-  // Reject the low (2^64 mod n) values so every residue is equally likely.
-  const uint64_t threshold = (0 - n) % n;
-  for (;;) {
-    uint64_t r = NextU64();
-    if (r >= threshold) return r % n;
+  // Lemire's multiply-and-reject: the high word of r * n is uniform on
+  // [0, n) once the low word's biased slice (below 2^64 mod n) is rejected.
+  // The division happens only on the rare draw that lands near that slice.
+  u128 m = static_cast<u128>(NextU64()) * n;
+  uint64_t low = static_cast<uint64_t>(m);
+  if (low < n) {
+    const uint64_t threshold = (0 - n) % n;
+    while (low < threshold) {
+      m = static_cast<u128>(NextU64()) * n;
+      low = static_cast<uint64_t>(m);
+    }
   }
+  return static_cast<uint64_t>(m >> 64);
 }
 
 unsigned __int128 RandomSource::Uniform128(unsigned __int128 n) {
@@ -217,7 +224,11 @@ Result<NumericMechanism> NumericMechanism::Create(const NoiseParams& p) {
   };
   double natural = gaussian ? AnalyticGaussianSigma(p.epsilon, p.delta, std::sqrt(double(p.l0)) * p.linf)
                             : double(p.l0) * p.linf / p.epsilon;
-  double g = FloorPow2(natural) * std::ldexp(1.0, -target_bits);
+  // A grid step above linf/2^10 would make ceil(linf/g) overstate the
+  // sensitivity (more noise than asked for) by more than 2^-10.
+  double g = std::min(FloorPow2(natural) * std::ldexp(1.0, -target_bits),
+                      FloorPow2(p.linf) * std::ldexp(1.0, -10));
+  // Whole-number linf on a grid of 1 is exact: no overstatement at all.
   if (integer_grid) g = std::max(g, 1.0);
   double steps = scale_steps(g);
   // A grid coarser than linf cannot help: one unit still moves a sum by one

@@ -187,11 +187,31 @@ TEST(NumericMechanismTest, IntegerCountsUseGridOfOne) {
   }
 }
 
-TEST(NumericMechanismTest, HugeCountScaleCoarsensTheGrid) {
+TEST(NumericMechanismTest, LargeCountScaleKeepsGridOfOne) {
+  // sigma ~ 7e6 steps is within the exact sampler's range: a coarser grid
+  // would only overstate the sensitivity of 1.
   auto m = NumericMechanism::Create({NoiseKind::kGaussian, 1e-6, 1e-10, 1, 1});
   ASSERT_TRUE(m.has_value()) << m.error().message;
-  EXPECT_GT(m->granularity(), 1.0);
-  EXPECT_EQ(std::exp2(std::round(std::log2(m->granularity()))), m->granularity());
+  EXPECT_EQ(m->granularity(), 1.0);
+}
+
+TEST(NumericMechanismTest, LargeLinfCoarsensTheGridWithoutOverstatingIt) {
+  auto m = NumericMechanism::Create({NoiseKind::kGaussian, 1e-3, 1e-6, 1, 4096});
+  ASSERT_TRUE(m.has_value()) << m.error().message;
+  double g = m->granularity();
+  EXPECT_GT(g, 1.0);
+  EXPECT_EQ(std::exp2(std::round(std::log2(g))), g);
+  EXPECT_LE(g, 4096.0 / 1024);
+}
+
+TEST(NumericMechanismTest, EpsilonTooSmallForTheSamplerIsRefusedNamingEpsilon) {
+  for (NoiseParams p : {NoiseParams{NoiseKind::kGaussian, 1e-9, 1e-10, 1, 1},
+                        NoiseParams{NoiseKind::kLaplace, 1e-13, 0, 1, 1}}) {
+    auto m = NumericMechanism::Create(p);
+    ASSERT_FALSE(m.has_value());
+    EXPECT_EQ(m.error().code, ErrorCode::BAD_INPUT);
+    EXPECT_NE(m.error().message.find("epsilon"), std::string::npos) << m.error().message;
+  }
 }
 
 TEST(NumericMechanismTest, RealSumsUseAPowerOfTwoGridAndOutputsLieOnIt) {
