@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build demo test bench asan fuzz clean format
+.PHONY: all setup configure build demo test test-statistical bench asan fuzz clean format
 
 FUZZ_SECONDS ?= 60
 
@@ -25,6 +25,11 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE slow
+
+# Every case of Google's DP test files against the mechanisms (minutes; the
+# tests are labelled slow too, so `make test` runs only their smoke subset).
+test-statistical: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L statistical
 
 bench: build
 	bench/run_all.sh $(BUILD)

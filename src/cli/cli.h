@@ -78,6 +78,7 @@ void RegisterAnonymize(CLI::App& root, Globals& g, Registry& r);
 void RegisterQuery(CLI::App& root, Globals& g, Registry& r);
 void RegisterRisk(CLI::App& root, Globals& g, Registry& r);
 void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and status
+void RegisterBudget(CLI::App& root, Globals& g, Registry& r);
 void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
 void RegisterServe(CLI::App& root, Globals& g, Registry& r);
 

@@ -158,6 +158,7 @@ int Main(int argc, char** argv) {
   RegisterAnonymize(app, g, r);
   RegisterRisk(app, g, r);
   RegisterDatasets(app, g, r);
+  RegisterBudget(app, g, r);
   RegisterHelp(app, g, r);
   RegisterServe(app, g, r);
 

@@ -23,6 +23,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "budget/ledger.h"
+#include "budget/report.h"
 #include "common/files.h"
 #include "common/strings.h"
 #include "crypto/crypto.h"
@@ -343,10 +345,19 @@ class Service {
         SendJson(res, nlohmann::json{{"result_id", id}, {"sealed", crypto::Base64Encode(sealed)}}.dump() + "\n");
         return Ok();
       }
-      case RouteId::kBudget:
-        // The privacy-budget ledger is built on another branch; until it is in
-        // this build the route exists (the API is stable) and says so.
-        return Fail(ErrorCode::NOT_SUPPORTED, "this build has no privacy-budget ledger");
+      case RouteId::kBudget: {
+        // What `cleanroom budget --format json` prints (src/cli/budget_command.cc).
+        std::shared_lock lock(mu_);
+        const auto& dp = room_.spec().privacy.dp;
+        std::optional<budget::Summary> current;
+        if (dp) {
+          CR_ASSIGN(auto ledger, budget::Ledger::Open(room_.dir(), room_.key(), *dp, room_.clock()));
+          CR_ASSIGN(auto history, ledger.History());
+          current = history.back();
+        }
+        SendJson(res, budget::CurrentJson(current, dp ? dp->refresh : "").dump() + "\n");
+        return Ok();
+      }
       case RouteId::kAudit: {
         std::shared_lock lock(mu_);
         CR_ASSIGN(std::string log, ReadFile(room::AuditLogPath(room_.dir())));

@@ -1,0 +1,94 @@
+// The differential-privacy budget ledger: per collaboration and refresh
+// period, a signed, hash-chained log of epsilon spent (DIR/budget.log) and the
+// stored noisy answers that let an identical query repeat at no cost.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/env.h"
+#include "common/error.h"
+#include "crypto/crypto.h"
+#include "spec/spec.h"
+
+namespace cr::budget {
+
+// "2026-12" for monthly, "2026-12-02" daily, "2026-W49" weekly (ISO), "all"
+// for none; starts_at/ends_at are RFC 3339 UTC, ends_at exclusive (both empty
+// for "all").
+struct Period {
+  std::string id;
+  std::string starts_at;
+  std::string ends_at;
+};
+
+struct Summary {
+  double epsilon_total = 0;
+  double epsilon_spent = 0;
+  double epsilon_left = 0;
+  Period period;
+  int64_t queries = 0;
+};
+
+// What Spend returns.
+struct Charge {
+  bool cached = false;     // an identical query in this period: its stored answer, no cost
+  std::string answer;      // the stored answer bytes when cached (opaque to the ledger)
+  double epsilon_charged = 0;
+};
+
+// Epsilon is accounted in whole units of 10^-12 (each charge and the total
+// rounded to the nearest unit), so sums are exact: ten charges of 0.1 spend a
+// total of 1.0 exactly, and concurrent spenders agree to the last digit.
+inline constexpr double kEpsilonUnit = 1e-12;
+
+// The period containing `unix_seconds` for `refresh` (none, daily, weekly,
+// monthly); SPEC_INVALID for anything else.
+Result<Period> PeriodAt(std::string_view refresh, long long unix_seconds);
+
+class Ledger {
+ public:
+  // DIR/budget.log (signed by the room key and hash-chained like audit.log) and
+  // DIR/budget-answers/ (stored noisy answers, encrypted under a key derived
+  // from the room key). AUDIT_CHAIN_BROKEN when the log is damaged; BAD_INPUT
+  // when dp.epsilon is not a positive finite number; SPEC_INVALID for an
+  // unknown refresh. `room_key` and `clock` must outlive the ledger.
+  static Result<Ledger> Open(const std::string& room_dir, const crypto::Identity& room_key,
+                             const spec::Dp& dp, const Clock& clock);
+
+  // Atomically across processes (flock on the ledger): when `query_key` (a hash
+  // of the checked plan, parameters, receivers and epsilon: 64 lower-case hex
+  // digits, else BAD_INPUT) has a stored answer in the current period, returns
+  // it with cached=true and charges nothing; otherwise refuses with
+  // BUDGET_EXHAUSTED (exit 4) when spent + epsilon > total (nothing written),
+  // or appends a signed entry charging `epsilon` to `party`, fsynced, and
+  // returns cached=false.
+  Result<Charge> Spend(const std::string& query_key, double epsilon, const std::string& party);
+
+  // Stores the noisy answer for `query_key` so a repeat in the period returns
+  // it. Only a query the ledger charged can store one (BAD_INPUT otherwise):
+  // an answer nobody paid for must never be served for free.
+  Status StoreAnswer(const std::string& query_key, std::string_view answer);
+
+  Result<Summary> Summarize() const;             // the current period
+  Result<std::vector<Summary>> History() const;  // every period seen, oldest first
+
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  Ledger(const std::string& room_dir, const crypto::Identity& room_key, const spec::Dp& dp,
+         const Clock& clock);
+  std::string AnswerPath(const std::string& period, const std::string& query_key) const;
+
+  std::string room_dir_;
+  std::string log_path_;
+  std::string answers_dir_;
+  const crypto::Identity* room_key_;
+  spec::Dp dp_;
+  const Clock* clock_;
+  int64_t total_units_ = 0;
+};
+
+}  // namespace cr::budget
