@@ -23,6 +23,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "budget/ledger.h"
+#include "budget/report.h"
 #include "common/files.h"
 #include "common/strings.h"
 #include "crypto/crypto.h"
@@ -171,7 +173,7 @@ class Service {
     if (def.id == RouteId::kPackages) {
       st = Upload(req, res, *reader);
     } else {
-      std::string body;
+      std::string body = req.body;  // a GET's (normally empty), read under --max-body
       if (reader) {
         auto read = ReadBody(req, *reader, options_.max_body);
         if (!read) {
@@ -343,10 +345,19 @@ class Service {
         SendJson(res, nlohmann::json{{"result_id", id}, {"sealed", crypto::Base64Encode(sealed)}}.dump() + "\n");
         return Ok();
       }
-      case RouteId::kBudget:
-        // The privacy-budget ledger is built on another branch; until it is in
-        // this build the route exists (the API is stable) and says so.
-        return Fail(ErrorCode::NOT_SUPPORTED, "this build has no privacy-budget ledger");
+      case RouteId::kBudget: {
+        // What `cleanroom budget --format json` prints (src/cli/budget_command.cc).
+        std::shared_lock lock(mu_);
+        const auto& dp = room_.spec().privacy.dp;
+        std::optional<budget::Summary> current;
+        if (dp) {
+          CR_ASSIGN(auto ledger, budget::Ledger::Open(room_.dir(), room_.key(), *dp, room_.clock()));
+          CR_ASSIGN(auto history, ledger.History());
+          current = history.back();
+        }
+        SendJson(res, budget::CurrentJson(current, dp ? dp->refresh : "").dump() + "\n");
+        return Ok();
+      }
       case RouteId::kAudit: {
         std::shared_lock lock(mu_);
         CR_ASSIGN(std::string log, ReadFile(room::AuditLogPath(room_.dir())));
@@ -676,10 +687,29 @@ Status Serve(const Options& options) {
 
   Service service(options, std::move(room), std::move(nonces), ServedHosts(host, bound, options), tls);
   service.Register(*svr);
-  svr->set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+  svr->set_pre_routing_handler([&options](const httplib::Request& req, httplib::Response& res) {
     t_request = RequestInfo{};
     t_request.request_id = crypto::RandomId();
     res.set_header("X-Request-Id", t_request.request_id);
+    // POST handlers stream their bodies under their own limits; for the rest
+    // cpp-httplib would read a body whole before any handler runs, so one
+    // past --max-body is refused here, unread.
+    if (req.method != "POST") {
+      bool too_large = req.has_header("Transfer-Encoding");
+      if (req.has_header("Content-Length")) {
+        const std::string n = req.get_header_value("Content-Length");
+        too_large = too_large || n.size() > 19 ||
+                    !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+                    std::stoull("0" + n) > options.max_body;
+      }
+      if (too_large) {
+        res.set_header("Connection", "close");
+        SendError(res, Error{ErrorCode::BODY_TOO_LARGE,
+                             fmt::format("the request body is larger than this server accepts ({} bytes)",
+                                         options.max_body)});
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   svr->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
