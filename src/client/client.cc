@@ -130,7 +130,6 @@ struct Client::State {
   const Clock* clock = nullptr;
   int timeout_seconds = 600;
   std::unique_ptr<httplib::ClientImpl> http;
-  std::chrono::steady_clock::time_point last_used;
 };
 
 Client::Client() : s_(std::make_unique<State>()) {}
@@ -172,12 +171,6 @@ Result<Client> Client::Connect(const Options& options) {
 Result<std::string> Client::Send(std::string_view method, std::string_view path_and_query,
                                  std::string_view body, std::string_view content_type) {
   State& s = *s_;
-  // A server closes a keep-alive connection idle for 5 s (httplib's
-  // default); a request written into one it has closed fails half-sent. A
-  // connection idle for longer than kIdle is not reused: requests are never
-  // retried (a query must not run twice).
-  constexpr auto kIdle = std::chrono::seconds(3);
-  if (s.http && std::chrono::steady_clock::now() - s.last_used > kIdle) s.http.reset();
   if (!s.http) {
     if (s.endpoint.tls) {
       auto ssl = std::make_unique<httplib::SSLClient>(s.endpoint.host, s.endpoint.port);
@@ -189,7 +182,12 @@ Result<std::string> Client::Send(std::string_view method, std::string_view path_
     } else {
       s.http = std::make_unique<httplib::ClientImpl>(s.endpoint.host, s.endpoint.port);
     }
-    s.http->set_keep_alive(true);
+    // One connection per request: httplib's server keeps a worker on a
+    // keep-alive connection until it has been idle for 5 s, so 16 clients
+    // holding connections starve a 4-worker server (server_bench saw
+    // requests half-sent into connections it had closed meanwhile).
+    // Requests are never retried: a query must not run twice.
+    s.http->set_keep_alive(false);
     // Generous: a busy server finishes the TLS handshake only when a worker
     // is free, which under load is after the queries ahead of it.
     s.http->set_connection_timeout(120, 0);
@@ -232,7 +230,6 @@ Result<std::string> Client::Send(std::string_view method, std::string_view path_
                     httplib::to_string(res.error()));
     }
   }
-  s.last_used = std::chrono::steady_clock::now();
   if (res->status >= 200 && res->status < 300) return std::move(res->body);
   return std::unexpected(ErrorFromResponse(res->status, res->body));
 }

@@ -185,7 +185,7 @@ TEST_F(ClientTest, SignedRequestsVerifyOnTheServer) {
   ASSERT_TRUE(posted) << posted.error().message;
   EXPECT_EQ((*posted)["method"], "POST");
   EXPECT_EQ((*posted)["body"], R"({"sql":"SELECT 1"})");
-  // The connection is reused, and every request is signed afresh (no replay).
+  // Every request is signed afresh (a fresh nonce: no replay).
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(c->Get("/v1/results"));
   EXPECT_EQ(requests_.load(), 5);
 }
