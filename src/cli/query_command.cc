@@ -155,6 +155,7 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
       CR_ASSIGN(auto c, ConnectServer(g, "query"));
       nlohmann::json body = {{"sql", text}};
       if (!narrowed.empty()) body["receivers"] = narrowed;
+      if (eps) body["epsilon"] = *eps;
       CR_ASSIGN(auto o, RemoteOutcome(c, c.PostJson("/v1/query", body)));
       PrintOutcome(g, o);
       return Ok();
@@ -198,6 +199,7 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
       CR_ASSIGN(auto c, ConnectServer(g, "run"));
       nlohmann::json body = {{"params", req.params}};
       if (!req.receivers.empty()) body["receivers"] = req.receivers;
+      if (req.epsilon) body["epsilon"] = *req.epsilon;
       ran = RemoteOutcome(
           c, c.PostJson("/v1/templates/" + PathSegment(req.template_name) + "/run", body));
     } else {

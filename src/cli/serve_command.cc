@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "room/cache.h"
 #include "server/server.h"
 
 namespace cr::cli {
@@ -36,8 +37,13 @@ void RegisterServe(CLI::App& root, Globals& g, Registry& r) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--port-file", o.port_file, "write the bound port here once listening");
+  static std::string cache_memory = "512MiB";
+  cmd->add_option("--cache-memory", cache_memory,
+                  "decrypted data kept in memory between queries, e.g. 512MiB (0: none)")
+      ->capture_default_str();
   r.Add(cmd, Uses{.room = true, .formats = {"table", "json"}}, [&g]() -> Status {
     o.room_dir = g.room;
+    CR_ASSIGN(o.cache_memory, room::ParseByteSize(cache_memory));
     return server::Serve(o);
   });
 }

@@ -273,7 +273,7 @@ Result<std::string> GetSealed(room::Room& room, const crypto::PublicIdentity& ca
   if (!party) {
     return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
   }
-  auto sealed = results::ReadSealed(room.dir(), id, party->name);
+  auto sealed = results::ReadSealed(room.dir(), room.sealer(), id, party->name);
   if (!sealed) return refuse(sealed.error());
   CR_TRY(room.audit().Append("result.get", party->name, details));
   return sealed;

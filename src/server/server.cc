@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "budget/ledger.h"
+#include "room/cache.h"
 #include "budget/report.h"
 #include "common/files.h"
 #include "common/strings.h"
@@ -145,7 +146,9 @@ class Service {
         room_(std::move(room)),
         nonces_(std::move(nonces)),
         hosts_(std::move(hosts)),
-        scheme_(tls ? "https" : "http") {}
+        scheme_(tls ? "https" : "http"),
+        cache_(options.cache_memory) {}
+  ~Service() { cache_.Clear(); }
 
   void Register(httplib::Server& svr) {
     for (const RouteDef& def : kRouteTable) {
@@ -350,12 +353,17 @@ class Service {
         std::shared_lock lock(mu_);
         const auto& dp = room_.spec().privacy.dp;
         std::optional<budget::Summary> current;
+        std::vector<budget::Summary> history;
         if (dp) {
           CR_ASSIGN(auto ledger, budget::Ledger::Open(room_.dir(), room_.key(), *dp, room_.clock()));
-          CR_ASSIGN(auto history, ledger.History());
+          CR_ASSIGN(history, ledger.History());
           current = history.back();
         }
-        SendJson(res, budget::CurrentJson(current, dp ? dp->refresh : "").dump() + "\n");
+        // Plus every period, oldest first, for the client's table (`budget --server`).
+        nlohmann::json answer = budget::CurrentJson(current, dp ? dp->refresh : "");
+        answer["periods"] = nlohmann::json::array();
+        for (const auto& s : history) answer["periods"].push_back(budget::CurrentJson(s, dp->refresh));
+        SendJson(res, answer.dump() + "\n");
         return Ok();
       }
       case RouteId::kAudit: {
@@ -407,9 +415,12 @@ class Service {
           q.receivers.push_back(v.get<std::string>());
         }
       } else if (key == "epsilon") {
-        // Differential privacy arrives with the budget ledger; a request for
-        // it is refused rather than answered without noise.
-        return Fail(ErrorCode::NOT_SUPPORTED, "this build has no differential privacy (\"epsilon\")");
+        // The same check as `query --epsilon`: a positive finite number; the
+        // service refuses it for a room without privacy.dp, before anything runs.
+        if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
+          return Fail(ErrorCode::USAGE, "\"epsilon\" must be a positive number");
+        }
+        q.epsilon = value.get<double>();
       } else {
         return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
       }
@@ -421,11 +432,12 @@ class Service {
     }
     query::RunOptions run;
     run.timeout_seconds = options_.query_timeout_seconds;
+    run.cache = options_.cache_memory > 0 ? &cache_ : nullptr;
     std::shared_lock lock(mu_);
     CR_ASSIGN(auto outcome, query::Run(room_, party.key, q, run));
     nlohmann::json sealed = nullptr;
     if (outcome.caller_receives) {
-      CR_ASSIGN(std::string box, results::ReadSealed(room_.dir(), outcome.result.result_id, party.name));
+      CR_ASSIGN(std::string box, results::ReadSealed(room_.dir(), room_.sealer(), outcome.result.result_id, party.name));
       sealed = crypto::Base64Encode(box);
     }
     SendJson(res, nlohmann::json{{"result_id", outcome.result.result_id},
@@ -519,7 +531,10 @@ class Service {
       }
     }
     // Ingest audits both outcomes itself (also a file that is no package).
-    CR_ASSIGN(auto rep, ingest::Ingest(room_, path));
+    auto ingested = ingest::Ingest(room_, path);
+    // A new version replaces the dataset's package: its warm copy goes.
+    cache_.Sync(room_);
+    CR_ASSIGN(auto rep, std::move(ingested));
     SendJson(res, nlohmann::json{{"dataset", rep.dataset},
                                  {"owner", rep.owner},
                                  {"rows", rep.rows},
@@ -539,6 +554,7 @@ class Service {
   // Queries, template runs and reads share the room; ingest has it alone.
   std::shared_mutex mu_;
   Metrics metrics_;
+  room::DecryptCache cache_;
 };
 
 // One JSON line per request on standard error: who, which route, how it

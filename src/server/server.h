@@ -27,6 +27,9 @@ struct Options {
   int read_timeout_seconds = 30;
   int write_timeout_seconds = 30;
   double query_timeout_seconds = 600;
+  // Bytes of decrypted datasets kept between queries (room/cache.h: memfd
+  // pages, MADV_DONTDUMP, dropped on a new version and at shutdown); 0: off.
+  uint64_t cache_memory = 512ull << 20;
   // Written (atomically) with the bound port once the server listens.
   std::string port_file;
 };
