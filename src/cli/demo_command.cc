@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include <cstdlib>
+
 #include <fmt/core.h>
 
 #include "cli/cli.h"
@@ -100,6 +102,8 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     const std::string passphrase_file = dir + "/operator.passphrase";
     CR_TRY(WriteFileAtomic(passphrase_file, crypto::Base64Encode(crypto::RandomBytes(24)) + "\n", 0600));
     room::UsePassphraseFile(passphrase_file);
+    // The room service the demo starts (step 8) unlocks the room the same way.
+    ::setenv("CLEANROOM_PASSPHRASE_FILE", passphrase_file.c_str(), /*overwrite=*/1);
     room::InitOptions init;
     init.key_store.kind = room::KeyStoreKind::kPassphrase;
     CR_ASSIGN(auto room_pub, room::Room::Init(room_dir, spec_path, init));
