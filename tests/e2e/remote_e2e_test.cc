@@ -114,7 +114,8 @@ TEST_F(RemoteE2e, EveryReadCommandPrintsWhatTheLocalOnePrints) {
   ASSERT_EQ(Run(AtServer("newsco") + "ingest " + Q(P("room-imp.crpkg"))).exit_code, 0);
   ASSERT_EQ(Run(AtServer("acme") + "ingest " + Q(P("room-pur.crpkg"))).exit_code, 0);
   // status, datasets and audit open the room read-only: they run beside the server.
-  for (const std::string cmd : {"status", "--format json status", "datasets", "--format json datasets"}) {
+  for (const std::string cmd : {"status", "--format json status", "datasets", "--format json datasets",
+                                "budget", "--format json budget"}) {
     ExpectSame(Run(AtServer("acme") + cmd), Run("--room " + Q(P("room")) + " " + cmd), cmd);
   }
   for (const std::string cmd : {"audit verify", "--format json audit verify", "audit show",
