@@ -30,6 +30,7 @@
 #include "ingest/prepare.h"
 #include "query/service.h"
 #include "room/key_store.h"
+#include "room_passphrase.h"
 #include "room/room.h"
 #include "spec/spec.h"
 
@@ -58,14 +59,7 @@ std::string D(const std::string& rel) { return g_dir + "/" + rel; }
 // Parquet bytes in plain files for the baseline.
 void SetUpRoom() {
   Check(cr::crypto::Init(), "sodium");
-  // The room key sealed under a passphrase (Argon2id), as a real room's; the
-  // file also lets the processes this benchmark starts unlock it.
-  if (!cr::PathExists(D("room.passphrase"))) {
-    Check(cr::WriteFileAtomic(D("room.passphrase"), cr::crypto::Base64Encode(cr::crypto::RandomBytes(24)) + "\n", 0600),
-          "passphrase");
-  }
-  cr::room::UsePassphraseFile(D("room.passphrase"));
-  ::setenv("CLEANROOM_PASSPHRASE_FILE", D("room.passphrase").c_str(), 1);
+  Check(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
   if (cr::PathExists(D("room/catalog.json")) && cr::PathExists(D("purchases.parquet"))) return;
   std::filesystem::remove_all(D("room"));
   for (const char* name : {"acme", "newsco"}) {

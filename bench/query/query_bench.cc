@@ -32,6 +32,7 @@
 #include "ingest/prepare.h"
 #include "query/service.h"
 #include "room/key_store.h"
+#include "room_passphrase.h"
 #include "room/room.h"
 #include "spec/spec.h"
 
@@ -60,11 +61,7 @@ std::string D(const std::string& rel) { return g_dir + "/" + rel; }
 // Parquet bytes in plain files for the baseline.
 void SetUpRoom() {
   Check(cr::crypto::Init(), "sodium");
-  if (!cr::PathExists(D("room.passphrase"))) {
-    Check(cr::WriteFileAtomic(D("room.passphrase"), cr::crypto::Base64Encode(cr::crypto::RandomBytes(24)) + "\n", 0600),
-          "passphrase");
-  }
-  cr::room::UsePassphraseFile(D("room.passphrase"));
+  Check(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
   // A room kept by --dir from before key stores is rebuilt.
   if (cr::PathExists(D("room/catalog.json")) && cr::PathExists(D("room/keystore.json")) &&
       cr::PathExists(D("purchases.parquet"))) {

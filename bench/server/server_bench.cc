@@ -41,6 +41,7 @@
 #include "query/service.h"
 #include "room/cache.h"
 #include "room/key_store.h"
+#include "room_passphrase.h"
 #include "room/room.h"
 #include "spec/spec.h"
 
@@ -87,14 +88,7 @@ double Percentile(std::vector<double> v, double p) {
 
 // The room with both datasets, built once per --dir.
 void SetUpRoom() {
-  // The room key sealed under a passphrase (Argon2id), as a real room's; the
-  // file also lets the processes this benchmark starts unlock it.
-  if (!cr::PathExists(D("room.passphrase"))) {
-    Must(cr::WriteFileAtomic(D("room.passphrase"), cr::crypto::Base64Encode(cr::crypto::RandomBytes(24)) + "\n", 0600),
-          "passphrase");
-  }
-  cr::room::UsePassphraseFile(D("room.passphrase"));
-  ::setenv("CLEANROOM_PASSPHRASE_FILE", D("room.passphrase").c_str(), 1);
+  Must(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
   if (cr::PathExists(D("room/catalog.json")) && cr::PathExists(D("done"))) return;
   std::filesystem::remove_all(D("room"));
   for (const char* name : {"acme", "newsco"}) {
