@@ -218,6 +218,104 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   return out;
 }
 
+Result<CheckOutcome> Check(room::Room& room, const crypto::PublicIdentity& caller,
+                           const Request& req, const engine::Options& engine) {
+  // The first half of Run, step for step: a check that passes is a run that
+  // would pass its checks (the tests compare the two on the same queries).
+  const spec::Spec& spec = room.spec();
+  const spec::Template* tmpl = nullptr;
+  std::string sql = req.sql;
+  if (!req.template_name.empty()) {
+    tmpl = spec.FindTemplate(req.template_name);
+    if (tmpl) sql = tmpl->sql;
+  }
+  const std::string event = (tmpl || !req.template_name.empty() ? "template" : "query") + std::string(".check");
+  nlohmann::json base = {{"sql_sha256", SqlHash(sql)}};
+  if (!req.template_name.empty()) base["template"] = req.template_name;
+
+  const spec::Party* party = spec.FindPartyByKey(caller);
+  std::string actor = party ? party->name : "key:" + caller.Fingerprint();
+  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
+    nlohmann::json d = base;
+    d["code"] = CodeName(e.code);
+    if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
+    return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
+  };
+  if (!party) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
+  }
+  if (!party->Can("query")) {
+    return refuse(Error{ErrorCode::NOT_AUTHORIZED,
+                        fmt::format("party {} does not have the query ability", party->name)});
+  }
+  if (!room.active()) return refuse(Error{ErrorCode::ROOM_NOT_ACTIVE, "the room is not active yet"});
+  if (!req.template_name.empty() && !tmpl) {
+    return refuse(Error{ErrorCode::BAD_INPUT, fmt::format("the spec has no template {}", req.template_name)});
+  }
+  if (req.template_name.empty() && sql.empty()) return refuse(Error{ErrorCode::USAGE, "no SQL given"});
+
+  auto db = engine::Database::Open(engine);
+  if (!db) return refuse(db.error());
+  CheckContext ctx;
+  ctx.spec = &spec;
+  ctx.caller = party->name;
+  ctx.tmpl = tmpl;
+  ctx.params = req.params;
+  bool any_require_dp = false;
+  for (const auto& d : spec.datasets) any_require_dp = any_require_dp || d.rule.require_dp;
+  ctx.dp = spec.privacy.dp && (req.epsilon || any_require_dp);
+  auto plan = BuildPlan(*db, sql, ctx);
+  if (!plan) return refuse(plan.error());
+  auto use_dp = NeedsDp(spec, *plan, req.epsilon.has_value());
+  if (!use_dp) return refuse(use_dp.error());
+  if (ctx.dp && !*use_dp) {
+    ctx.dp = false;
+    plan = BuildPlan(*db, sql, ctx);
+    if (!plan) return refuse(plan.error());
+  }
+  CheckOutcome out;
+  out.datasets = plan->Datasets();
+  base["datasets"] = out.datasets;
+  if (*use_dp) {
+    double epsilon = req.epsilon.value_or(spec.privacy.dp->query_epsilon);
+    base["epsilon"] = epsilon;
+    auto p = PlanDp(spec, *plan, epsilon);
+    if (!p) return refuse(p.error());
+    out.dp = true;
+    out.epsilon = epsilon;
+  }
+  auto receivers = Receivers(spec, out.datasets);
+  if (receivers.empty()) {
+    return refuse(Error{ErrorCode::QUERY_REFUSED,
+                        "no party may receive results over these datasets (rule receivers)"});
+  }
+  if (!req.receivers.empty()) {
+    std::vector<const spec::Party*> narrowed;
+    for (const auto& name : req.receivers) {
+      auto it = std::find_if(receivers.begin(), receivers.end(),
+                             [&](const spec::Party* p) { return p->name == name; });
+      if (it == receivers.end()) {
+        return refuse(Error{
+            ErrorCode::QUERY_REFUSED,
+            spec.FindParty(name)
+                ? fmt::format("party {} may not receive results over these datasets (rule "
+                              "receivers and the receive_results ability)", name)
+                : std::string("a requested receiver is not a party of the collaboration")});
+      }
+      if (std::find(narrowed.begin(), narrowed.end(), *it) == narrowed.end()) narrowed.push_back(*it);
+    }
+    receivers = std::move(narrowed);
+  }
+  for (const auto& c : plan->outputs) out.columns.push_back(c.name);
+  for (const auto* p : receivers) {
+    out.receivers.push_back(p->name);
+    out.caller_receives = out.caller_receives || p->name == party->name;
+  }
+  base["receivers"] = out.receivers;
+  CR_TRY(room.audit().Append(event, party->name, base));
+  return out;
+}
+
 Result<std::vector<nlohmann::json>> ListResults(room::Room& room,
                                                 const crypto::PublicIdentity& caller) {
   const spec::Party* party = room.spec().FindPartyByKey(caller);

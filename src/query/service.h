@@ -73,6 +73,28 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
 Result<Outcome> Run(room::Room& room, const crypto::Identity& caller, const Request& req,
                     const RunOptions& options = {});
 
+// What a query would be, without running it: the datasets it touches, the
+// columns it releases, who would receive it and whether it would be answered
+// with differential privacy (and at what cost).
+struct CheckOutcome {
+  std::vector<std::string> datasets;
+  std::vector<std::string> columns;
+  std::vector<std::string> receivers;
+  bool caller_receives = false;
+  bool dp = false;
+  std::optional<double> epsilon;
+};
+
+// Everything Run checks before it reads a byte (party, ability, active room,
+// template and parameters, the plan, the DP plan, receivers), in the same
+// order with the same checkers, and nothing after: no data is read, nothing
+// is executed, charged to the budget or stored. The same errors as Run. Both
+// outcomes are audited ("query.check" / "query.check.refused", or
+// "template.check..."), with the SQL's hash and never its text, so a party
+// probing the rules is on the record as one running queries is.
+Result<CheckOutcome> Check(room::Room& room, const crypto::PublicIdentity& caller,
+                           const Request& req, const engine::Options& engine = {});
+
 // The metadata of every result sealed to the party holding `caller` (ids,
 // datasets, columns, counts; never rows), oldest first. NOT_AUTHORIZED for a
 // key of no party. Audited.

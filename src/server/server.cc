@@ -36,6 +36,7 @@
 #include "results/results.h"
 #include "room/room.h"
 #include "room/views.h"
+#include "server/console.h"
 #include "server/metrics.h"
 #include "server/nonce_store.h"
 
@@ -65,6 +66,7 @@ thread_local RequestInfo t_request;
 enum class RouteId {
   kHealth, kOpenApi, kMetrics, kStatus, kDatasets, kPackages, kQuery, kTemplateRun,
   kResults, kResult, kBudget, kAudit, kRoomPub,
+  kConsoleIndex, kConsoleAsset, kSpec, kQueryCheck,  // the web console (server/console.h)
 };
 struct RouteDef {
   RouteId id;
@@ -87,6 +89,12 @@ constexpr RouteDef kRouteTable[] = {
     {RouteId::kBudget, "GET", "/v1/budget", "/v1/budget", true},
     {RouteId::kAudit, "GET", "/v1/audit", "/v1/audit", true},
     {RouteId::kRoomPub, "GET", "/v1/room.pub", R"(/v1/room\.pub)", true},
+    // A browser cannot sign a page load: the console's files are unsigned and
+    // are only the built-in assets, never data.
+    {RouteId::kConsoleIndex, "GET", "/", "/", false},
+    {RouteId::kConsoleAsset, "GET", "/console/{file}", R"(/console/([A-Za-z0-9_.-]+))", false},
+    {RouteId::kSpec, "GET", "/v1/spec", "/v1/spec", true},
+    {RouteId::kQueryCheck, "POST", "/v1/query/check", "/v1/query/check", true},
 };
 
 void SendError(httplib::Response& res, const Error& e) {
@@ -379,6 +387,18 @@ class Service {
         CR_ASSIGN(std::string pub, ReadFile(room::RoomPubPath(room_.dir())));
         res.set_content(pub, "text/plain");
         return Ok();
+      }
+      case RouteId::kConsoleIndex:
+        return console::ServeAsset("index.html", res);
+      case RouteId::kConsoleAsset:
+        return console::ServeAsset(req.matches[1].str(), res);
+      case RouteId::kSpec: {
+        std::shared_lock lock(mu_);
+        return console::ServeSpec(room_, res);
+      }
+      case RouteId::kQueryCheck: {
+        std::shared_lock lock(mu_);
+        return console::CheckQuery(room_, party->key, body, res);
       }
       case RouteId::kPackages:
         break;
