@@ -218,12 +218,12 @@ const LOADERS = {
       const view = $("#budget-view");
       if (!b.dp_enabled) {
         view.replaceChildren(h("p", { class: "status", text: "Differential privacy is not enabled for this collaboration (no privacy.dp in the spec): no epsilon budget. Answers are protected by the thresholds of each dataset's rule." }),
-          gauge("Queries answered with noise this period", b.queries, Math.max(1, b.queries), `${b.queries}`));
+          usage(b.queries));
         return;
       }
       view.replaceChildren(
         gauge("Epsilon spent this period", b.epsilon_spent, b.epsilon_total, `${formatNumber(b.epsilon_spent)} of ${formatNumber(b.epsilon_total)} (left ${formatNumber(b.epsilon_left)})`),
-        gauge("Queries answered with noise this period", b.queries, Math.max(b.queries, 1), `${b.queries}`),
+        usage(b.queries),
         h("p", { class: "muted", text: `Period ${b.period ?? "—"}: ${b.period_starts_at ?? "start"} to ${b.period_ends_at ?? "no end"} (refresh: ${b.refresh ?? "none"})` }),
         h("h3", { text: "Every period" }),
         h("table", {}, h("thead", {}, h("tr", {}, ["Period", "Spent", "Total", "Queries"].map((t) => h("th", { scope: "col", text: t })))),
@@ -263,6 +263,11 @@ function ruleBlock(d) {
   if (r.list_columns) items.push(h("li", { text: `listable columns: ${r.list_columns.join(", ")}` }));
   if (r.templates) items.push(h("li", { text: `templates only: ${r.templates.join(", ")}` }));
   return h("ul", { class: "rule-items" }, items);
+}
+
+// The budget has no cap on the number of queries: a count, not a gauge.
+function usage(queries) {
+  return h("p", { class: "usage" }, "Queries answered with noise this period: ", h("strong", { text: String(queries) }));
 }
 
 function gauge(label, value, max, text) {

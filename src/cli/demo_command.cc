@@ -283,8 +283,10 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
                "  build/bin/cleanroom serve --room {} --listen 127.0.0.1:8443 --tls-cert {}/tls/server.pem "
                "--tls-key {}/tls/server.key\n"
                "  build/bin/cleanroom status --server https://127.0.0.1:8443 --tls-ca {}/tls/ca.pem "
-               "--key {}/acme/acme.key\n",
-               secs, dir, room_dir, room_dir, room_dir, dir, dir, dir, dir);
+               "--key {}/acme/acme.key\n"
+               "  the web console: build/bin/cleanroom serve --room {} --listen 127.0.0.1:8080, then open "
+               "http://127.0.0.1:8080/ and sign in with {}/acme/acme.key\n",
+               secs, dir, room_dir, room_dir, room_dir, dir, dir, dir, dir, room_dir, dir);
     return Ok();
   });
 }

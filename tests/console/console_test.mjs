@@ -203,10 +203,31 @@ await scenario("open a stored result from the list", async () => {
   await shot(page, "results");
 });
 
-await scenario("budget gauges", async () => {
+await scenario("an answer with differential privacy: intervals as error bars", async () => {
+  await go(page, "query");
+  await page.fill("#sql", "SELECT campaign, COUNT(DISTINCT email) AS people FROM impressions GROUP BY campaign");
+  await page.fill("#epsilon", "1.5");
+  await page.click("#check");
+  await page.waitForSelector("#check-result .status.ok");
+  assert.match(await page.textContent("#check-result"), /answered with differential privacy at epsilon 1\.5\./);
+  await page.click("#run");
+  await page.waitForSelector("#page-results:not([hidden]) .result-table");
+  const rows = await tableRows(page);
+  assert.ok(rows.length > 1, `${rows.length} rows`);
+  for (const r of rows) assert.match(r[1], /^[\d,.-]+ ± [\d,.]+$/, r.join(" "));
+  assert.equal(await page.locator(".chart g.errorbar").count(), rows.length);
+  assert.match(await page.textContent(".result"), /epsilon spent 1\.5/);
+  await shot(page, "result-dp");
+});
+
+await scenario("budget gauges: epsilon spent of the period's total, and usage", async () => {
   await go(page, "budget");
   await page.waitForSelector("#budget-view meter");
-  assert.match(await page.textContent("#budget-view"), /not enabled/);
+  const text = await page.textContent("#budget-view");
+  assert.match(text, /Epsilon spent this period\s*1\.5 of 30 \(left 28\.5\)/);
+  assert.equal(await page.getAttribute("#budget-view meter", "value"), "1.5");
+  assert.equal(await page.getAttribute("#budget-view meter", "max"), "30");
+  assert.match(text, /Queries answered with noise this period: 1/);
   await shot(page, "budget");
 });
 
