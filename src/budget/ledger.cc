@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "audit/audit_log.h"
 #include "common/files.h"
 
 namespace cr::budget {
@@ -22,6 +23,8 @@ using nlohmann::json;
 constexpr std::string_view kGenesis =
     "0000000000000000000000000000000000000000000000000000000000000000";
 constexpr char kAnswerKeyContext[8] = {'c', 'r', 'b', 'u', 'd', 'g', 'e', 't'};
+// The audit details key of a charge's record of the ledger's head.
+constexpr const char* kAnchorKey = "budget";
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -190,6 +193,38 @@ Result<std::vector<json>> ReadLedger(const std::string& path, const crypto::Publ
   return VerifiedEntries(data, path, room);
 }
 
+// A chain cut back to an earlier prefix (an old copy put back, the last lines
+// deleted, the file removed) is still a valid chain: only something outside
+// the ledger can tell. Every charge records the ledger's new head (seq and
+// hash) in the audit log, and the ledger must pass through the last head
+// recorded there. Entries after it are the room's own (a crash between the two
+// appends), and more entries only ever mean more spent, so they are accepted.
+Status CheckAgainstAnchor(const std::vector<json>& entries, const std::string& audit_path,
+                          const crypto::PublicIdentity& room) {
+  if (!PathExists(audit_path)) return Ok();  // a bare ledger (tests); a room always has its log
+  CR_ASSIGN(json anchor, audit::LastEntryWith(audit_path, room, kAnchorKey));
+  if (anchor.is_null()) return Ok();  // nothing charged since ledgers were anchored
+  const json& mark = anchor["details"][kAnchorKey];
+  if (!mark.is_object() || !mark.contains("seq") || !mark["seq"].is_number_unsigned() ||
+      mark["seq"].get<uint64_t>() == 0 || !mark.contains("hash") || !mark["hash"].is_string()) {
+    return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed budget record");
+  }
+  const uint64_t seq = mark["seq"].get<uint64_t>();
+  if (entries.size() < seq) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's budget.log has {} entries but its audit log records {}: an older copy "
+                "was put back, or entries were cut off",
+                entries.size(), seq);
+  }
+  if (entries[seq - 1]["hash"] != mark["hash"]) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's budget.log is not the ledger its audit log records (entry {} "
+                "differs): the file was replaced",
+                seq);
+  }
+  return Ok();
+}
+
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -234,6 +269,7 @@ Ledger::Ledger(const std::string& room_dir, const crypto::Identity& room_key, co
                const Clock& clock)
     : room_dir_(room_dir),
       log_path_(JoinPath(room_dir, "budget.log")),
+      audit_path_(JoinPath(room_dir, "audit.log")),
       answers_dir_(JoinPath(room_dir, "budget-answers")),
       room_key_(&room_key),
       dp_(dp),
@@ -247,7 +283,8 @@ Result<Ledger> Ledger::Open(const std::string& room_dir, const crypto::Identity&
   }
   CR_TRY(PeriodAt(dp.refresh, clock.NowUnix()));
   Ledger ledger(room_dir, room_key, dp, clock);
-  CR_TRY(ReadLedger(ledger.log_path_, room_key.pub()));
+  CR_ASSIGN(std::vector<json> entries, ReadLedger(ledger.log_path_, room_key.pub()));
+  CR_TRY(CheckAgainstAnchor(entries, ledger.audit_path_, room_key.pub()));
   return ledger;
 }
 
@@ -276,6 +313,8 @@ Result<Charge> Ledger::Spend(const std::string& query_key, double epsilon, const
   if (::fstat(fd.get(), &st) != 0) return Fail(ErrorCode::INTERNAL, "cannot stat {}", log_path_);
   CR_ASSIGN(std::string data, ReadAllFd(fd.get(), log_path_));
   CR_ASSIGN(std::vector<json> entries, VerifiedEntries(data, log_path_, room_key_->pub()));
+  // Again under the lock: the file may have been put back since Open.
+  CR_TRY(CheckAgainstAnchor(entries, audit_path_, room_key_->pub()));
   CR_ASSIGN(Period period, PeriodAt(dp_.refresh, clock_->NowUnix()));
 
   int64_t spent = 0;
@@ -330,6 +369,14 @@ Result<Charge> Ledger::Spend(const std::string& query_key, double epsilon, const
     return std::unexpected(written.error());
   }
   if (st.st_size == 0) CR_TRY(SyncDir(room_dir_));
+  // Still under the ledger's lock, so heads reach the audit log in ledger
+  // order. If this append fails the charge stands (fail closed: budget spent,
+  // nothing released) and the ledger is one entry ahead of its anchor.
+  audit::AuditLog log(audit_path_, *room_key_, *clock_);
+  CR_TRY(log.Append("budget.charge", party,
+                    {{kAnchorKey, {{"seq", entries.size() + 1}, {"hash", entry["hash"]}}},
+                     {"period", period.id},
+                     {"epsilon", epsilon}}));
   return Charge{false, "", epsilon};
 }
 

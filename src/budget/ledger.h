@@ -52,7 +52,11 @@ class Ledger {
  public:
   // DIR/budget.log (signed by the room key and hash-chained like audit.log) and
   // DIR/budget-answers/ (stored noisy answers, encrypted under a key derived
-  // from the room key). AUDIT_CHAIN_BROKEN when the log is damaged; BAD_INPUT
+  // from the room key). Each charge also appends a "budget.charge" entry to
+  // DIR/audit.log holding the ledger's new head {"budget": {"seq", "hash"}};
+  // Open and Spend refuse with TAMPERED a ledger that does not reach the last
+  // head recorded there (an older copy put back, lines cut off, the file
+  // replaced or removed). AUDIT_CHAIN_BROKEN when the log is damaged; BAD_INPUT
   // when dp.epsilon is not a positive finite number; SPEC_INVALID for an
   // unknown refresh. `room_key` and `clock` must outlive the ledger.
   static Result<Ledger> Open(const std::string& room_dir, const crypto::Identity& room_key,
@@ -84,6 +88,7 @@ class Ledger {
 
   std::string room_dir_;
   std::string log_path_;
+  std::string audit_path_;  // DIR/audit.log: where each charge anchors the ledger's head
   std::string answers_dir_;
   const crypto::Identity* room_key_;
   spec::Dp dp_;

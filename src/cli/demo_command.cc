@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/demo_dp.h"
 #include "cli/demo_queries.h"
 #include "client/client.h"
 #include "common/files.h"
@@ -87,13 +88,16 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
 
     Step(3, "They write the collaboration spec: datasets, column roles, rules, thresholds");
     std::string spec_path = dir + "/shared/spec.yaml";
-    CR_TRY(WriteFileAtomic(spec_path, demo::CampaignSpec()));
+    demo::CampaignSpecOptions spec_options;
+    spec_options.dp = true;  // steps 15 and 16: differential privacy
+    CR_TRY(WriteFileAtomic(spec_path, demo::CampaignSpec(spec_options)));
     CR_ASSIGN(auto spec, spec::Load(spec_path));
     Say(fmt::format("collaboration '{}', {} parties, {} datasets, spec hash {}",
                     spec.collaboration, spec.parties.size(), spec.datasets.size(),
                     spec.hash.substr(0, 16)));
     Say("impressions: email is a join key (pseudonymised), campaign a dimension, cost a metric "
         "clamped to [0, 5]; answers need >= 100 distinct people per row");
+    Say("privacy.dp: an epsilon budget of 1.5 a month for answers with differential privacy");
 
     Step(4, "The operator creates the room for this spec");
     // A real key store: the room key is sealed under a passphrase (Argon2id);
@@ -252,12 +256,13 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     }
 
     CR_TRY(RunDemoQueries(acme, newsco, spec));
+    CR_TRY(RunDemoDp(acme, imp_csv, 15));
 
-    Step(15, "The operator stops the service (SIGTERM): in-flight requests finish, the room is closed");
+    Step(17, "The operator stops the service (SIGTERM): in-flight requests finish, the room is closed");
     CR_TRY(server.Stop());
     Say("cleanroom serve exited cleanly; its access log is serve.log (parties, routes, codes; no values)");
 
-    Step(16, "A research extract of microdata: anonymise UCI Adult (k = 5, occupation 3-diverse)");
+    Step(18, "A research extract of microdata: anonymise UCI Adult (k = 5, occupation 3-diverse)");
     std::string config = std::string(CLEANROOM_SOURCE_DIR) + "/examples/adult-research-extract/anon.yaml";
     std::string adult = std::string(CLEANROOM_SOURCE_DIR) + "/data/adult/adult.csv";
     {

@@ -16,7 +16,7 @@ parties:
 privacy:
   unit: person
   min_distinct_units: 50
-datasets:
+{}datasets:
   impressions:
     owner: newsco
     privacy_unit_column: email
@@ -46,7 +46,10 @@ templates:
       FROM impressions i JOIN purchases p ON i.email = p.email
       WHERE p.day >= $since GROUP BY i.campaign
 )",
-                     o.collaboration, o.description, keys, keys);
+                     o.collaboration, o.description, keys, keys,
+                     o.dp ? "  dp: {epsilon: 1.5, delta: 1.0e-6, max_groups_per_unit: 1, "
+                            "max_contributions_per_group: 10, refresh: monthly}\n"
+                          : "");
 }
 
 }  // namespace cr::demo

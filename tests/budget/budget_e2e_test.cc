@@ -1,5 +1,6 @@
-// `cleanroom budget` through the binary, on a room whose spec has no
-// privacy.dp (the only kind the spec parser accepts until DP queries land).
+// `cleanroom budget` through the binary: a room without privacy.dp, and the
+// ledger's head anchored in the audit log (a budget.log put back or cut is
+// refused before any DP query runs).
 #include <nlohmann/json.hpp>
 
 #include "e2e/e2e_fixture.h"
@@ -28,6 +29,68 @@ TEST_F(BudgetE2eTest, NeedsARoom) {
   ExpectRefused(Run("budget"), 2, "USAGE");
   ExpectRefused(Run("budget --room " + Q(P("nowhere"))), 7, "FILE_UNREADABLE");
   ExpectRefused(Run("budget --room " + Q(P("nowhere")) + " --format csv"), 2, "USAGE");
+}
+
+// A DP room (budget 5, monthly) with both datasets ingested.
+class BudgetAnchorE2e : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    std::string text = SpecText();
+    const std::string threshold = "  min_distinct_units: 50\n";
+    text.insert(text.find(threshold) + threshold.size(),
+                "  dp: {epsilon: 5, delta: 1.0e-6, max_groups_per_unit: 4, refresh: monthly}\n");
+    SetUpRoom(true, text);
+    Generate(3000, 600);
+    ASSERT_EQ(Prepare("impressions", P("impressions.csv"), "keys/newsco.key", "imp.crpkg").exit_code, 0);
+    ASSERT_EQ(Prepare("purchases", P("purchases.csv"), "keys/acme.key", "pur.crpkg").exit_code, 0);
+    ASSERT_EQ(Ingest(P("imp.crpkg")).exit_code, 0);
+    ASSERT_EQ(Ingest(P("pur.crpkg")).exit_code, 0);
+  }
+  RunResult Query(const std::string& campaign, const std::string& epsilon = "1") {
+    return Run("--room " + Q(P("room")) + " --key " + Q(P("keys/acme.key")) +
+               " --format json query --epsilon " + epsilon + " --sql " +
+               Q("SELECT SUM(cost) AS spend FROM impressions WHERE campaign = '" + campaign + "'"));
+  }
+  // After the ledger was put back: a new query, the stored answer of an old
+  // one and `budget` are all refused, and nothing but the audit log (the
+  // refusals' records) changes: nothing is charged, no result is stored.
+  void ExpectEverythingRefused() {
+    auto before = Snapshot(P("room"), "audit.log");
+    ExpectRefused(Query("c9"), 6, "TAMPERED");
+    ExpectRefused(Query("c0"), 6, "TAMPERED");
+    ExpectRefused(Run("budget --room " + Q(P("room"))), 6, "TAMPERED");
+    EXPECT_EQ(Snapshot(P("room"), "audit.log"), before);
+    EXPECT_NE(Slurp(P("room/audit.log")).find("\"code\":\"TAMPERED\""), std::string::npos);
+  }
+};
+
+TEST_F(BudgetAnchorE2e, AnOlderBudgetLogPutBackIsRefused) {
+  ASSERT_EQ(Query("c0").exit_code, 0);
+  const std::string copy = Slurp(P("room/budget.log"));
+  ASSERT_EQ(Query("c1").exit_code, 0);
+  ASSERT_EQ(Query("c2").exit_code, 0);
+  Spit(P("room/budget.log"), copy);  // 2 of epsilon 5 would come back
+  ExpectEverythingRefused();
+}
+
+TEST_F(BudgetAnchorE2e, DeletingTheLastLineIsRefused) {
+  ASSERT_EQ(Query("c0").exit_code, 0);
+  ASSERT_EQ(Query("c1").exit_code, 0);
+  std::string log = Slurp(P("room/budget.log"));
+  log.pop_back();
+  Spit(P("room/budget.log"), log.substr(0, log.rfind('\n') + 1));
+  ExpectEverythingRefused();
+}
+
+TEST_F(BudgetAnchorE2e, TheUntouchedLedgerKeepsWorking) {
+  // The control: the same steps without putting anything back.
+  ASSERT_EQ(Query("c0").exit_code, 0);
+  ASSERT_EQ(Query("c1").exit_code, 0);
+  ASSERT_EQ(Query("c0").exit_code, 0);  // stored answer, free
+  auto j = nlohmann::json::parse(Ok("budget --room " + Q(P("room")) + " --format json").out);
+  EXPECT_EQ(j["epsilon_spent"], 2);
+  EXPECT_EQ(j["epsilon_left"], 3);
 }
 
 }  // namespace

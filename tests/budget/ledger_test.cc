@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -306,6 +308,99 @@ TEST_F(LedgerTamperTest, EntrySignedByAnotherKeyIsDetected) {
   ASSERT_TRUE(forged->Spend(Key(1), 0.1, "alice").has_value());
   ASSERT_TRUE(WriteFileAtomic(dir_ / "budget.log", Slurp(elsewhere / "budget.log")).has_value());
   ExpectBroken();
+}
+
+// ----- The ledger's head anchored in the audit log ---------------------------------------
+// Every attack below leaves a valid chain: only the head each charge records
+// in audit.log tells that budget.log was cut back or swapped.
+
+class LedgerAnchorTest : public LedgerTamperTest {
+ protected:
+  void ExpectTampered() {
+    std::string before = Log();
+    std::string audit_before = Slurp(dir_ / "audit.log");
+    spec::Dp dp;
+    dp.epsilon = 1.0;
+    dp.refresh = "monthly";
+    auto l = Ledger::Open(dir_.path(), room_, dp, clock_);
+    ASSERT_FALSE(l.has_value());
+    EXPECT_EQ(l.error().code, ErrorCode::TAMPERED) << l.error().ToString();
+    EXPECT_EQ(ExitCode(l.error().code), 6);
+    EXPECT_EQ(Log(), before);
+    EXPECT_EQ(Slurp(dir_ / "audit.log"), audit_before);
+  }
+};
+
+TEST_F(LedgerAnchorTest, EachChargeRecordsTheNewHeadInTheAuditLog) {
+  std::ifstream in(dir_ / "audit.log");
+  std::vector<nlohmann::json> charges;
+  for (std::string line; std::getline(in, line);) {
+    auto e = nlohmann::json::parse(line);
+    if (e["event"] == "budget.charge") charges.push_back(e);
+  }
+  ASSERT_EQ(charges.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    auto entry = nlohmann::json::parse(lines_[i]);
+    EXPECT_EQ(charges[i]["details"]["budget"]["seq"], i + 1);
+    EXPECT_EQ(charges[i]["details"]["budget"]["hash"], entry["hash"]);
+    EXPECT_EQ(charges[i]["actor"], "alice");
+  }
+}
+
+TEST_F(LedgerAnchorTest, AnOlderCopyPutBackIsTampered) {
+  // The attack: keep a copy after one charge, spend more, put the copy back.
+  Write({lines_[0]});
+  ExpectTampered();
+}
+
+TEST_F(LedgerAnchorTest, DeletedLastLineIsTampered) {
+  Write({lines_[0], lines_[1]});
+  ExpectTampered();
+}
+
+TEST_F(LedgerAnchorTest, RemovedLedgerIsTampered) {
+  ASSERT_EQ(::unlink((dir_ / "budget.log").c_str()), 0);
+  ExpectTampered();
+}
+
+TEST_F(LedgerAnchorTest, ASpendOnAnOpenLedgerSeesTheCopyPutBackToo) {
+  Ledger l = Open(1.0);
+  Write({lines_[0], lines_[1]});
+  std::string before = Log();
+  auto s = l.Spend(Key(9), 0.05, "alice");
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, ErrorCode::TAMPERED);
+  EXPECT_EQ(Log(), before);  // nothing charged
+}
+
+TEST_F(LedgerAnchorTest, AnotherLedgerOfTheSameLengthIsTampered) {
+  // Same room key, same number of entries, other charges: a swapped file.
+  TempDir elsewhere;
+  spec::Dp dp;
+  dp.epsilon = 1.0;
+  dp.refresh = "monthly";
+  auto other = Ledger::Open(elsewhere.path(), room_, dp, clock_);
+  ASSERT_TRUE(other.has_value());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(other->Spend(Key(50 + i), 0.01, "alice").has_value());
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "budget.log", Slurp(elsewhere / "budget.log")).has_value());
+  ExpectTampered();
+}
+
+TEST_F(LedgerAnchorTest, ALedgerAheadOfItsAnchorIsTheRoomsOwnAndAccepted) {
+  // A crash between the ledger's append and the audit record: the newest
+  // charge has no anchor yet. Simulated by cutting the last audit entry off.
+  std::string audit = Slurp(dir_ / "audit.log");
+  audit.pop_back();
+  audit = audit.substr(0, audit.rfind('\n') + 1);
+  ASSERT_TRUE(WriteFileAtomic(dir_ / "audit.log", audit).has_value());
+  Ledger l = Open(1.0);
+  auto s = l.Summarize();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_DOUBLE_EQ(s->epsilon_spent, 0.9);
+  // The next charge anchors again, and cutting that one back is caught.
+  ASSERT_TRUE(l.Spend(Key(9), 0.05, "alice").has_value());
+  Write(lines_);
+  ExpectTampered();
 }
 
 // ----- Concurrency: real processes racing for the last of the budget -------------------

@@ -237,7 +237,8 @@ TEST_F(RemoteE2e, TheDemoRunsOverTheServer) {
   StopServer();
   auto r = Run("demo --people 2000 --impressions 20000 --purchases 4000 --dir " + Q(P("demo")));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  for (const char* step : {"\n[8] ", "\n[9] ", "\n[10] ", "\n[11] ", "\n[14] ", "\n[15] "}) {
+  for (const char* step : {"\n[8] ", "\n[9] ", "\n[10] ", "\n[11] ", "\n[14] ", "\n[15] ",
+                           "\n[16] ", "\n[17] ", "\n[18] "}) {
     EXPECT_NE(r.out.find(step), std::string::npos) << step << r.out;
   }
   EXPECT_NE(r.out.find("https://127.0.0.1:"), std::string::npos);
@@ -245,6 +246,7 @@ TEST_F(RemoteE2e, TheDemoRunsOverTheServer) {
   EXPECT_NE(r.out.find("PACKAGE_REPLAYED"), std::string::npos);
   EXPECT_NE(r.out.find("QUERY_REFUSED"), std::string::npos);
   EXPECT_NE(r.out.find("NOT_AUTHORIZED"), std::string::npos);
+  EXPECT_NE(r.out.find("BUDGET_EXHAUSTED (exit 4)"), std::string::npos);  // the DP steps
   // The service stopped: the room is free for local commands again.
   EXPECT_EQ(Run("audit verify --room " + Q(P("demo/room"))).exit_code, 0);
 }

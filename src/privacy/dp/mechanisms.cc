@@ -78,7 +78,11 @@ class SeededSource final : public RandomSource {
 
 constexpr double kMaxEpsilon = 100;
 constexpr int64_t kMaxL0 = 1 << 20;
-constexpr double kMaxSteps = 4503599627370496.0;  // 2^52: released values stay exact doubles
+// Grid steps below this add the noise in __int128 with room to spare (the
+// samplers' draws stay below 2^63). Above it one step of the double is 2^73
+// grid steps or more, so adding any noise the samplers can draw and rounding
+// to the nearest double gives the input back: no arithmetic is needed.
+constexpr double kExactSteps = 0x1p125;
 
 bool IsWhole(double x) { return std::floor(x) == x; }
 
@@ -262,17 +266,29 @@ int64_t NumericMechanism::SampleNoiseSteps(RandomSource& rng) const {
   return SampleDiscreteLaplace(scale_num_, scale_den_, rng);
 }
 
-int64_t NumericMechanism::ToGridSteps(double exact) const {
+double NumericMechanism::ToGridSteps(double exact) const {
   // Clamping before noise is a fixed monotone map: it cannot raise sensitivity.
   if (std::isnan(exact)) return 0;
-  double steps = std::nearbyint(exact / granularity_);
-  steps = std::clamp(steps, -kMaxSteps, kMaxSteps);
-  return static_cast<int64_t>(steps);
+  constexpr double kMax = std::numeric_limits<double>::max();
+  return std::clamp(std::nearbyint(exact / granularity_), -kMax, kMax);
 }
 
-NoisyValue NumericMechanism::Release(int64_t steps, RandomSource& rng) const {
-  int64_t noisy = steps + SampleNoiseSteps(rng);
+NoisyValue NumericMechanism::Release(__int128 steps, RandomSource& rng) const {
+  // Exact: |steps| < 2^125 and the noise < 2^63. The conversion rounds the
+  // noisy integer to the nearest double (ties to even), a function of the
+  // noisy value alone; times a power of two it stays exact.
+  __int128 noisy = steps + SampleNoiseSteps(rng);
   double value = static_cast<double>(noisy) * granularity_;
+  double half = ci95_steps_ * granularity_;
+  return {value, value - half, value + half};
+}
+
+NoisyValue NumericMechanism::Release(double steps, RandomSource& rng) const {
+  if (std::abs(steps) < kExactSteps) return Release(static_cast<__int128>(steps), rng);
+  // The noise is drawn all the same, so the work done does not depend on the
+  // input; rounding steps + noise to the nearest double is steps itself here.
+  (void)SampleNoiseSteps(rng);
+  double value = steps * granularity_;
   double half = ci95_steps_ * granularity_;
   return {value, value - half, value + half};
 }
@@ -283,10 +299,7 @@ NoisyValue NumericMechanism::AddNoise(double exact, RandomSource& rng) const {
 
 NoisyValue NumericMechanism::AddNoise(int64_t exact, RandomSource& rng) const {
   // Integer inputs on a grid of 1 need no floating-point step at all.
-  if (granularity_ == 1) {
-    int64_t steps = std::clamp<int64_t>(exact, -int64_t{1} << 52, int64_t{1} << 52);
-    return Release(steps, rng);
-  }
+  if (granularity_ == 1) return Release(static_cast<__int128>(exact), rng);
   return Release(ToGridSteps(static_cast<double>(exact)), rng);
 }
 

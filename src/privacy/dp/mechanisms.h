@@ -54,7 +54,13 @@ struct NoisyValue {
 
 // Adds discrete Laplace or discrete Gaussian noise on a fixed-point grid
 // (granularity: a power of two chosen from the scale, 1 for integer counts
-// with integer linf); the exact input is rounded to the grid first.
+// with integer linf); the exact input is rounded to the grid first. The sum
+// of grid steps and noise is exact integer arithmetic at every magnitude a
+// double can hold, and the released value is that exact noisy number rounded
+// to the nearest double: on the grid below 2^53 steps, on the double's own
+// (coarser, power-of-two) grid above it. The rounding depends on the noisy
+// value only, never on the exact input, so it is post-processing and costs
+// no privacy; nothing is clamped.
 class NumericMechanism {
  public:
   // BAD_INPUT naming the parameter (epsilon, delta, l0, linf) that is out of
@@ -78,13 +84,17 @@ class NumericMechanism {
   uint64_t sigma2_den() const { return scale_den_; }
   // The noise in grid steps (one draw): what AddNoise adds, times granularity().
   int64_t SampleNoiseSteps(RandomSource& rng) const;
-  // The input rounded to the grid, in grid steps (clamped to +-2^52 so every
-  // released value is an exact double).
-  int64_t ToGridSteps(double exact) const;
+  // The input rounded to the grid, in grid steps: a whole number, exact (a
+  // power-of-two division only moves the exponent). NaN is 0, and beyond the
+  // largest double is the largest double: fixed monotone maps that cannot
+  // raise sensitivity.
+  double ToGridSteps(double exact) const;
 
  private:
   NumericMechanism() = default;
-  NoisyValue Release(int64_t steps, RandomSource& rng) const;
+  // `steps` is a whole number of grid steps, any magnitude.
+  NoisyValue Release(double steps, RandomSource& rng) const;
+  NoisyValue Release(__int128 steps, RandomSource& rng) const;
 
   NoiseParams params_;
   double granularity_ = 1;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -273,6 +274,71 @@ TEST(NumericMechanismTest, FloatingPointAttackFindsNothing) {
       outs_b.insert(vb);
     }
     EXPECT_EQ(outs_a, outs_b);
+  }
+}
+
+// Sums far beyond 2^52 grid steps (Google's closeness cases at +-10^12 on a
+// grid of 2^-15): the noise is added in exact integer arithmetic and the noisy
+// number rounded to the nearest double, never clamped. A clamp kept them
+// private but released a value nowhere near the sum.
+TEST(NumericMechanismTest, HugeSumsAreReleasedWithoutClampingAndUnbiased) {
+  for (NoiseKind kind : {NoiseKind::kLaplace, NoiseKind::kGaussian}) {
+    NoiseParams p{kind, 1.0, kind == NoiseKind::kGaussian ? 1e-6 : 0.0, 1, 1.0};
+    p.real_valued = true;
+    auto m = NumericMechanism::Create(p);
+    ASSERT_TRUE(m.has_value());
+    const double g = m->granularity();
+    ASSERT_GT(1e12 / g, 0x1p52);  // the case the clamp got wrong
+    for (double exact : {1e12, -1e12, 0x1p70, -3e40, 1e300}) {
+      SCOPED_TRACE(exact);
+      const double steps = m->ToGridSteps(exact);
+      EXPECT_EQ(steps * g, exact);  // whole multiples of g: the grid point is the input
+      // Draw for draw, the release is the exact noisy integer rounded once.
+      auto ra = Seeded(20), rn = Seeded(20);
+      const int kDraws = 4000;
+      double error = 0;
+      for (int i = 0; i < kDraws; ++i) {
+        double v = m->AddNoise(exact, *ra).value;
+        int64_t n = m->SampleNoiseSteps(*rn);
+        double expected = std::abs(steps) < 0x1p125
+                              ? static_cast<double>(static_cast<__int128>(steps) + n) * g
+                              : exact;
+        ASSERT_EQ(v, expected);
+        error += v - exact;  // exact: v and exact are within a factor of two
+      }
+      const double slack = 6 * m->StdDev() / std::sqrt(double(kDraws)) +
+                           std::abs(std::nextafter(exact, 0.0) - exact);
+      EXPECT_LE(std::abs(error / kDraws), slack);
+    }
+  }
+  // Whole-number inputs on a grid of 1 near the int64 limit: no clamp either.
+  auto count = NumericMechanism::Create({NoiseKind::kLaplace, 1.0, 0, 1, 1});
+  ASSERT_TRUE(count.has_value());
+  auto rng = Seeded(21);
+  const int64_t big = std::numeric_limits<int64_t>::max() - 10;
+  EXPECT_NEAR(count->AddNoise(big, *rng).value, static_cast<double>(big), 1e5);
+}
+
+// The floating-point attack at 10^12: with a grid of 1 (linf 2^20), inputs
+// that differ in their low-order bits are the same grid point, so the outputs
+// are the same draw for draw and lie on the grid.
+TEST(NumericMechanismTest, FloatingPointAttackFindsNothingAtHugeMagnitudes) {
+  NoiseParams p{NoiseKind::kLaplace, 1.0, 0, 1, 0x1p20};
+  p.real_valued = true;
+  auto m = NumericMechanism::Create(p);
+  ASSERT_TRUE(m.has_value());
+  ASSERT_EQ(m->granularity(), 1.0);
+  const double a = 1e12 + 0.25, b = 1e12 + 0.125, c = std::nextafter(1e12, 0.0);
+  ASSERT_NE(a, b);
+  EXPECT_EQ(m->ToGridSteps(a), 1e12);
+  EXPECT_EQ(m->ToGridSteps(b), 1e12);
+  EXPECT_EQ(m->ToGridSteps(c), 1e12);
+  auto ra = Seeded(22), rb = Seeded(22), rc = Seeded(22);
+  for (int i = 0; i < 2000; ++i) {
+    double va = m->AddNoise(a, *ra).value;
+    EXPECT_EQ(va, m->AddNoise(b, *rb).value);
+    EXPECT_EQ(va, m->AddNoise(c, *rc).value);
+    EXPECT_EQ(va, std::floor(va));
   }
 }
 

@@ -1,0 +1,151 @@
+#include "cli/demo_dp.h"
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "cli/remote.h"
+#include "common/files.h"
+#include "results/results.h"
+
+namespace cr::cli {
+namespace {
+
+void Step(int n, const std::string& title) { fmt::print("\n[{}] {}\n", n, title); }
+void Say(const std::string& text) { fmt::print("    {}\n", text); }
+
+void SayTable(const results::ResultSet& r) {
+  std::istringstream lines(results::Render(r, "table"));
+  std::string line;
+  while (std::getline(lines, line)) Say(line);
+}
+
+Result<query::Outcome> Ask(client::Client& c, const std::string& sql,
+                           std::optional<double> epsilon = std::nullopt) {
+  nlohmann::json body = {{"sql", sql}};
+  if (epsilon) body["epsilon"] = *epsilon;
+  return RemoteOutcome(c, c.PostJson("/v1/query", body));
+}
+
+// The one number of a one-cell answer, noisy or exact.
+Result<double> Number(const query::Outcome& o) {
+  const auto& rows = o.result.rows;
+  if (!rows.is_array() || rows.size() != 1 || !rows[0].is_array() || rows[0].size() != 1) {
+    return Fail(ErrorCode::INTERNAL, "demo: expected an answer of one row and one column");
+  }
+  const auto& cell = rows[0][0];
+  if (results::IsNoisyCell(cell)) return cell["value"].get<double>();
+  if (cell.is_number()) return cell.get<double>();
+  return Fail(ErrorCode::INTERNAL, "demo: the answer's cell is not a number");
+}
+
+struct Target {
+  std::string shown_at;
+  std::string cost;  // as the CSV has it: 4 decimals
+};
+
+// An impression whose time no other impression shares, near the middle of
+// the campaign, with a cost that shows: what the attacker knows about its target.
+Result<Target> PickTarget(const std::string& csv_path) {
+  CR_ASSIGN(std::string csv, ReadFile(csv_path));
+  std::map<std::string, std::pair<int, std::string>> by_time;  // shown_at -> (count, cost)
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);  // header: email,campaign,shown_at,cost,device
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream fields(line);
+    for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
+    if (f.size() != 5) return Fail(ErrorCode::INTERNAL, "demo: the impressions file is not the generator's");
+    auto& slot = by_time[f[2]];
+    ++slot.first;
+    slot.second = f[3];
+  }
+  auto it = by_time.begin();
+  std::advance(it, by_time.size() / 2);
+  for (; it != by_time.end(); ++it) {
+    if (it->second.first == 1 && std::stod(it->second.second) >= 1.0) {
+      return Target{it->first, it->second.second};
+    }
+  }
+  return Fail(ErrorCode::INTERNAL, "demo: no impression with a time of its own");
+}
+
+}  // namespace
+
+Status RunDemoDp(client::Client& acme, const std::string& impressions_csv, int first_step) {
+  CR_ASSIGN(Target target, PickTarget(impressions_csv));
+  const std::string upto =
+      "SELECT SUM(cost) AS spend FROM impressions WHERE shown_at <= TIMESTAMP '" + target.shown_at + "'";
+  const std::string before =
+      "SELECT SUM(cost) AS spend FROM impressions WHERE shown_at < TIMESTAMP '" + target.shown_at + "'";
+
+  Step(first_step, "The differencing attack: two answers that each pass every rule single a person out");
+  Say(fmt::format("acme knows from outside the room that its target saw an ad at {}; it asks", target.shown_at));
+  Say("A: " + upto);
+  Say("B: " + before);
+  CR_ASSIGN(auto a, Ask(acme, upto));
+  CR_ASSIGN(auto b, Ask(acme, before));
+  CR_ASSIGN(double va, Number(a));
+  CR_ASSIGN(double vb, Number(b));
+  Say(fmt::format("each covers far more than 100 people, so the threshold lets both out: A = {:.4f}, "
+                  "B = {:.4f}", va, vb));
+  const double exact = std::stod(target.cost);
+  Say(fmt::format("A - B = {:.4f}: exactly the cost of the target's impression (newsco's file "
+                  "says {})", va - vb, target.cost));
+  if (std::abs((va - vb) - exact) > 1e-6) {
+    return Fail(ErrorCode::INTERNAL, "demo: the exact answers did not differ by the target's cost");
+  }
+
+  Step(first_step + 1, "The same questions with differential privacy (--epsilon): noise, a stored "
+                       "answer, a budget");
+  Say("the spec's privacy.dp gives the room an epsilon budget of 1.5 a month; each question "
+      "says what it spends");
+  Say("cleanroom query --server URL --key acme.key --epsilon 0.5 --sql \"A\":");
+  CR_ASSIGN(auto na, Ask(acme, upto, 0.5));
+  SayTable(na.result);
+  Say("... --epsilon 0.5 --sql \"B\":");
+  CR_ASSIGN(auto nb, Ask(acme, before, 0.5));
+  SayTable(nb.result);
+  CR_ASSIGN(double nva, Number(na));
+  CR_ASSIGN(double nvb, Number(nb));
+  const auto& cell = na.result.rows[0][0];
+  const double half = cell["value"].get<double>() - cell["ci_low"].get<double>();
+  Say(fmt::format("A - B = {:.4f}: each answer is only known to ± {:.1f} (95%), so a cost between "
+                  "0 and 5 cannot be read off",
+                  nva - nvb, half));
+  if (std::abs((nva - nvb) - exact) < 1e-9) {
+    return Fail(ErrorCode::INTERNAL, "demo: the noisy answers gave the exact cost away");
+  }
+  CR_ASSIGN(auto again, Ask(acme, upto, 0.5));
+  if (again.result.rows != na.result.rows || again.result.epsilon_spent.value_or(-1) != 0) {
+    return Fail(ErrorCode::INTERNAL, "demo: a repeated question was not its stored answer");
+  }
+  Say("asking A again returns the stored answer, the same numbers, for epsilon 0: averaging "
+      "repeats learns nothing");
+  CR_ASSIGN(auto budget_body, acme.Get("/v1/budget"));
+  auto budget = nlohmann::json::parse(budget_body, nullptr, false);
+  if (!budget.is_object() || !budget.value("dp_enabled", false)) {
+    return Fail(ErrorCode::INTERNAL, "demo: the budget answer is not the expected JSON");
+  }
+  Say(fmt::format("cleanroom budget --server URL: period {}, epsilon {:g} of {:g} spent by {} "
+                  "queries, {:g} left",
+                  budget.value("period", ""), budget.value("epsilon_spent", 0.0),
+                  budget.value("epsilon_total", 0.0), budget.value("queries", 0),
+                  budget.value("epsilon_left", 0.0)));
+  const std::string more = "SELECT SUM(cost) AS spend FROM impressions";
+  auto refused = Ask(acme, more, 1.0);
+  if (refused || refused.error().code != ErrorCode::BUDGET_EXHAUSTED) {
+    return Fail(ErrorCode::INTERNAL, "demo: a query past the budget was not refused");
+  }
+  Say(fmt::format("a new question for epsilon 1: refused, {} (exit {}): {}",
+                  CodeName(refused.error().code), ExitCode(refused.error().code),
+                  refused.error().message));
+  Say("the budget comes back next month; every charge and its ledger head are in the audit log");
+  return Ok();
+}
+
+}  // namespace cr::cli
