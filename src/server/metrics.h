@@ -9,6 +9,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "room/cache.h"
+
 namespace cr::server {
 
 class Metrics {
@@ -33,5 +35,11 @@ class Metrics {
   long long count_ = 0;
   double sum_ = 0;
 };
+
+// The warm room's counters (room/cache.h) in the same format:
+// cleanroom_cache_{hits,misses,evictions,invalidations}_total and the gauges
+// cleanroom_cache_entries, cleanroom_cache_bytes. Counts and sizes only: which
+// datasets are warm is not said.
+std::string RenderCacheMetrics(const room::DecryptCache::Stats& stats, uint64_t max_bytes);
 
 }  // namespace cr::server
