@@ -67,6 +67,29 @@ thread_local RequestInfo t_request;
 // the handler of the same request on the same worker (the nonce is spent).
 thread_local std::optional<http::SignedHeaders> t_upload_checked;
 
+// When the worker began waiting for what it reads now: the connection's
+// start, then the end of each response on it. cpp-httplib (0.11) answers a
+// request whose headers stop coming with the same 400 as a malformed one;
+// a 400 that comes a whole --read-timeout after this is the timeout.
+thread_local Clock::time_point t_reading_since = Clock::now();
+
+// httplib's fixed pool, stamping t_reading_since when a worker takes a
+// connection.
+class StampingPool : public httplib::TaskQueue {
+ public:
+  explicit StampingPool(size_t threads) : pool_(threads) {}
+  void enqueue(std::function<void()> fn) override {
+    pool_.enqueue([fn = std::move(fn)] {
+      t_reading_since = Clock::now();
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+};
+
 // The table every route is registered from (and Routes() reports).
 enum class RouteId {
   kHealth, kOpenApi, kMetrics, kStatus, kDatasets, kPackages, kQuery, kTemplateRun,
@@ -827,7 +850,7 @@ Status Serve(const Options& options) {
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t threads = options.threads > 0 ? options.threads : 2 * cores;
-  svr->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr->new_task_queue = [threads] { return new StampingPool(threads); };
   svr->set_read_timeout(options.read_timeout_seconds, 0);
   svr->set_write_timeout(options.write_timeout_seconds, 0);
   svr->set_keep_alive_timeout(2);
@@ -871,9 +894,17 @@ Status Serve(const Options& options) {
   });
   svr->set_expect_100_continue_handler(
       [&service](const httplib::Request& req, httplib::Response& res) { return service.Expect(req, res); });
-  svr->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                 httplib::Response& res) {
+  svr->set_error_handler(httplib::Server::HandlerWithResponse([&options](const httplib::Request& req,
+                                                                         httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, already JSON
+    // Headers that stopped coming (see t_reading_since): the client is told
+    // so. A stall inside the request line cannot be answered: httplib closes
+    // the connection without calling any handler (docs/server.md).
+    if (res.status == 400 && Clock::now() - t_reading_since >=
+                                 std::chrono::seconds(options.read_timeout_seconds)) {
+      res.status = 408;
+      res.set_header("Connection", "close");
+    }
     // What httplib refused before any handler ran (no route, bad request
     // line, a body past the limit): the same error body as ours.
     Error e{ErrorCode::NOT_SUPPORTED, fmt::format("no route for this {} request (see /v1/openapi.yaml)", req.method)};
@@ -893,6 +924,7 @@ Status Serve(const Options& options) {
     service.metrics().Observe(t_request.route, req.method, res.status, seconds, t_request.code);
     t_request = RequestInfo{};
     t_upload_checked.reset();
+    t_reading_since = Clock::now();
   });
 
   if (!options.port_file.empty()) CR_TRY(WritePortFile(options.port_file, bound));

@@ -384,6 +384,34 @@ TEST_F(ServeTest, ASlowClientGets408AndNothingChanges) {
     std::string response = raw.ReadAll();
     EXPECT_EQ(StatusOf(response), 408) << response;
   }
+  {
+    // A client that stalls in its headers (the request line sent, half the
+    // header lines): 408 with the error body too, and the connection closed.
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("POST /v1/query HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
+                          "\r\nContent-Type: appl"));
+    std::string response = raw.ReadAll();
+    EXPECT_EQ(StatusOf(response), 408) << response;
+    EXPECT_EQ(BodyOf(response)["error"], "REQUEST_TIMEOUT") << response;
+  }
+  {
+    // One that stalls inside its request line is not answered: cpp-httplib
+    // closes the connection without calling any handler (docs/server.md).
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("POST /v1/qu"));
+    EXPECT_EQ(raw.ReadAll(), "");
+  }
+  {
+    // A malformed request line arriving at once is still BAD_INPUT, not a timeout.
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("NONSENSE\r\n\r\n"));
+    std::string response = raw.ReadAll();
+    EXPECT_EQ(StatusOf(response), 400) << response;
+    EXPECT_EQ(BodyOf(response)["error"], "BAD_INPUT") << response;
+  }
   auto after = Snapshot(P("room"), "audit.log");
   after.erase("nonces.log");
   before.erase("nonces.log");
