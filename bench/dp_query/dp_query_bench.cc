@@ -20,19 +20,15 @@
 
 #include <fmt/core.h>
 
+#include "bench_room.h"
 #include "common/files.h"
-#include "ratio_reporter.h"
 #include "crypto/crypto.h"
+#include "ratio_reporter.h"
 #include "demo/campaign_spec.h"
-#include "demo/generator.h"
 #include "engine/engine.h"
-#include "ingest/ingest.h"
-#include "ingest/prepare.h"
 #include "query/service.h"
 #include "room/key_store.h"
-#include "room_passphrase.h"
 #include "room/room.h"
-#include "spec/spec.h"
 
 namespace {
 
@@ -40,7 +36,6 @@ int64_t g_impressions = 10'000'000;
 int64_t g_purchases = 2'000'000;
 int64_t g_people = 2'000'000;
 std::string g_dir;
-
 
 const char* kQuery =
     "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue "
@@ -55,78 +50,23 @@ void Check(const cr::Status& st, const char* what) {
 
 std::string D(const std::string& rel) { return g_dir + "/" + rel; }
 
-// Builds (once per --dir) the room with both datasets ingested, and the same
+// The room with both datasets ingested (built once per --dir), and the same
 // Parquet bytes in plain files for the baseline.
 void SetUpRoom() {
-  Check(cr::crypto::Init(), "sodium");
-  Check(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
-  if (cr::PathExists(D("room/catalog.json")) && cr::PathExists(D("purchases.parquet"))) return;
-  std::filesystem::remove_all(D("room"));
-  for (const char* name : {"acme", "newsco"}) {
-    if (!cr::PathExists(D(std::string(name) + ".key"))) {
-      Check(cr::crypto::WriteIdentityFiles(cr::crypto::Identity::Generate(), g_dir, name), "keygen");
-    }
-  }
-  if (!cr::PathExists(D("shared.secret"))) Check(cr::crypto::WriteNewSharedSecret(D("shared.secret")), "secret");
   // The demo spec with a budget large enough for every repetition.
   std::string text = cr::demo::CampaignSpec({"bench-dp-query", "benchmark", ""});
   const std::string threshold = "  min_distinct_units: 50\n";
   text.insert(text.find(threshold) + threshold.size(),
               "  dp: {epsilon: 1000000, delta: 1.0e-6, max_groups_per_unit: 4, "
               "max_query_epsilon: 2}\n");
-  Check(cr::WriteFileAtomic(D("spec.yaml"), text), "spec");
-  auto spec = cr::spec::Load(D("spec.yaml"));
-  Check(spec ? cr::Ok() : cr::Status(std::unexpected(spec.error())), "spec load");
-  cr::room::InitOptions init_options;
-  init_options.key_store.kind = cr::room::KeyStoreKind::kPassphrase;
-  auto init = cr::room::Room::Init(D("room"), D("spec.yaml"), init_options);
-  Check(init ? cr::Ok() : cr::Status(std::unexpected(init.error())), "room init");
-  std::vector<std::string> sigs;
-  for (const char* name : {"acme", "newsco"}) {
-    auto id = cr::crypto::Identity::Load(D(std::string(name) + ".key"));
-    auto sig = cr::spec::Sign(*spec, *id);
-    std::string path = D(std::string("spec.") + name + ".sig");
-    Check(cr::WriteFileAtomic(path, cr::spec::SignatureToJson(*sig)), "sig");
-    sigs.push_back(path);
-  }
-  {
-    auto room = cr::room::Room::Open(D("room"));
-    Check(room->Activate(sigs), "activate");
-  }
-  cr::demo::GeneratorOptions g;
-  g.people = g_people;
-  g.impressions = g_impressions;
-  g.purchases = g_purchases;
-  fmt::print("generating {} impressions and {} purchases...\n", g_impressions, g_purchases);
-  Check(cr::demo::WriteImpressionsCsv(g, D("impressions.csv")), "impressions.csv");
-  Check(cr::demo::WritePurchasesCsv(g, D("purchases.csv")), "purchases.csv");
-  struct Job { const char* dataset; const char* owner; };
-  for (Job j : {Job{"impressions", "newsco"}, Job{"purchases", "acme"}}) {
-    cr::ingest::PrepareOptions o;
-    o.spec_path = D("spec.yaml");
-    o.dataset = j.dataset;
-    o.input = D(std::string(j.dataset) + ".csv");
-    o.key_path = D(std::string(j.owner) + ".key");
-    o.secret_path = D("shared.secret");
-    o.room_pub = cr::room::RoomPubPath(D("room"));
-    o.out = D(std::string(j.dataset) + ".crpkg");
-    std::filesystem::remove(o.out);
-    fmt::print("preparing {}...\n", j.dataset);
-    auto rep = cr::ingest::Prepare(o);
-    Check(rep ? cr::Ok() : cr::Status(std::unexpected(rep.error())), "prepare");
-    auto room = cr::room::Room::Open(D("room"));
-    auto ing = cr::ingest::Ingest(*room, o.out);
-    Check(ing ? cr::Ok() : cr::Status(std::unexpected(ing.error())), "ingest");
-    // The baseline reads exactly the bytes the room decrypts.
-    auto mem = room->Decrypt(j.dataset);
-    Check(mem ? cr::Ok() : cr::Status(std::unexpected(mem.error())), "decrypt");
-    auto size = mem->Size();
-    std::string bytes;
-    Check(mem->ReadAt(0, *size, &bytes), "read");
-    Check(cr::WriteFileAtomic(D(std::string(j.dataset) + ".parquet"), bytes), "parquet");
-    std::filesystem::remove(o.input);
-    std::filesystem::remove(o.out);
-  }
+  cr::bench::BenchRoomOptions o;
+  o.dir = g_dir;
+  o.spec_text = std::move(text);
+  o.people = g_people;
+  o.impressions = g_impressions;
+  o.purchases = g_purchases;
+  o.plain_parquet = true;
+  Check(cr::bench::SetUpBenchRoom(o), "room");
 }
 
 void BM_PlainDuckDbParquet(benchmark::State& state) {
@@ -148,15 +88,23 @@ void BM_CleanroomDpQuery(benchmark::State& state) {
   cr::query::Request req;
   req.sql = kQuery;
   cr::query::ExecStats last;
-  static int64_t n = 0;
+  // An identical query would be the stored answer at no cost: each iteration
+  // asks a different epsilon (1 + n * 1e-9) so every one is computed afresh.
+  // n starts at a random point, so a room kept by --dir from an earlier run
+  // (whose ledger holds that run's answers) does not answer from storage.
+  static int64_t n = [] {
+    uint32_t start = 0;
+    cr::crypto::RandomBytes(&start, sizeof start);
+    return static_cast<int64_t>(start % 100'000) * 1000;  // epsilon stays below 1.1
+  }();
   for (auto _ : state) {
-    // An identical query would be the stored answer at no cost: each run asks
-    // a different epsilon (1 + n * 1e-9) so every one is computed afresh.
     req.epsilon = 1 + static_cast<double>(++n) * 1e-9;
     auto room = cr::room::Room::Open(D("room"));
     auto out = cr::query::Run(*room, *acme, req);
-    if (!out || out->result.rows.empty()) {
-      state.SkipWithError(out ? "nothing released" : out.error().ToString().c_str());
+    if (!out || out->result.rows.empty() || out->cached) {
+      state.SkipWithError(!out ? out.error().ToString().c_str()
+                               : out->cached ? "answered from a stored answer, not computed"
+                                             : "nothing released");
       break;
     }
     last = out->stats;

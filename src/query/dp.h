@@ -68,9 +68,9 @@ Result<bool> NeedsDp(const spec::Spec& spec, const Plan& plan, bool epsilon_requ
 Result<DpPlan> PlanDp(const spec::Spec& spec, const Plan& plan, double epsilon);
 
 // The contribution-bounding SQL: rows per (unit, group), at most
-// max_groups groups per unit chosen by SHA-256 keyed with `key_hex` (fresh
-// and random per query), values clamped and each unit's rows per group
-// capped. Columns: g0.. (group keys), "__units", then per aggregate a0..
+// max_groups groups per unit chosen by a hash keyed with `key_hex` (fresh
+// and random per query; "" for CanonicalText), values clamped and each
+// unit's rows per group capped. Columns: g0.. (group keys), "__units", then per aggregate a0..
 // (the bounded exact sum or count). Ordered by the group keys.
 std::string BoundedSql(const Plan& plan, const DpPlan& dp, std::string_view key_hex);
 

@@ -55,6 +55,18 @@ std::string Clamp(const std::string& x, double lo, double hi) {
   return fmt::format("greatest(least({}, {}), {})", x, NumberLiteral(hi), NumberLiteral(lo));
 }
 
+// The rank of a (unit, group) row among its unit's groups. DuckDB's hash of
+// the tuple (no strings built, NULL keys hashed apart from every value), then
+// XORed with the query's key and hashed again: the outer hash is a
+// multiply-xorshift mix, so the order of a unit's groups depends nonlinearly
+// on the key. (Mixing the key in by XOR alone, or as the first argument of a
+// multi-argument hash, would only XOR every group of a unit with one constant
+// and leave the order of their hashes largely fixed.)
+std::string KeyedGroupHash(const std::vector<std::string>& keys, std::string_view key) {
+  return fmt::format("hash(xor(hash(\"__u\", {}), hash({})))", fmt::join(keys, ", "),
+                     QuoteLiteral(std::string(key)));
+}
+
 }  // namespace
 
 Result<bool> NeedsDp(const spec::Spec& spec, const Plan& plan, bool epsilon_requested) {
@@ -270,24 +282,17 @@ std::string BoundedSql(const Plan& plan, const DpPlan& dp, std::string_view key_
   std::string per_unit = fmt::format("SELECT {} FROM \"__cr_rows\" GROUP BY {}", fmt::join(per, ", "),
                                      fmt::join(unit_keys, ", "));
 
-  // 3. At most L0 groups per unit, ranked by a keyed hash: a fresh key per
-  //    query, so which groups a unit keeps cannot be steered or predicted.
+  // 3. At most L0 groups per unit, ranked by a keyed 64-bit hash: a fresh
+  //    key per query, so which groups a unit keeps can be neither predicted
+  //    nor steered (docs/privacy.md, "Bounding"). row_number() keeps exactly
+  //    L0 even if two of a unit's groups hash alike.
   std::string bounded = "\"__cr_units\"";
   std::string ranked;
   if (ng > 0) {
-    std::vector<std::string> parts = {QuoteLiteral(std::string(key_hex)),
-                                      "CAST(\"__u\" AS VARCHAR)"};
-    for (const auto& k : keys) {
-      // Length-prefixed so no two key tuples hash the same text; NULL apart from ''.
-      parts.push_back(fmt::format(
-          "coalesce(CAST(length(CAST({0} AS VARCHAR)) AS VARCHAR) || ':' || CAST({0} AS VARCHAR), "
-          "'-')",
-          k));
-    }
     ranked = fmt::format(
-        ", \"__cr_ranked\" AS (SELECT *, row_number() OVER (PARTITION BY \"__u\" ORDER BY "
-        "sha256({})) AS \"__rank\" FROM \"__cr_units\")",
-        fmt::join(parts, " || '|' || "));
+        ", \"__cr_ranked\" AS (SELECT *, row_number() OVER (PARTITION BY \"__u\" ORDER BY {}) "
+        "AS \"__rank\" FROM \"__cr_units\")",
+        KeyedGroupHash(keys, key_hex));
     bounded = fmt::format("\"__cr_ranked\" WHERE \"__rank\" <= {}", dp.max_groups);
   }
 

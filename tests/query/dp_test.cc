@@ -61,6 +61,13 @@ datasets:
       email:   {type: string, role: join_key, normalize: email}
       plan:    {type: string, role: dimension}
     rule: {kind: aggregation, aggregates: {account: [count_distinct]}, receivers: [acme]}
+  visits:
+    owner: newsco
+    privacy_unit_column: email
+    columns:
+      email: {type: string, role: join_key, normalize: email}
+      page:  {type: string, role: dimension}
+    rule: {kind: aggregation, aggregates: {email: [count_distinct]}, receivers: [acme]}
   segments:
     owner: acme
     privacy_unit_column: email
@@ -134,7 +141,7 @@ class DpTest : public ::testing::Test {
     return r ? *r : results::ResultSet{};
   }
   // The exact bounded aggregates (what the noise is added to), keyed by the
-  // first group key, under the hash key `key`.
+  // group keys (joined by '|', NULL as "NULL"), under the hash key `key`.
   std::map<std::string, std::vector<double>> Bounded(const std::string& sql,
                                                      const std::string& key = "k") {
     auto plan = Check(sql);
@@ -151,7 +158,9 @@ class DpTest : public ::testing::Test {
       for (size_t c = ng; c < rows->column_count(); ++c) {
         v.push_back(rows->at(r, c) ? std::stod(*rows->at(r, c)) : 0);
       }
-      out[ng ? rows->at(r, 0).value_or("NULL") : ""] = v;
+      std::string group;
+      for (size_t c = 0; c < ng; ++c) group += (c ? "|" : "") + rows->at(r, c).value_or("NULL");
+      out[group] = v;
     }
     return out;
   }
@@ -282,8 +291,88 @@ TEST_F(DpTest, KeptGroupsDependOnThePerQueryKey) {
   auto plan = Check("SELECT category, COUNT(*) FROM purchases GROUP BY category");
   ASSERT_TRUE(plan);
   std::string sql = BoundedSql(*plan, PlanOf(*plan, 1), "00ff");
-  EXPECT_NE(sql.find("sha256("), std::string::npos);
+  EXPECT_NE(sql.find("hash('00ff')"), std::string::npos);
   EXPECT_EQ(sql.find("random("), std::string::npos);
+}
+
+// L0 is 2 here. A unit with at most L0 groups keeps all of them under every
+// key; one with more keeps exactly L0, a NULL group key being a group like
+// any other, and which ones varies with the key.
+TEST_F(DpTest, UnitsKeepEveryGroupUpToL0AndExactlyL0AboveIt) {
+  ASSERT_TRUE(db_->Execute(R"(
+    CREATE OR REPLACE TABLE purchases AS
+    SELECT 'one' AS email, 'one_a' AS category, 10.0 AS amount
+    UNION ALL SELECT 'two', 'two_' || c, 10.0 FROM (VALUES ('a'), ('b')) v(c)
+    UNION ALL SELECT 'three', 'three_' || c, 400.0 FROM (VALUES ('a'), ('b'), ('c'), ('a')) v(c)
+    UNION ALL SELECT 'nul', c, 10.0 FROM (VALUES (NULL), ('nul_a'), ('nul_b')) v(c)
+  )"));
+  std::set<std::set<std::string>> three_choices;
+  int null_kept = 0;
+  const int keys = 30;
+  for (int k = 0; k < keys; ++k) {
+    auto b = Bounded("SELECT category, COUNT(*) AS n, SUM(amount) AS s FROM purchases GROUP BY category",
+                     "key" + std::to_string(k));
+    // Columns: __units, n, s.
+    for (const char* g : {"one_a", "two_a", "two_b"}) {
+      ASSERT_EQ(b.count(g), 1u) << g << " key " << k;
+      EXPECT_EQ(b[g], (std::vector<double>{1, 1, 10})) << g;
+    }
+    std::set<std::string> three;
+    int nul = 0;
+    for (const auto& [g, v] : b) {
+      if (g.starts_with("three_")) {
+        three.insert(g);
+        EXPECT_EQ(v, (std::vector<double>{1, 1, 100})) << g;  // 400 clamped, one row of two
+      }
+      if (g == "NULL" || g.starts_with("nul_")) ++nul;
+    }
+    EXPECT_EQ(three.size(), 2u) << "key " << k;
+    EXPECT_EQ(nul, 2) << "key " << k;
+    three_choices.insert(three);
+    null_kept += b.count("NULL") ? 1 : 0;
+  }
+  EXPECT_EQ(three_choices.size(), 3u);  // every pair of the three groups is chosen by some key
+  EXPECT_GT(null_kept, 0);
+  EXPECT_LT(null_kept, keys);
+}
+
+// A join multiplies a unit's rows (each purchase once per visit): the unit is
+// still counted once per group, its rows capped at C, its values clamped, and
+// it contributes to at most L0 groups of the (page, category) pairs.
+TEST_F(DpTest, AJoinCountsEachUnitOnceInAtMostL0Groups) {
+  ASSERT_TRUE(db_->Execute(R"(
+    CREATE TABLE visits AS
+    SELECT 'p' || (i % 200) AS email, 'home' AS page FROM range(400) t(i)
+    UNION ALL SELECT 'solo', 'home' FROM range(5) t(i)
+  )"));
+  auto b = Bounded(
+      "SELECT v.page, p.category, COUNT(*) AS n, SUM(p.amount) AS s, COUNT(DISTINCT p.email) AS u "
+      "FROM purchases p JOIN visits v ON p.email = v.email GROUP BY v.page, p.category");
+  // Columns: __units, n, s, u.
+  EXPECT_EQ(b["home|A"], (std::vector<double>{200, 200, 2000, 200}));
+  EXPECT_EQ(b.count("home|B"), 0u);  // only_b made no visit
+  int solo_groups = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto it = b.find("home|c" + std::to_string(i));
+    if (it == b.end()) continue;
+    ++solo_groups;
+    EXPECT_EQ(it->second, (std::vector<double>{1, 1, 100, 1})) << "c" << i;
+  }
+  EXPECT_EQ(solo_groups, 2);
+}
+
+// The stored-answer key is the bounding SQL without the per-query key: the
+// same for the same question, and no trace of the key that ranked groups.
+TEST_F(DpTest, CanonicalTextIsDeterministicAndLeavesTheKeyOut) {
+  const std::string sql = "SELECT category, SUM(amount) AS s FROM purchases GROUP BY category";
+  auto a = Check(sql);
+  auto b = Check(sql);
+  ASSERT_TRUE(a && b);
+  DpPlan dp = PlanOf(*a, 1);
+  EXPECT_EQ(CanonicalText(*a, dp), CanonicalText(*b, PlanOf(*b, 1)));
+  EXPECT_NE(CanonicalText(*a, dp).find(BoundedSql(*a, dp, "")), std::string::npos);
+  EXPECT_NE(BoundedSql(*a, dp, "5ec7e7"), BoundedSql(*a, dp, ""));
+  EXPECT_EQ(CanonicalText(*a, dp).find("5ec7e7"), std::string::npos);
 }
 
 TEST_F(DpTest, PumsDupIsBoundedPerPerson) {
