@@ -16,6 +16,11 @@ void Metrics::Observe(std::string_view route, std::string_view method, int statu
   sum_ += seconds;
 }
 
+void Metrics::CountUnaudited() {
+  std::lock_guard lock(mu_);
+  ++unaudited_;
+}
+
 std::string Metrics::Render() const {
   std::lock_guard lock(mu_);
   std::string out =
@@ -42,6 +47,12 @@ std::string Metrics::Render() const {
   for (const auto& [code, n] : refusals_) {
     out += fmt::format("cleanroom_http_refusals_total{{code=\"{}\"}} {}\n", code, n);
   }
+  out += fmt::format(
+      "# HELP cleanroom_unaudited_refusals_total Refusals of unauthenticated requests past the "
+      "per-address audit budget (serve --unauthenticated-audits-per-minute), counted instead.\n"
+      "# TYPE cleanroom_unaudited_refusals_total counter\n"
+      "cleanroom_unaudited_refusals_total {}\n",
+      unaudited_);
   return out;
 }
 

@@ -61,6 +61,7 @@ struct RequestInfo {
   std::string route = "unmatched";
   std::string party;
   std::string code;
+  std::string address;  // the client's IP address
 };
 thread_local RequestInfo t_request;
 // An upload's headers as the "Expect: 100-continue" check verified them, for
@@ -88,6 +89,38 @@ class StampingPool : public httplib::TaskQueue {
 
  private:
   httplib::ThreadPool pool_;
+};
+
+// How many refusals of unauthenticated requests each client address may have
+// audited per minute (a steady-clock window: a budget, not a time of day).
+class AuditBudget {
+ public:
+  explicit AuditBudget(int per_minute) : per_minute_(per_minute) {}
+  bool Take(const std::string& address) {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    if (windows_.size() >= kMaxAddresses) {
+      // Many addresses: forget the windows that have ended; while there are
+      // still too many, a new address gets no budget (counted, not audited),
+      // so memory stays bounded however many addresses a flood uses.
+      std::erase_if(windows_, [&](const auto& w) { return now - w.second.start >= kWindow; });
+      if (windows_.size() >= kMaxAddresses && !windows_.count(address)) return false;
+    }
+    Window& w = windows_[address];
+    if (w.count == 0 || now - w.start >= kWindow) w = {now, 0};
+    return ++w.count <= per_minute_;
+  }
+
+ private:
+  static constexpr std::chrono::seconds kWindow{60};
+  static constexpr size_t kMaxAddresses = 4096;
+  struct Window {
+    Clock::time_point start;
+    long long count = 0;
+  };
+  const long long per_minute_;
+  std::mutex mu_;
+  std::map<std::string, Window> windows_;
 };
 
 // The table every route is registered from (and Routes() reports).
@@ -176,7 +209,8 @@ class Service {
         nonces_(std::move(nonces)),
         hosts_(std::move(hosts)),
         scheme_(tls ? "https" : "http"),
-        cache_(options.cache_memory) {}
+        cache_(options.cache_memory),
+        audit_budget_(options.unauthenticated_audits_per_minute) {}
   ~Service() { cache_.Clear(); }
 
   void Register(httplib::Server& svr) {
@@ -334,6 +368,12 @@ class Service {
   // route and code, the party only once its signature verified. Never bodies.
   std::unexpected<Error> Refuse(const RouteDef& def, const Error& e) {
     nlohmann::json details = {{"method", def.method}, {"route", def.path}};
+    // Anyone can send unsigned requests: past a per-address budget their
+    // refusals are counted, not logged. A party's (signature verified) always are.
+    if (t_request.party.empty() && !audit_budget_.Take(t_request.address)) {
+      metrics_.CountUnaudited();
+      return std::unexpected(e);
+    }
     std::string actor = t_request.party.empty() ? "unauthenticated" : t_request.party;
     return room_.audit().Refuse("request.refused", actor, std::move(details), e);
   }
@@ -505,6 +545,7 @@ class Service {
     t_request = RequestInfo{};
     t_request.request_id = crypto::RandomId();
     t_request.route = kRouteTable[static_cast<size_t>(RouteId::kPackages)].path;
+    t_request.address = req.remote_addr;
     auto checked = CheckUploadHeaders(req);
     if (!checked) {
       res.set_header("X-Request-Id", t_request.request_id);
@@ -643,6 +684,7 @@ class Service {
   std::shared_mutex mu_;
   Metrics metrics_;
   room::DecryptCache cache_;
+  AuditBudget audit_budget_;
 };
 
 // A test hook beside CLEANROOM_NOW, under the same build switch: the time a
@@ -870,6 +912,7 @@ Status Serve(const Options& options) {
   svr->set_pre_routing_handler([&options](const httplib::Request& req, httplib::Response& res) {
     t_request = RequestInfo{};
     t_request.request_id = crypto::RandomId();
+    t_request.address = req.remote_addr;
     res.set_header("X-Request-Id", t_request.request_id);
     // POST handlers stream their bodies under their own limits; for the rest
     // cpp-httplib would read a body whole before any handler runs, so one

@@ -33,6 +33,10 @@ struct Options {
   // How often retention (the spec's retention_days) is applied while serving,
   // besides once at start.
   int retention_check_seconds = 60;
+  // Refusals of requests whose signature did not verify that are audited per
+  // client address and minute; the rest are only counted in the metrics, so
+  // an unauthenticated flood cannot grow the audit log without bound.
+  int unauthenticated_audits_per_minute = 60;
   // Written (atomically) with the bound port once the server listens.
   std::string port_file;
 };
