@@ -29,21 +29,16 @@
 
 #include <fmt/core.h>
 
+#include "bench_room.h"
 #include "client/client.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
 #include "demo/campaign_spec.h"
-#include "demo/generator.h"
 #include "demo/serve_process.h"
 #include "engine/engine.h"
-#include "ingest/ingest.h"
-#include "ingest/prepare.h"
 #include "query/service.h"
 #include "room/cache.h"
-#include "room/key_store.h"
-#include "room_passphrase.h"
 #include "room/room.h"
-#include "spec/spec.h"
 
 namespace {
 
@@ -86,59 +81,16 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-// The room with both datasets, built once per --dir.
+// The room with both datasets, built once per --dir (bench_room.h, shared
+// with bench/query and bench/dp_query).
 void SetUpRoom() {
-  Must(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
-  if (cr::PathExists(D("room/catalog.json")) && cr::PathExists(D("done"))) return;
-  std::filesystem::remove_all(D("room"));
-  for (const char* name : {"acme", "newsco"}) {
-    if (!cr::PathExists(D(std::string(name) + ".key"))) {
-      Must(cr::crypto::WriteIdentityFiles(cr::crypto::Identity::Generate(), g_dir, name), "keygen");
-    }
-  }
-  if (!cr::PathExists(D("shared.secret"))) Must(cr::crypto::WriteNewSharedSecret(D("shared.secret")), "secret");
-  Must(cr::WriteFileAtomic(D("spec.yaml"), cr::demo::CampaignSpec({"bench-server", "benchmark", ""})), "spec");
-  auto spec = Must(cr::spec::Load(D("spec.yaml")), "spec load");
-  cr::room::InitOptions init_options;
-  init_options.key_store.kind = cr::room::KeyStoreKind::kPassphrase;
-  Must(cr::room::Room::Init(D("room"), D("spec.yaml"), init_options), "room init");
-  std::vector<std::string> sigs;
-  for (const char* name : {"acme", "newsco"}) {
-    auto id = Must(cr::crypto::Identity::Load(D(std::string(name) + ".key")), "key");
-    auto sig = Must(cr::spec::Sign(spec, id), "sign");
-    std::string path = D(std::string("spec.") + name + ".sig");
-    Must(cr::WriteFileAtomic(path, cr::spec::SignatureToJson(sig)), "sig");
-    sigs.push_back(path);
-  }
-  {
-    auto room = Must(cr::room::Room::Open(D("room")), "open");
-    Must(room.Activate(sigs), "activate");
-  }
-  cr::demo::GeneratorOptions g;
-  g.people = g_people;
-  g.impressions = g_impressions;
-  g.purchases = g_impressions / 5;
-  fmt::print("generating {} impressions and {} purchases...\n", g.impressions, g.purchases);
-  Must(cr::demo::WriteImpressionsCsv(g, D("impressions.csv")), "impressions.csv");
-  Must(cr::demo::WritePurchasesCsv(g, D("purchases.csv")), "purchases.csv");
-  struct Job { const char* dataset; const char* owner; };
-  for (Job j : {Job{"impressions", "newsco"}, Job{"purchases", "acme"}}) {
-    cr::ingest::PrepareOptions o;
-    o.spec_path = D("spec.yaml");
-    o.dataset = j.dataset;
-    o.input = D(std::string(j.dataset) + ".csv");
-    o.key_path = D(std::string(j.owner) + ".key");
-    o.secret_path = D("shared.secret");
-    o.room_pub = cr::room::RoomPubPath(D("room"));
-    o.out = D(std::string(j.dataset) + ".crpkg");
-    std::filesystem::remove(o.out);
-    Must(cr::ingest::Prepare(o), "prepare");
-    auto room = Must(cr::room::Room::Open(D("room")), "open");
-    Must(cr::ingest::Ingest(room, o.out), "ingest");
-    std::filesystem::remove(o.input);
-    std::filesystem::remove(o.out);
-  }
-  Must(cr::WriteFileAtomic(D("done"), "1\n"), "done");
+  cr::bench::BenchRoomOptions o;
+  o.dir = g_dir;
+  o.spec_text = cr::demo::CampaignSpec({"bench-server", "benchmark", ""});
+  o.people = g_people;
+  o.impressions = g_impressions;
+  o.purchases = g_impressions / 5;
+  Must(cr::bench::SetUpBenchRoom(o), "room");
 }
 
 struct Latencies {

@@ -65,9 +65,8 @@ void RegisterIngest(CLI::App& root, Globals& g, Registry& r) {
     nlohmann::json rep;
     if (remote) {
       CR_ASSIGN(auto c, ConnectServer(g, "ingest"));
-      CR_ASSIGN(auto bytes, ReadFile(pkg));
       // The server answers with what `ingest --format json` prints here.
-      CR_ASSIGN(auto body, c.Post("/v1/packages", bytes, "application/octet-stream"));
+      CR_ASSIGN(auto body, c.Upload("/v1/packages", pkg, "application/octet-stream"));
       rep = nlohmann::json::parse(body, nullptr, false);
       if (!rep.is_object()) return Fail(ErrorCode::INTERNAL, "the server's answer is not JSON");
     } else {

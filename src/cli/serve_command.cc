@@ -36,6 +36,15 @@ void RegisterServe(CLI::App& root, Globals& g, Registry& r) {
                   "longest a query may run, seconds (0: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--retention-check", o.retention_check_seconds,
+                  "seconds between two applications of the spec's retention while serving")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--unauthenticated-audits-per-minute", o.unauthenticated_audits_per_minute,
+                  "refusals of unsigned or unverifiable requests audited per client address and "
+                  "minute (the rest are counted in /v1/metrics)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   cmd->add_option("--port-file", o.port_file, "write the bound port here once listening");
   static std::string cache_memory = "512MiB";
   cmd->add_option("--cache-memory", cache_memory,

@@ -1,7 +1,11 @@
 #include "client/client.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -9,8 +13,11 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "common/files.h"
 #include "http/signature.h"
@@ -241,6 +248,234 @@ Result<std::string> Client::Get(std::string_view path_and_query) {
 Result<std::string> Client::Post(std::string_view path_and_query, std::string_view body,
                                  std::string_view content_type) {
   return Send("POST", path_and_query, body, content_type);
+}
+
+namespace {
+
+// One HTTP/1.1 exchange on a connection of its own, written by hand because
+// cpp-httplib's client (0.11) sends a body without waiting for "100
+// Continue": the upload's head goes first, and its body only once the server
+// accepted the head. The server's certificate is verified as httplib's
+// client verifies it (the CA of --tls-ca or the system store, and the host
+// name or IP address).
+class Wire {
+ public:
+  struct Head {
+    int status = 0;
+    std::optional<uint64_t> content_length;
+  };
+
+  ~Wire() {
+    if (ssl_) SSL_free(ssl_);
+    if (ctx_) SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  static Result<std::unique_ptr<Wire>> Open(const Endpoint& e, const std::string& tls_ca,
+                                            int timeout_seconds) {
+    auto w = std::unique_ptr<Wire>(new Wire());
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(e.host.c_str(), std::to_string(e.port).c_str(), &hints, &found) != 0) {
+      return Fail(ErrorCode::SERVER_UNREACHABLE, "no answer from {} (the host is unknown)", HostPort(e));
+    }
+    timeval tv{timeout_seconds, 0};
+    for (addrinfo* a = found; a && w->fd_ < 0; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      // Bounds connect, every read and every write alike.
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        w->fd_ = fd;
+      } else {
+        ::close(fd);
+      }
+    }
+    ::freeaddrinfo(found);
+    if (w->fd_ < 0) return Fail(ErrorCode::SERVER_UNREACHABLE, "no answer from {}", HostPort(e));
+    if (!e.tls) return w;
+
+    w->ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!w->ctx_) return Fail(ErrorCode::INTERNAL, "cannot set up TLS");
+    SSL_CTX_set_min_proto_version(w->ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_verify(w->ctx_, SSL_VERIFY_PEER, nullptr);
+    bool loaded = tls_ca.empty() ? SSL_CTX_set_default_verify_paths(w->ctx_) == 1
+                                 : SSL_CTX_load_verify_locations(w->ctx_, tls_ca.c_str(), nullptr) == 1;
+    if (!loaded) {
+      return Fail(ErrorCode::TLS_UNTRUSTED, "no CA certificate could be loaded to verify {}", HostPort(e));
+    }
+    w->ssl_ = SSL_new(w->ctx_);
+    if (!w->ssl_) return Fail(ErrorCode::INTERNAL, "cannot set up TLS");
+    in6_addr any{};
+    const bool ip = ::inet_pton(AF_INET, e.host.c_str(), &any) == 1 ||
+                    ::inet_pton(AF_INET6, e.host.c_str(), &any) == 1;
+    if (ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(w->ssl_), e.host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(w->ssl_, e.host.c_str());
+      SSL_set1_host(w->ssl_, e.host.c_str());
+    }
+    SSL_set_fd(w->ssl_, w->fd_);
+    if (SSL_connect(w->ssl_) != 1) {
+      if (SSL_get_verify_result(w->ssl_) != X509_V_OK) {
+        return Fail(ErrorCode::TLS_UNTRUSTED, "the certificate of {} does not verify{}; nothing was sent",
+                    HostPort(e),
+                    tls_ca.empty() ? " against the system's CAs (a private CA needs --tls-ca FILE)"
+                                   : " against the CA of --tls-ca");
+      }
+      return Fail(ErrorCode::SERVER_UNREACHABLE, "the TLS handshake with {} failed", HostPort(e));
+    }
+    return w;
+  }
+
+  bool Write(std::string_view data) {
+    while (!data.empty()) {
+      long n = ssl_ ? SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 20)))
+                    : ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // The next response head (an interim 100 included): the status and the
+  // length of the body that follows.
+  std::optional<Head> ReadHead() {
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (buf_.size() > 65536 || !Fill()) return std::nullopt;
+    }
+    std::string head = buf_.substr(0, end + 2);
+    buf_.erase(0, end + 4);
+    Head h;
+    if (!head.starts_with("HTTP/1.") || head.size() < 12) return std::nullopt;
+    auto [ptr, ec] = std::from_chars(head.data() + 9, head.data() + 12, h.status);
+    if (ec != std::errc()) return std::nullopt;
+    for (size_t at = head.find("\r\n"); at != std::string::npos && at + 2 < head.size();) {
+      size_t next = head.find("\r\n", at + 2);
+      std::string line = head.substr(at + 2, next - at - 2);
+      at = next;
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (name != "content-length") continue;
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      uint64_t n = 0;
+      auto [p, e] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (e == std::errc()) h.content_length = n;
+    }
+    return h;
+  }
+
+  // The body after `h`: Content-Length bytes, or what comes until the server closes.
+  std::optional<std::string> ReadBody(const Head& h) {
+    constexpr uint64_t kMaxAnswer = 64ull << 20;  // an answer is JSON, never bulk
+    if (h.content_length && *h.content_length > kMaxAnswer) return std::nullopt;
+    while (!h.content_length || buf_.size() < *h.content_length) {
+      if (buf_.size() > kMaxAnswer) return std::nullopt;
+      if (!Fill()) {
+        if (h.content_length) return std::nullopt;
+        break;
+      }
+    }
+    if (h.content_length) buf_.resize(*h.content_length);
+    return std::move(buf_);
+  }
+
+ private:
+  Wire() = default;
+  bool Fill() {
+    char chunk[16384];
+    long n = ssl_ ? SSL_read(ssl_, chunk, sizeof chunk) : ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buf_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string buf_;  // read, not yet consumed
+};
+
+}  // namespace
+
+Result<std::string> Client::Upload(std::string_view path_and_query, const std::string& file_path,
+                                   std::string_view content_type) {
+  State& s = *s_;
+  // Hashed first (the signature covers the digest), sent second: the file is
+  // read twice and never held whole.
+  auto open_file = [&]() -> Result<int> {
+    int fd = ::open(file_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", file_path);
+    return fd;
+  };
+  struct Fd {
+    int fd;
+    ~Fd() { ::close(fd); }
+  };
+  std::vector<char> chunk(1 << 20);
+  crypto::Sha256Stream digest;
+  uint64_t size = 0;
+  {
+    CR_ASSIGN(int fd, open_file());
+    Fd closer{fd};
+    for (;;) {
+      ssize_t n = ::read(fd, chunk.data(), chunk.size());
+      if (n < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", file_path);
+      if (n == 0) break;
+      digest.Update({chunk.data(), static_cast<size_t>(n)});
+      size += static_cast<uint64_t>(n);
+    }
+  }
+  const std::string target = s.endpoint.Origin() + std::string(path_and_query);
+  auto sig = http::SignDigest(*s.key, s.party, "POST", target, digest.Final(), s.clock->NowUnix(),
+                              http::NewNonce());
+  CR_ASSIGN(auto wire, Wire::Open(s.endpoint, s.tls_ca, s.timeout_seconds + 60));
+  const std::string head = fmt::format(
+      "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
+      "Content-Digest: {}\r\nSignature-Input: {}\r\nSignature: {}\r\n"
+      "Expect: 100-continue\r\nConnection: close\r\n\r\n",
+      path_and_query, HostPort(s.endpoint), content_type, size, sig.content_digest,
+      sig.signature_input, sig.signature);
+  auto gone = [&] {
+    return Fail(ErrorCode::SERVER_UNREACHABLE, "{} closed the connection before it answered the upload",
+                HostPort(s.endpoint));
+  };
+  if (!wire->Write(head)) return gone();
+  auto answer = wire->ReadHead();
+  if (answer && answer->status == 100) {
+    CR_ASSIGN(int fd, open_file());
+    Fd closer{fd};
+    uint64_t sent = 0;
+    bool written = true;
+    for (;;) {
+      ssize_t n = ::read(fd, chunk.data(), chunk.size());
+      if (n < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", file_path);
+      if (n == 0) break;
+      // A file that grew since it was hashed would not match the digest.
+      if (sent + static_cast<uint64_t>(n) > size) {
+        return Fail(ErrorCode::FILE_UNREADABLE, "{} changed while it was being sent", file_path);
+      }
+      if (!(written = wire->Write({chunk.data(), static_cast<size_t>(n)}))) break;
+      sent += static_cast<uint64_t>(n);
+    }
+    // A server that stops reading mid-body (past its limit, say) has answered
+    // first: its answer is read even when the write failed.
+    answer = wire->ReadHead();
+    while (answer && answer->status >= 100 && answer->status < 200) answer = wire->ReadHead();
+    if (!answer && !written) return gone();
+  }
+  if (!answer) return gone();
+  auto body = wire->ReadBody(*answer);
+  if (!body) return gone();
+  if (answer->status >= 200 && answer->status < 300) return std::move(*body);
+  return std::unexpected(ErrorFromResponse(answer->status, *body));
 }
 
 namespace {

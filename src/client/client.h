@@ -70,6 +70,14 @@ class Client {
   Result<std::string> Get(std::string_view path_and_query);
   Result<std::string> Post(std::string_view path_and_query, std::string_view body,
                            std::string_view content_type);
+  // POSTs the file at `file_path` as the body, streamed from the file (never
+  // held whole) after the server accepted the request's headers ("Expect:
+  // 100-continue"): a refusal made on the headers (a signature that does not
+  // verify, a missing ability, a Content-Length past the server's limit)
+  // comes back as the server's Error, not as a connection reset mid-upload.
+  // FILE_UNREADABLE when the file cannot be read.
+  Result<std::string> Upload(std::string_view path_and_query, const std::string& file_path,
+                             std::string_view content_type);
   // The same, parsing a JSON response (INTERNAL when it is not JSON).
   Result<nlohmann::json> GetJson(std::string_view path_and_query);
   Result<nlohmann::json> PostJson(std::string_view path_and_query, const nlohmann::json& body);

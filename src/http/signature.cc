@@ -315,8 +315,14 @@ std::string SignatureBase(std::string_view method, std::string_view target_uri,
 SignatureHeaders Sign(const crypto::Identity& key, std::string_view party,
                       std::string_view method, std::string_view target_uri,
                       std::string_view body, long long created, std::string_view nonce) {
+  return SignDigest(key, party, method, target_uri, crypto::Sha256(body), created, nonce);
+}
+
+SignatureHeaders SignDigest(const crypto::Identity& key, std::string_view party,
+                            std::string_view method, std::string_view target_uri,
+                            std::string_view body_sha256, long long created, std::string_view nonce) {
   SignatureHeaders out;
-  out.content_digest = ContentDigest(body);
+  out.content_digest = "sha-256=:" + StdBase64(body_sha256) + ":";
   std::string params = SignatureParams(created, nonce, party);
   std::string base = SignatureBase(method, target_uri, out.content_digest, params);
   out.signature_input = std::string(kSignatureLabel) + "=" + params;

@@ -37,6 +37,12 @@ SignatureHeaders Sign(const crypto::Identity& key, std::string_view party,
                       std::string_view method, std::string_view target_uri,
                       std::string_view body, long long created, std::string_view nonce);
 
+// The same for a body known by its SHA-256 (32 raw bytes): a file streamed
+// to the server is hashed on the way, never held whole.
+SignatureHeaders SignDigest(const crypto::Identity& key, std::string_view party,
+                            std::string_view method, std::string_view target_uri,
+                            std::string_view body_sha256, long long created, std::string_view nonce);
+
 struct VerifiedRequest {
   std::string party;
   long long created = 0;

@@ -655,18 +655,23 @@ Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, 
     }
     for (const auto& name : broken) CR_TRY(room.Dispose(name, "recovery", "room"));
     CR_TRY(ShredOrphans(dir, s.datasets, *s.audit));
-    // Retention: crypto-shred what has outlived retention_days.
-    if (s.spec.retention_days > 0) {
-      long long limit = static_cast<long long>(s.spec.retention_days) * 86400;
-      long long now = s.clock->NowUnix();
-      std::vector<std::string> expired;
-      for (const auto& [name, e] : s.datasets) {
-        if (now - e.ingested_unix >= limit) expired.push_back(name);
-      }
-      for (const auto& name : expired) CR_TRY(room.Dispose(name, "retention", "room"));
-    }
+    CR_TRY(room.ApplyRetention());
   }
   return room;
+}
+
+Result<size_t> Room::ApplyRetention() {
+  auto& s = *s_;
+  // Crypto-shred what has outlived retention_days.
+  if (s.spec.retention_days <= 0) return size_t{0};
+  long long limit = static_cast<long long>(s.spec.retention_days) * 86400;
+  long long now = s.clock->NowUnix();
+  std::vector<std::string> expired;
+  for (const auto& [name, e] : s.datasets) {
+    if (now - e.ingested_unix >= limit) expired.push_back(name);
+  }
+  for (const auto& name : expired) CR_TRY(Dispose(name, "retention", "room"));
+  return expired.size();
 }
 
 Status Room::Activate(const std::vector<std::string>& files) {

@@ -182,6 +182,11 @@ class Room {
   // that cannot be deleted, is audited as dataset.dispose.refused.
   Status Dispose(const std::string& dataset, const std::string& reason, const std::string& actor);
 
+  // Crypto-shreds (Dispose, reason "retention") every dataset older than the
+  // spec's retention_days by the room's clock; returns how many. Open does it;
+  // a long-running holder of the room (`serve`) calls it again as time passes.
+  Result<size_t> ApplyRetention();
+
   // Decrypts a dataset into an in-memory file: only the shared bytes and the
   // chunks of `columns` when given (the other columns' bytes read as zeros:
   // mount a view selecting only `columns`), every byte otherwise. TAMPERED

@@ -16,6 +16,11 @@ void Metrics::Observe(std::string_view route, std::string_view method, int statu
   sum_ += seconds;
 }
 
+void Metrics::CountUnaudited() {
+  std::lock_guard lock(mu_);
+  ++unaudited_;
+}
+
 std::string Metrics::Render() const {
   std::lock_guard lock(mu_);
   std::string out =
@@ -42,6 +47,30 @@ std::string Metrics::Render() const {
   for (const auto& [code, n] : refusals_) {
     out += fmt::format("cleanroom_http_refusals_total{{code=\"{}\"}} {}\n", code, n);
   }
+  out += fmt::format(
+      "# HELP cleanroom_unaudited_refusals_total Refusals of unauthenticated requests past the "
+      "per-address audit budget (serve --unauthenticated-audits-per-minute), counted instead.\n"
+      "# TYPE cleanroom_unaudited_refusals_total counter\n"
+      "cleanroom_unaudited_refusals_total {}\n",
+      unaudited_);
+  return out;
+}
+
+std::string RenderCacheMetrics(const room::DecryptCache::Stats& s, uint64_t max_bytes) {
+  std::string out;
+  auto one = [&](const char* name, const char* type, const char* help, uint64_t value) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+  };
+  one("cleanroom_cache_hits_total", "counter", "Datasets a query read from the warm room.", s.hits);
+  one("cleanroom_cache_misses_total", "counter", "Datasets decrypted for a query.", s.misses);
+  one("cleanroom_cache_evictions_total", "counter", "Warm datasets dropped for the memory budget.",
+      s.evictions);
+  one("cleanroom_cache_invalidations_total", "counter",
+      "Warm datasets dropped because their package left the room (new version, disposal).",
+      s.invalidations);
+  one("cleanroom_cache_entries", "gauge", "Decrypted datasets held in memory.", s.entries);
+  one("cleanroom_cache_bytes", "gauge", "Memory the warm datasets hold.", s.bytes);
+  one("cleanroom_cache_max_bytes", "gauge", "The warm room's budget (serve --cache-memory).", max_bytes);
   return out;
 }
 

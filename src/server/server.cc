@@ -10,8 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +28,7 @@
 #include "budget/ledger.h"
 #include "room/cache.h"
 #include "budget/report.h"
+#include "common/env.h"
 #include "common/files.h"
 #include "common/strings.h"
 #include "crypto/crypto.h"
@@ -59,8 +62,67 @@ struct RequestInfo {
   std::string route = "unmatched";
   std::string party;
   std::string code;
+  std::string address;  // the client's IP address
 };
 thread_local RequestInfo t_request;
+// An upload's headers as the "Expect: 100-continue" check verified them, for
+// the handler of the same request on the same worker (the nonce is spent).
+thread_local std::optional<http::SignedHeaders> t_upload_checked;
+
+// When the worker began waiting for what it reads now: the connection's
+// start, then the end of each response on it. cpp-httplib (0.11) answers a
+// request whose headers stop coming with the same 400 as a malformed one;
+// a 400 that comes a whole --read-timeout after this is the timeout.
+thread_local Clock::time_point t_reading_since = Clock::now();
+
+// httplib's fixed pool, stamping t_reading_since when a worker takes a
+// connection.
+class StampingPool : public httplib::TaskQueue {
+ public:
+  explicit StampingPool(size_t threads) : pool_(threads) {}
+  void enqueue(std::function<void()> fn) override {
+    pool_.enqueue([fn = std::move(fn)] {
+      t_reading_since = Clock::now();
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+};
+
+// How many refusals of unauthenticated requests each client address may have
+// audited per minute (a steady-clock window: a budget, not a time of day).
+class AuditBudget {
+ public:
+  explicit AuditBudget(int per_minute) : per_minute_(per_minute) {}
+  bool Take(const std::string& address) {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    if (windows_.size() >= kMaxAddresses) {
+      // Many addresses: forget the windows that have ended; while there are
+      // still too many, a new address gets no budget (counted, not audited),
+      // so memory stays bounded however many addresses a flood uses.
+      std::erase_if(windows_, [&](const auto& w) { return now - w.second.start >= kWindow; });
+      if (windows_.size() >= kMaxAddresses && !windows_.count(address)) return false;
+    }
+    Window& w = windows_[address];
+    if (w.count == 0 || now - w.start >= kWindow) w = {now, 0};
+    return ++w.count <= per_minute_;
+  }
+
+ private:
+  static constexpr std::chrono::seconds kWindow{60};
+  static constexpr size_t kMaxAddresses = 4096;
+  struct Window {
+    Clock::time_point start;
+    long long count = 0;
+  };
+  const long long per_minute_;
+  std::mutex mu_;
+  std::map<std::string, Window> windows_;
+};
 
 // The table every route is registered from (and Routes() reports).
 enum class RouteId {
@@ -155,7 +217,8 @@ class Service {
         nonces_(std::move(nonces)),
         hosts_(std::move(hosts)),
         scheme_(tls ? "https" : "http"),
-        cache_(options.cache_memory) {}
+        cache_(options.cache_memory),
+        audit_budget_(options.unauthenticated_audits_per_minute) {}
   ~Service() { cache_.Clear(); }
 
   void Register(httplib::Server& svr) {
@@ -176,6 +239,22 @@ class Service {
   }
 
   Metrics& metrics() { return metrics_; }
+
+  // Retention while serving: shreds what has outlived retention_days (each
+  // disposal audited by the room) with the room to itself, as an ingest has
+  // it, and drops the disposed datasets' warm copies at once.
+  Result<size_t> ApplyRetention() {
+    std::unique_lock lock(mu_);
+    auto disposed = room_.ApplyRetention();
+    cache_.Sync(room_);
+    return disposed;
+  }
+
+  // Drops every warm dataset (shutdown) and says what the cache still holds.
+  room::DecryptCache::Stats ClearCache() {
+    cache_.Clear();
+    return cache_.stats();
+  }
 
  private:
   void Dispatch(const RouteDef& def, const httplib::Request& req, httplib::Response& res,
@@ -297,6 +376,12 @@ class Service {
   // route and code, the party only once its signature verified. Never bodies.
   std::unexpected<Error> Refuse(const RouteDef& def, const Error& e) {
     nlohmann::json details = {{"method", def.method}, {"route", def.path}};
+    // Anyone can send unsigned requests: past a per-address budget their
+    // refusals are counted, not logged. A party's (signature verified) always are.
+    if (t_request.party.empty() && !audit_budget_.Take(t_request.address)) {
+      metrics_.CountUnaudited();
+      return std::unexpected(e);
+    }
     std::string actor = t_request.party.empty() ? "unauthenticated" : t_request.party;
     return room_.audit().Refuse("request.refused", actor, std::move(details), e);
   }
@@ -321,7 +406,8 @@ class Service {
         res.set_content(std::string(OpenApiDocument()), "application/yaml");
         return Ok();
       case RouteId::kMetrics:
-        res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+        res.set_content(metrics_.Render() + RenderCacheMetrics(cache_.stats(), cache_.max_bytes()),
+                        "text/plain; version=0.0.4");
         return Ok();
       case RouteId::kStatus: {
         std::shared_lock lock(mu_);
@@ -468,6 +554,46 @@ class Service {
     return Ok();
   }
 
+ public:
+  // "Expect: 100-continue" (the client's uploads send it): an upload is
+  // checked on its headers here, before the client sends a byte of its body,
+  // so a refusal reaches the client as this answer rather than as a
+  // connection closed under a write. 100 lets the body come; other routes
+  // always continue.
+  int Expect(const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "POST" || req.path != "/v1/packages") return 100;
+    t_request = RequestInfo{};
+    t_request.request_id = crypto::RandomId();
+    t_request.route = kRouteTable[static_cast<size_t>(RouteId::kPackages)].path;
+    t_request.address = req.remote_addr;
+    auto checked = CheckUploadHeaders(req);
+    if (!checked) {
+      res.set_header("X-Request-Id", t_request.request_id);
+      res.set_header("Connection", "close");  // the body never comes
+      SendError(res, checked.error());
+      return res.status;
+    }
+    t_upload_checked = std::move(*checked);
+    return 100;
+  }
+
+ private:
+  // What an upload must pass before its body is read: the signature over the
+  // headers, the contribute ability, the declared length. Refusals of the
+  // first two are audited.
+  Result<http::SignedHeaders> CheckUploadHeaders(const httplib::Request& req) {
+    const RouteDef& def = kRouteTable[static_cast<size_t>(RouteId::kPackages)];
+    auto signed_headers = VerifySigned(req);
+    if (!signed_headers) return Refuse(def, signed_headers.error());
+    const spec::Party* party = room_.spec().FindParty(signed_headers->request.party);
+    if (!party->Can("contribute")) {
+      return Refuse(def, Error{ErrorCode::NOT_AUTHORIZED,
+                               fmt::format("party {} does not have the contribute ability", party->name)});
+    }
+    CR_TRY(CheckDeclaredLength(req, options_.max_upload));
+    return signed_headers;
+  }
+
   // POST /v1/packages: authenticated on the headers before a byte is stored,
   // streamed to DIR/incoming under the size limit with its digest computed on
   // the way, then the local ingest path on the whole file.
@@ -485,8 +611,11 @@ class Service {
       }
       return Refuse(def, e);
     };
-    auto signed_headers = VerifySigned(req);
+    // Checked already when the client asked to continue; the nonce is spent.
+    std::optional<http::SignedHeaders> checked = std::exchange(t_upload_checked, std::nullopt);
+    auto signed_headers = checked ? Result<http::SignedHeaders>(std::move(*checked)) : VerifySigned(req);
     if (!signed_headers) return refuse_early(signed_headers.error());
+    t_request.party = signed_headers->request.party;
     const spec::Party* party = room_.spec().FindParty(signed_headers->request.party);
     if (!party->Can("contribute")) {
       return refuse_early(Error{ErrorCode::NOT_AUTHORIZED,
@@ -575,6 +704,81 @@ class Service {
   std::shared_mutex mu_;
   Metrics metrics_;
   room::DecryptCache cache_;
+  AuditBudget audit_budget_;
+};
+
+// A test hook beside CLEANROOM_NOW, under the same build switch: the time a
+// file says, re-read at every look, so a test can move a running server's
+// clock (retention while serving) where CLEANROOM_NOW is read once. A file
+// that stops parsing leaves the last time it said.
+constexpr const char* kClockFileVar = "CLEANROOM_NOW_FILE";
+class FileClock : public cr::Clock {
+ public:
+  static Result<std::unique_ptr<FileClock>> FromEnvironment() {
+    const char* path = std::getenv(kClockFileVar);
+    if (!path) return std::unique_ptr<FileClock>();
+    if (!TestHooksEnabled()) {
+      return Fail(ErrorCode::USAGE, "{} is a test hook this build does not honour", kClockFileVar);
+    }
+    auto clock = std::unique_ptr<FileClock>(new FileClock(path));
+    CR_ASSIGN(clock->last_, clock->Read());
+    return clock;
+  }
+  long long NowUnix() const override {
+    std::lock_guard lock(mu_);
+    if (auto now = Read()) last_ = *now;
+    return last_;
+  }
+
+ private:
+  explicit FileClock(std::string path) : path_(std::move(path)) {}
+  Result<long long> Read() const {
+    CR_ASSIGN(std::string text, ReadFile(path_));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return ParseClockOverride(text);
+  }
+  const std::string path_;
+  mutable std::mutex mu_;
+  mutable long long last_ = 0;
+};
+
+// Applies retention every `seconds` until stopped (and joined) by its
+// destructor: a server that runs for months shreds datasets on the day they
+// expire, not at its next restart. Each run is one JSON line on standard
+// error when it disposed something or failed (the room audits each disposal
+// and each refusal itself).
+class RetentionTimer {
+ public:
+  RetentionTimer(std::function<Result<size_t>()> apply, int seconds)
+      : thread_([this, apply = std::move(apply), seconds] {
+          std::unique_lock lock(mu_);
+          while (!cv_.wait_for(lock, std::chrono::seconds(seconds), [this] { return stop_; })) {
+            lock.unlock();
+            auto disposed = apply();
+            if (!disposed || *disposed > 0) {
+              nlohmann::json line = {{"time", NowRfc3339()}, {"event", "retention"}};
+              if (disposed) line["disposed"] = *disposed;
+              else line["code"] = CodeName(disposed.error().code);
+              fmt::print(stderr, "{}\n", line.dump());
+              std::fflush(stderr);
+            }
+            lock.lock();
+          }
+        }) {}
+  ~RetentionTimer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the members it uses exist
 };
 
 // One JSON line per request on standard error: who, which route, how it
@@ -677,8 +881,10 @@ Status Serve(const Options& options) {
     if (!f.empty() && !PathExists(f)) return Fail(ErrorCode::FILE_UNREADABLE, "cannot read {}", f);
   }
 
+  CR_ASSIGN(auto file_clock, FileClock::FromEnvironment());
   room::OpenOptions open;
   open.lock_wait = std::chrono::milliseconds(5000);
+  open.clock = file_clock.get();  // null: the default clock
   CR_ASSIGN(auto room, room::Room::Open(options.room_dir, open));
   size_t swept = SweepLeftovers(options.room_dir);
   CR_ASSIGN(auto nonces, NonceStore::Open(JoinPath(options.room_dir, std::string(kNonceFile)),
@@ -706,7 +912,7 @@ Status Serve(const Options& options) {
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t threads = options.threads > 0 ? options.threads : 2 * cores;
-  svr->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr->new_task_queue = [threads] { return new StampingPool(threads); };
   svr->set_read_timeout(options.read_timeout_seconds, 0);
   svr->set_write_timeout(options.write_timeout_seconds, 0);
   svr->set_keep_alive_timeout(2);
@@ -726,6 +932,7 @@ Status Serve(const Options& options) {
   svr->set_pre_routing_handler([&options](const httplib::Request& req, httplib::Response& res) {
     t_request = RequestInfo{};
     t_request.request_id = crypto::RandomId();
+    t_request.address = req.remote_addr;
     res.set_header("X-Request-Id", t_request.request_id);
     // POST handlers stream their bodies under their own limits; for the rest
     // cpp-httplib would read a body whole before any handler runs, so one
@@ -748,9 +955,19 @@ Status Serve(const Options& options) {
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  svr->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                 httplib::Response& res) {
+  svr->set_expect_100_continue_handler(
+      [&service](const httplib::Request& req, httplib::Response& res) { return service.Expect(req, res); });
+  svr->set_error_handler(httplib::Server::HandlerWithResponse([&options](const httplib::Request& req,
+                                                                         httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours, already JSON
+    // Headers that stopped coming (see t_reading_since): the client is told
+    // so. A stall inside the request line cannot be answered: httplib closes
+    // the connection without calling any handler (docs/server.md).
+    if (res.status == 400 && Clock::now() - t_reading_since >=
+                                 std::chrono::seconds(options.read_timeout_seconds)) {
+      res.status = 408;
+      res.set_header("Connection", "close");
+    }
     // What httplib refused before any handler ran (no route, bad request
     // line, a body past the limit): the same error body as ours.
     Error e{ErrorCode::NOT_SUPPORTED, fmt::format("no route for this {} request (see /v1/openapi.yaml)", req.method)};
@@ -769,6 +986,8 @@ Status Serve(const Options& options) {
     double seconds = std::chrono::duration<double>(Clock::now() - t_request.start).count();
     service.metrics().Observe(t_request.route, req.method, res.status, seconds, t_request.code);
     t_request = RequestInfo{};
+    t_upload_checked.reset();
+    t_reading_since = Clock::now();
   });
 
   if (!options.port_file.empty()) CR_TRY(WritePortFile(options.port_file, bound));
@@ -782,6 +1001,9 @@ Status Serve(const Options& options) {
                                  .dump());
   std::fflush(stderr);
 
+  std::optional<RetentionTimer> retention;
+  retention.emplace([&service] { return service.ApplyRetention(); },
+                    std::max(1, options.retention_check_seconds));
   std::atomic<bool> stopping{false};
   std::thread watcher([&] {
     int sig = 0;
@@ -795,7 +1017,16 @@ Status Serve(const Options& options) {
     pthread_kill(watcher.native_handle(), SIGTERM);
   }
   watcher.join();
-  fmt::print(stderr, "{}\n", nlohmann::json{{"time", NowRfc3339()}, {"event", "stopped"}}.dump());
+  retention.reset();
+  // The warm room goes before the process does; the line says it is empty.
+  const auto cache = service.ClearCache();
+  fmt::print(stderr, "{}\n", nlohmann::json{{"time", NowRfc3339()},
+                                            {"event", "stopped"},
+                                            {"cache_entries", cache.entries},
+                                            {"cache_bytes", cache.bytes},
+                                            {"cache_hits", cache.hits},
+                                            {"cache_misses", cache.misses}}
+                                 .dump());
   if (!served && !stopping) return Fail(ErrorCode::INTERNAL, "the server stopped unexpectedly");
   return Ok();
 }

@@ -30,6 +30,13 @@ struct Options {
   // Bytes of decrypted datasets kept between queries (room/cache.h: memfd
   // pages, MADV_DONTDUMP, dropped on a new version and at shutdown); 0: off.
   uint64_t cache_memory = 512ull << 20;
+  // How often retention (the spec's retention_days) is applied while serving,
+  // besides once at start.
+  int retention_check_seconds = 60;
+  // Refusals of requests whose signature did not verify that are audited per
+  // client address and minute; the rest are only counted in the metrics, so
+  // an unauthenticated flood cannot grow the audit log without bound.
+  int unauthenticated_audits_per_minute = 60;
   // Written (atomically) with the bound port once the server listens.
   std::string port_file;
 };
@@ -61,8 +68,9 @@ bool IsLoopback(std::string_view host);
 // Opens the room read-write (holding its lock: local commands get ROOM_BUSY
 // while it serves), cleans what a killed server left (upload and atomic-write
 // temporaries, results never committed), listens and serves until SIGTERM or
-// SIGINT, then lets in-flight requests finish and returns Ok. USAGE for a
-// non-loopback address without TLS.
+// SIGINT, applying retention every `retention_check_seconds`, then lets
+// in-flight requests finish and returns Ok. USAGE for a non-loopback address
+// without TLS.
 Status Serve(const Options& options);
 
 }  // namespace cr::server

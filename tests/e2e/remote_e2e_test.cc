@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <optional>
 #include <algorithm>
 #include <regex>
@@ -45,10 +46,11 @@ class RemoteE2e : public E2eTest {
   }
   void TearDown() override { StopServer(); }
 
-  void StartServer() {
+  void StartServer(std::vector<std::string> extra_args = {}) {
     auto s = demo::ServeProcess::Start({.binary = Bin(),
                                         .room = P("room"),
                                         .tls = {tls_.ca_cert, tls_.server_cert, tls_.server_key},
+                                        .extra_args = std::move(extra_args),
                                         .log_path = P("serve.log")});
     ASSERT_TRUE(s) << s.error().message << "\n" << Slurp(P("serve.log"));
     server_.emplace(std::move(*s));
@@ -223,14 +225,42 @@ TEST_F(RemoteE2e, AnotherPartysKeyUnderAPartyNameIsRefused) {
                Q(P("fake/newsco.key")) + " results list");
   ExpectRefused(r, 5, "AUTH_BAD_SIGNATURE");
   EXPECT_TRUE(r.out.empty());
-  // An upload refused before its body is read: an error with a code, never a
-  // client killed by SIGPIPE, and nothing stored.
+  // An upload refused on its headers, before its body is sent: the client
+  // gets the server's code (the body waits for "100 Continue"), and nothing
+  // is stored.
+  auto files = Snapshot(P("room"), "audit.log");
   auto up = Run("--server " + Url() + " --tls-ca " + Q(tls_.ca_cert) + " --key " +
                 Q(P("fake/newsco.key")) + " ingest " + Q(P("room-imp.crpkg")));
-  EXPECT_TRUE(up.exit_code == 5 || up.exit_code == 1) << up.exit_code << up.err;
-  EXPECT_FALSE(ErrorCodeOf(up).empty()) << up.err;
+  ExpectRefused(up, 5, "AUTH_BAD_SIGNATURE");
+  auto after = Snapshot(P("room"), "audit.log");
+  after.erase("nonces.log");
+  files.erase("nonces.log");
+  EXPECT_EQ(after, files);
+  EXPECT_NE(Slurp(P("room/audit.log")).find("\"code\":\"AUTH_BAD_SIGNATURE\""), std::string::npos);
   auto stored = Run("--room " + Q(P("room")) + " --format json datasets");
   EXPECT_EQ(stored.out.find("\"stored\""), std::string::npos) << stored.out;
+}
+
+TEST_F(RemoteE2e, AnUploadPastMaxUploadGetsBodyTooLargeAndNothingChanges) {
+  // A server taking uploads of at most 1000 bytes (the package is larger, and
+  // larger than --max-body too: the refusal is made on Content-Length alone).
+  StopServer();
+  StartServer({"--max-upload", "1000", "--max-body", "500"});
+  ASSERT_GT(std::filesystem::file_size(P("room-imp.crpkg")), 1000u);
+  auto files = Snapshot(P("room"), "audit.log");
+  auto up = Run(AtServer("newsco") + "ingest " + Q(P("room-imp.crpkg")));
+  ExpectRefused(up, 7, "BODY_TOO_LARGE");
+  EXPECT_TRUE(up.out.empty());
+  auto after = Snapshot(P("room"), "audit.log");
+  after.erase("nonces.log");
+  files.erase("nonces.log");
+  EXPECT_EQ(after, files);
+  EXPECT_TRUE(!std::filesystem::exists(P("room/incoming")) || std::filesystem::is_empty(P("room/incoming")));
+  // Under the limit the same path uploads, streamed from the file.
+  StopServer();
+  StartServer();
+  auto ok = Run(AtServer("newsco") + "ingest " + Q(P("room-imp.crpkg")));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
 }
 
 TEST_F(RemoteE2e, TheDemoRunsOverTheServer) {

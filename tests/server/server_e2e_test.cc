@@ -3,6 +3,8 @@
 #include <sys/file.h>
 
 #include <atomic>
+#include <map>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -382,6 +384,34 @@ TEST_F(ServeTest, ASlowClientGets408AndNothingChanges) {
     std::string response = raw.ReadAll();
     EXPECT_EQ(StatusOf(response), 408) << response;
   }
+  {
+    // A client that stalls in its headers (the request line sent, half the
+    // header lines): 408 with the error body too, and the connection closed.
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("POST /v1/query HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
+                          "\r\nContent-Type: appl"));
+    std::string response = raw.ReadAll();
+    EXPECT_EQ(StatusOf(response), 408) << response;
+    EXPECT_EQ(BodyOf(response)["error"], "REQUEST_TIMEOUT") << response;
+  }
+  {
+    // One that stalls inside its request line is not answered: cpp-httplib
+    // closes the connection without calling any handler (docs/server.md).
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("POST /v1/qu"));
+    EXPECT_EQ(raw.ReadAll(), "");
+  }
+  {
+    // A malformed request line arriving at once is still BAD_INPUT, not a timeout.
+    RawTls raw(port_, P("tls/ca.pem"));
+    ASSERT_TRUE(raw.ok());
+    ASSERT_TRUE(raw.Write("NONSENSE\r\n\r\n"));
+    std::string response = raw.ReadAll();
+    EXPECT_EQ(StatusOf(response), 400) << response;
+    EXPECT_EQ(BodyOf(response)["error"], "BAD_INPUT") << response;
+  }
   auto after = Snapshot(P("room"), "audit.log");
   after.erase("nonces.log");
   before.erase("nonces.log");
@@ -575,6 +605,150 @@ TEST(OpenApiTest, TheDocumentedRoutesAreTheServedRoutes) {
   // And the binary serves the document of the repository.
   EXPECT_EQ(server::OpenApiDocument(),
             Slurp(std::string(CLEANROOM_SOURCE_DIR) + "/docs/api/openapi.yaml"));
+}
+
+// One sample of /v1/metrics (unsigned), -1 when the series is absent.
+long long MetricValue(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stoll(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
+size_t CountLines(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+TEST_F(ServeTest, TheWarmRoomDecryptsOnceUntilANewVersionArrives) {
+  SetUpData();
+  auto metric = [&](const std::string& series) {
+    return MetricValue(ToReply(Client()->Get("/v1/metrics")).body, series);
+  };
+  EXPECT_EQ(metric("cleanroom_cache_entries"), 0);
+  auto first = Call("acme", "POST", "/v1/query", QueryBody(kCampaignSql));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(metric("cleanroom_cache_misses_total"), 1);  // impressions, decrypted once
+  EXPECT_EQ(metric("cleanroom_cache_hits_total"), 0);
+  EXPECT_EQ(metric("cleanroom_cache_entries"), 1);
+  EXPECT_GT(metric("cleanroom_cache_bytes"), 0);
+  // The same query again: from memory, not decrypted again, the same answer.
+  auto second = Call("acme", "POST", "/v1/query", QueryBody(kCampaignSql));
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(metric("cleanroom_cache_misses_total"), 1);
+  EXPECT_EQ(metric("cleanroom_cache_hits_total"), 1);
+  // (in any order: the SQL has no ORDER BY)
+  auto sorted = [](json rows) {
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  };
+  EXPECT_EQ(sorted(Open("acme", second)["rows"]), sorted(Open("acme", first)["rows"]));
+
+  // A new version of impressions (more people) drops the warm copy at once,
+  // and the next query reads the new rows.
+  Generate(6000, 1500);
+  PreparePackages("v2");
+  ASSERT_EQ(Upload("newsco", "imp-v2.crpkg").status, 200);
+  EXPECT_EQ(metric("cleanroom_cache_invalidations_total"), 1);
+  EXPECT_EQ(metric("cleanroom_cache_entries"), 0);
+  EXPECT_EQ(metric("cleanroom_cache_bytes"), 0);
+  auto third = Call("acme", "POST", "/v1/query", QueryBody(kCampaignSql));
+  ASSERT_EQ(third.status, 200) << third.body;
+  EXPECT_EQ(metric("cleanroom_cache_misses_total"), 2);
+  auto people = [](const json& rows) {
+    long long n = 0;
+    for (const auto& r : rows) n += r[1].get<long long>();
+    return n;
+  };
+  EXPECT_GT(people(Open("acme", third)["rows"]), people(Open("acme", first)["rows"]));
+
+  // Shutdown empties the warm room before the process ends (the memfds are
+  // closed with it: nothing on disk to look at, so the counters say so).
+  EXPECT_EQ(StopServer(), 0);
+  std::string log = Slurp(P("server.log"));
+  auto stopped = json::parse(log.substr(log.rfind("{\"cache_bytes\"")));
+  EXPECT_EQ(stopped["event"], "stopped");
+  EXPECT_EQ(stopped["cache_entries"], 0);
+  EXPECT_EQ(stopped["cache_bytes"], 0);
+  EXPECT_EQ(stopped["cache_hits"], 1);
+  EXPECT_EQ(stopped["cache_misses"], 2);
+}
+
+TEST_F(ServeTest, RetentionIsAppliedWhileServing) {
+  if (!CLEANROOM_TEST_HOOKS_BUILD) GTEST_SKIP() << "built without test hooks: no clock override";
+  // The server's clock is a file the test moves (CLEANROOM_NOW_FILE); requests
+  // are signed with the same time.
+  const long long day0 = now_;
+  auto set_day = [&](long long day) {
+    now_ = day0 + day * 86400;
+    Spit(P("clock"), std::to_string(now_) + "\n");
+  };
+  set_day(0);
+  Generate();
+  PreparePackages("v1");
+  StartServer("--retention-check 1", "CLEANROOM_NOW_FILE=" + Q(P("clock")));
+  ASSERT_EQ(Upload("newsco", "imp-v1.crpkg").status, 200);  // day 0
+  set_day(60);
+  ASSERT_EQ(Upload("acme", "pur-v1.crpkg").status, 200);  // day 60
+  set_day(89);
+  ASSERT_EQ(Call("acme", "POST", "/v1/query", QueryBody(kCampaignSql)).status, 200);
+  EXPECT_EQ(CountLines(Slurp(P("room/audit.log")), "\"dataset.dispose\""), 0u);
+  EXPECT_EQ(MetricValue(ToReply(Client()->Get("/v1/metrics")).body, "cleanroom_cache_entries"), 1);
+
+  // Day 91: impressions (91 days old) pass the spec's 90 days while the server
+  // runs; the next retention check shreds them without a restart.
+  set_day(91);
+  for (int i = 0; i < 600 && CountLines(Slurp(P("room/audit.log")), "\"dataset.dispose\"") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string audit = Slurp(P("room/audit.log"));
+  ASSERT_EQ(CountLines(audit, "\"dataset.dispose\""), 1u) << audit;
+  EXPECT_EQ(CountLines(audit, "\"reason\":\"retention\""), 1u);
+  auto datasets = Call("acme", "GET", "/v1/datasets");
+  ASSERT_EQ(datasets.status, 200) << datasets.body;
+  std::map<std::string, std::string> state;
+  for (const auto& d : datasets.json["datasets"]) state[d["name"]] = d["state"];
+  EXPECT_EQ(state["impressions"], "disposed");
+  EXPECT_NE(state["purchases"], "disposed");
+  // A query on it is refused as for any disposed dataset, and its warm copy
+  // is gone with it.
+  auto files = Snapshot(P("room"), "audit.log");
+  ExpectRefusal(Call("acme", "POST", "/v1/query", QueryBody(kCampaignSql)), 404, "UNKNOWN_DATASET");
+  auto metrics = ToReply(Client()->Get("/v1/metrics")).body;
+  EXPECT_EQ(MetricValue(metrics, "cleanroom_cache_entries"), 0);
+  EXPECT_EQ(MetricValue(metrics, "cleanroom_cache_invalidations_total"), 1);
+  auto after = Snapshot(P("room"), "audit.log");
+  after.erase("nonces.log");
+  files.erase("nonces.log");
+  EXPECT_EQ(after, files);
+  // Later checks find nothing more to shred: still one disposal.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(CountLines(Slurp(P("room/audit.log")), "\"dataset.dispose\""), 1u);
+  EXPECT_EQ(StopServer(), 0);
+}
+
+TEST_F(ServeTest, AnUnauthenticatedFloodIsAuditedOnlyUpToTheBudget) {
+  StartServer("--unauthenticated-audits-per-minute 3");
+  const size_t lines = AuditLines();
+  // Five unsigned requests and one with a signature that does not verify,
+  // within a minute from one address: every one refused, three audited.
+  for (int i = 0; i < 5; ++i) ExpectRefusal(Send("GET", "/v1/status", "", {}), 401, "AUTH_MISSING");
+  auto forged = SignedHeaders(Key("acme"), "newsco", "GET", "/v1/status", "");
+  ExpectRefusal(Send("GET", "/v1/status", "", forged), 401, "AUTH_BAD_SIGNATURE");
+  EXPECT_EQ(AuditLines(), lines + 3);
+  EXPECT_EQ(MetricValue(ToReply(Client()->Get("/v1/metrics")).body, "cleanroom_unaudited_refusals_total"), 3);
+  // A party's requests are never rationed: its refusal is audited, its
+  // request served.
+  const std::string nonce = http::NewNonce();
+  ASSERT_EQ(Send("GET", "/v1/status", "", SignedHeaders(Key("acme"), "acme", "GET", "/v1/status", "", {}, nonce)).status, 200);
+  ExpectRefusal(Send("GET", "/v1/status", "", SignedHeaders(Key("acme"), "acme", "GET", "/v1/status", "", {}, nonce)),
+                401, "AUTH_REPLAYED");
+  EXPECT_EQ(AuditLines(), lines + 4);
+  EXPECT_NE(Slurp(P("room/audit.log")).rfind("AUTH_REPLAYED"), std::string::npos);
 }
 
 TEST(ListenTest, AddressesParseAndLoopbackIsRecognised) {
