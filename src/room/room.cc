@@ -1003,6 +1003,22 @@ Result<std::string> Room::Protect(const std::string& dir, const KeyStoreChoice& 
   return std::string(KeyStoreKindName(choice.kind));
 }
 
+namespace {
+
+// How far the room's budget ledger got, as its audit log records it (the
+// `budget` anchor each charge writes, see src/budget/ledger.cc): 0 when no
+// charge was ever made. A backup carries it, so a restore can refuse one
+// that would give spent budget back.
+Result<uint64_t> BudgetSeq(const std::string& dir, const crypto::PublicIdentity& pub) {
+  CR_ASSIGN(auto last, audit::LastEntryWith(AuditLogPath(dir), pub, "budget"));
+  if (last.is_null()) return uint64_t{0};
+  const json& mark = last["details"]["budget"];
+  if (!IsCount(mark, "seq")) return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed budget record");
+  return mark["seq"].get<uint64_t>();
+}
+
+}  // namespace
+
 Status Room::Backup(const std::string& out) {
   auto& s = *s_;
   auto refuse = [&](const Error& e) {
@@ -1022,10 +1038,13 @@ Status Room::Backup(const std::string& out) {
     list.push_back({{"path", rel}, {"size", size}, {"sha256", *sha}});
     total += size;
   }
+  auto budget_seq = BudgetSeq(s.dir, s.key->pub());
+  if (!budget_seq) return refuse(budget_seq.error());
   json manifest = {{"format", 1},
                    {"room_key", s.key->pub().Fingerprint()},
                    {"created_at", s.clock->NowRfc3339()},
                    {"catalog", s.CatalogMark()},
+                   {"budget", {{"seq", *budget_seq}}},
                    {"files", list}};
   const std::string sealed = s.sealer->Seal("backup.manifest", manifest);
   // Written beside `out` and renamed in: a cut backup never looks complete.
@@ -1087,6 +1106,15 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
     return Fail(ErrorCode::TAMPERED, "the backup's manifest is damaged");
   }
   const uint64_t backup_generation = manifest["catalog"]["generation"].get<uint64_t>();
+  // A backup made before ledgers were anchored carries no budget mark: it
+  // counts as one made before any charge.
+  uint64_t backup_budget_seq = 0;
+  if (manifest.contains("budget")) {
+    if (!manifest["budget"].is_object() || !IsCount(manifest["budget"], "seq")) {
+      return Fail(ErrorCode::TAMPERED, "the backup's manifest is damaged (budget)");
+    }
+    backup_budget_seq = manifest["budget"]["seq"].get<uint64_t>();
+  }
 
   // The room being replaced, if any: held locked, and its log says how far
   // its catalogue got.
@@ -1119,6 +1147,15 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
                   "the backup's catalogue (generation {}) is older than the one the room's audit "
                   "log records (generation {}): restoring it would roll the room back",
                   backup_generation, live_generation);
+    }
+    // The catalogue alone does not see DP queries: a backup of the same
+    // catalogue taken before some charges would give their budget back.
+    CR_ASSIGN(uint64_t live_budget_seq, BudgetSeq(dir, id.pub()));
+    if (backup_budget_seq < live_budget_seq) {
+      return Fail(ErrorCode::BACKUP_STALE,
+                  "the backup's budget ledger (entry {}) is older than the one the room's audit "
+                  "log records (entry {}): restoring it would give spent privacy budget back",
+                  backup_budget_seq, live_budget_seq);
     }
   }
 

@@ -83,6 +83,30 @@ TEST_F(BudgetAnchorE2e, DeletingTheLastLineIsRefused) {
   ExpectEverythingRefused();
 }
 
+// The same roll-back through `room restore`: a backup of the same catalogue
+// taken before a charge would bring back its budget.log and audit.log, both
+// valid and agreeing with each other, so only the live room's log can tell.
+TEST_F(BudgetAnchorE2e, ABackupTakenBeforeAChargeDoesNotRestoreOverTheRoom) {
+  ASSERT_EQ(Query("c0").exit_code, 0);
+  Ok("--room " + Q(P("room")) + " room backup --out " + Q(P("old.bak")));
+  ASSERT_EQ(Query("c1").exit_code, 0);
+  ASSERT_EQ(Query("c2").exit_code, 0);
+  const auto before = Snapshot(P("room"));
+  auto stale = Run("--room " + Q(P("room")) + " room restore --from " + Q(P("old.bak")));
+  ExpectRefused(stale, 3, "BACKUP_STALE");
+  EXPECT_NE(stale.err.find("budget"), std::string::npos) << stale.err;
+  EXPECT_EQ(Snapshot(P("room")), before);
+  auto j = nlohmann::json::parse(Ok("budget --room " + Q(P("room")) + " --format json").out);
+  EXPECT_EQ(j["epsilon_spent"], 3);
+
+  // The control: a backup taken after the last charge restores over the room.
+  Ok("--room " + Q(P("room")) + " room backup --out " + Q(P("new.bak")));
+  Ok("--room " + Q(P("room")) + " room restore --from " + Q(P("new.bak")));
+  j = nlohmann::json::parse(Ok("budget --room " + Q(P("room")) + " --format json").out);
+  EXPECT_EQ(j["epsilon_spent"], 3);
+  ASSERT_EQ(Query("c3").exit_code, 0);
+}
+
 TEST_F(BudgetAnchorE2e, TheUntouchedLedgerKeepsWorking) {
   // The control: the same steps without putting anything back.
   ASSERT_EQ(Query("c0").exit_code, 0);
