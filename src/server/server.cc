@@ -801,12 +801,19 @@ void AccessLog(const httplib::Request& req, const httplib::Response& res) {
   std::fflush(stderr);
 }
 
-// The Host header values this server answers to.
-std::vector<std::string> ServedHosts(const std::string& host, int port, const Options& options) {
+}  // namespace
+
+// The Host header values this server answers to. On the scheme's default
+// port (443, or 80 without TLS) a browser sends the name without the port
+// (RFC 9110 7.2), and signs its URI the same way, so both forms are served.
+std::vector<std::string> ServedHosts(const std::string& host, int port, bool tls,
+                                     const Options& options) {
   std::vector<std::string> names;
+  const bool default_port = port == (tls ? 443 : 80);
   auto add = [&](std::string h) {
     if (h.find(':') != std::string::npos && h.front() != '[') h = "[" + h + "]";
     names.push_back(AsciiLower(h) + ":" + std::to_string(port));
+    if (default_port) names.push_back(AsciiLower(h));
   };
   add(host);
   if (IsLoopback(host)) {
@@ -817,8 +824,6 @@ std::vector<std::string> ServedHosts(const std::string& host, int port, const Op
   for (const auto& h : options.hosts) add(h);
   return names;
 }
-
-}  // namespace
 
 std::vector<Route> Routes() {
   std::vector<Route> out;
@@ -927,7 +932,7 @@ Status Serve(const Options& options) {
     return Fail(ErrorCode::USAGE, "cannot listen on {}", options.listen);
   }
 
-  Service service(options, std::move(room), std::move(nonces), ServedHosts(host, bound, options), tls);
+  Service service(options, std::move(room), std::move(nonces), ServedHosts(host, bound, tls, options), tls);
   service.Register(*svr);
   svr->set_pre_routing_handler([&options](const httplib::Request& req, httplib::Response& res) {
     t_request = RequestInfo{};

@@ -62,6 +62,12 @@ std::string_view OpenApiDocument();
 // "HOST:PORT" or "[V6]:PORT"; USAGE otherwise.
 Result<std::pair<std::string, int>> ParseListen(std::string_view listen);
 
+// The Host header values a server listening on `host`:`port` answers to
+// (loopback names for a loopback address, `options.hosts`), each with the
+// port, and also without it on the scheme's default port.
+std::vector<std::string> ServedHosts(const std::string& host, int port, bool tls,
+                                     const Options& options);
+
 // 127.0.0.0/8, ::1 and localhost: the addresses plain HTTP may listen on.
 bool IsLoopback(std::string_view host);
 

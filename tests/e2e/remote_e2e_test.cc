@@ -56,7 +56,9 @@ class RemoteE2e : public E2eTest {
     server_.emplace(std::move(*s));
   }
   void StopServer() {
-    if (server_) EXPECT_TRUE(server_->Stop());
+    if (server_) {
+      EXPECT_TRUE(server_->Stop());
+    }
     server_.reset();
   }
 

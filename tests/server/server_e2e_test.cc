@@ -751,6 +751,24 @@ TEST_F(ServeTest, AnUnauthenticatedFloodIsAuditedOnlyUpToTheBudget) {
   EXPECT_NE(Slurp(P("room/audit.log")).rfind("AUTH_REPLAYED"), std::string::npos);
 }
 
+// A browser leaves the default port out of Host (and of the URI it signs),
+// so on 443 the bare name must be served; on any other port it must not.
+TEST(ListenTest, TheBareHostIsServedOnlyOnTheDefaultPort) {
+  server::Options o;
+  o.hosts = {"Room.Example.com"};
+  auto on443 = server::ServedHosts("0.0.0.0", 443, true, o);
+  EXPECT_NE(std::find(on443.begin(), on443.end(), "room.example.com"), on443.end());
+  EXPECT_NE(std::find(on443.begin(), on443.end(), "room.example.com:443"), on443.end());
+  auto on8443 = server::ServedHosts("0.0.0.0", 8443, true, o);
+  EXPECT_EQ(std::find(on8443.begin(), on8443.end(), "room.example.com"), on8443.end());
+  EXPECT_NE(std::find(on8443.begin(), on8443.end(), "room.example.com:8443"), on8443.end());
+  auto http443 = server::ServedHosts("127.0.0.1", 443, false, o);
+  EXPECT_EQ(std::find(http443.begin(), http443.end(), "localhost"), http443.end());
+  auto http80 = server::ServedHosts("127.0.0.1", 80, false, o);
+  EXPECT_NE(std::find(http80.begin(), http80.end(), "localhost"), http80.end());
+  EXPECT_NE(std::find(http80.begin(), http80.end(), "[::1]"), http80.end());
+}
+
 TEST(ListenTest, AddressesParseAndLoopbackIsRecognised) {
   EXPECT_EQ(*server::ParseListen("127.0.0.1:8443"), std::make_pair(std::string("127.0.0.1"), 8443));
   EXPECT_EQ(*server::ParseListen("[::1]:0"), std::make_pair(std::string("::1"), 0));
