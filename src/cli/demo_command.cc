@@ -285,13 +285,14 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     fmt::print("\nDone in {:.1f}s. Everything is in {} — try:\n"
                "  build/bin/cleanroom audit show --room {}\n"
                "  build/bin/cleanroom audit verify --room {}\n"
-               "  build/bin/cleanroom serve --room {} --listen 127.0.0.1:8443 --tls-cert {}/tls/server.pem "
-               "--tls-key {}/tls/server.key\n"
+               "  CLEANROOM_PASSPHRASE_FILE={}/operator.passphrase build/bin/cleanroom serve --room {} "
+               "--listen 127.0.0.1:8443 --tls-cert {}/tls/server.pem --tls-key {}/tls/server.key\n"
                "  build/bin/cleanroom status --server https://127.0.0.1:8443 --tls-ca {}/tls/ca.pem "
                "--key {}/acme/acme.key\n"
-               "  the web console: build/bin/cleanroom serve --room {} --listen 127.0.0.1:8080, then open "
-               "http://127.0.0.1:8080/ and sign in with {}/acme/acme.key\n",
-               secs, dir, room_dir, room_dir, room_dir, dir, dir, dir, dir, room_dir, dir);
+               "  the web console: CLEANROOM_PASSPHRASE_FILE={}/operator.passphrase build/bin/cleanroom "
+               "serve --room {} --listen 127.0.0.1:8080, then open http://127.0.0.1:8080/ and sign in "
+               "with {}/acme/acme.key\n",
+               secs, dir, room_dir, room_dir, dir, room_dir, dir, dir, dir, dir, dir, room_dir, dir);
     return Ok();
   });
 }
