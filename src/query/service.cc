@@ -33,8 +33,37 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
   return out;
 }
 
-Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
-                    const RunOptions& options) {
+namespace {
+
+// What Run and Check establish before any data is read: who is asking, the
+// checked plan (and DP plan), and who may receive the answer.
+struct Checked {
+  const spec::Party* party = nullptr;
+  std::string event;  // "query" or "template"
+  nlohmann::json base;
+  std::optional<engine::Database> db;  // parsed the query; runs it too
+  std::optional<Plan> plan;
+  std::optional<DpPlan> dp_plan;
+  std::vector<const spec::Party*> receivers;
+};
+
+// The refusal of a query: audited as EVENT.refused with the SQL's hash and the
+// reason, which names rules, columns and constructs only. Parse errors are not
+// logged in words: DuckDB's text can echo the analyst's literals.
+std::unexpected<Error> Refuse(room::Room& room, const std::string& event, const std::string& actor,
+                              const nlohmann::json& base, const Error& e) {
+  nlohmann::json d = base;
+  d["code"] = CodeName(e.code);
+  if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
+  return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
+}
+
+// Every check of a query or template run, in order, shared by Run and Check
+// so a check that passes is a run that would pass its checks. Refusals are
+// audited under EVENT + `suffix` (".check" for Check).
+Result<Checked> CheckRequest(room::Room& room, const crypto::PublicIdentity& caller,
+                             const Request& req, const engine::Options& engine,
+                             const std::string& suffix) {
   const spec::Spec& spec = room.spec();
   const spec::Template* tmpl = nullptr;
   std::string sql = req.sql;
@@ -42,20 +71,14 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     tmpl = spec.FindTemplate(req.template_name);
     if (tmpl) sql = tmpl->sql;
   }
-  const std::string event = tmpl || !req.template_name.empty() ? "template" : "query";
-  nlohmann::json base = {{"sql_sha256", SqlHash(sql)}};
-  if (!req.template_name.empty()) base["template"] = req.template_name;
+  Checked c;
+  c.event = tmpl || !req.template_name.empty() ? "template" : "query";
+  c.base = {{"sql_sha256", SqlHash(sql)}};
+  if (!req.template_name.empty()) c.base["template"] = req.template_name;
 
   const spec::Party* party = spec.FindPartyByKey(caller);
-  std::string actor = party ? party->name : "key:" + caller.Fingerprint();
-  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
-    nlohmann::json d = base;
-    d["code"] = CodeName(e.code);
-    // Refusal reasons name rules, columns and constructs only. Parse errors are
-    // not logged in words: DuckDB's text can echo the analyst's literals.
-    if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
-    return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
-  };
+  const std::string actor = party ? party->name : "key:" + caller.Fingerprint();
+  auto refuse = [&](const Error& e) { return Refuse(room, c.event + suffix, actor, c.base, e); };
 
   if (!party) {
     return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
@@ -74,10 +97,12 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   if (req.template_name.empty() && sql.empty()) {
     return refuse(Error{ErrorCode::USAGE, "no SQL given"});
   }
+  c.party = party;
 
   // One database parses the query and, once the plan passed, runs it.
-  auto db = engine::Database::Open(options.engine);
+  auto db = engine::Database::Open(engine);
   if (!db) return refuse(db.error());
+  c.db.emplace(std::move(*db));
   CheckContext ctx;
   ctx.spec = &spec;
   ctx.caller = party->name;
@@ -88,26 +113,26 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   bool any_require_dp = false;
   for (const auto& d : spec.datasets) any_require_dp = any_require_dp || d.rule.require_dp;
   ctx.dp = spec.privacy.dp && (req.epsilon || any_require_dp);
-  auto plan = BuildPlan(*db, sql, ctx);
+  auto plan = BuildPlan(*c.db, sql, ctx);
   if (!plan) return refuse(plan.error());
   auto use_dp = NeedsDp(spec, *plan, req.epsilon.has_value());
   if (!use_dp) return refuse(use_dp.error());
   if (ctx.dp && !*use_dp) {
     ctx.dp = false;
-    plan = BuildPlan(*db, sql, ctx);
+    plan = BuildPlan(*c.db, sql, ctx);
     if (!plan) return refuse(plan.error());
   }
-  base["datasets"] = plan->Datasets();
-  std::optional<DpPlan> dp_plan;
+  c.base["datasets"] = plan->Datasets();
   if (*use_dp) {
     double epsilon = req.epsilon.value_or(spec.privacy.dp->query_epsilon);
-    base["epsilon"] = epsilon;
+    c.base["epsilon"] = epsilon;
     auto p = PlanDp(spec, *plan, epsilon);
     if (!p) return refuse(p.error());
-    dp_plan = std::move(*p);
+    c.dp_plan = std::move(*p);
   }
+  c.plan = std::move(*plan);
 
-  auto receivers = Receivers(spec, plan->Datasets());
+  auto receivers = Receivers(spec, c.plan->Datasets());
   if (receivers.empty()) {
     return refuse(Error{ErrorCode::QUERY_REFUSED,
                         "no party may receive results over these datasets (rule receivers)"});
@@ -132,6 +157,24 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     }
     receivers = std::move(narrowed);
   }
+  c.receivers = std::move(receivers);
+  return c;
+}
+
+}  // namespace
+
+Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
+                    const RunOptions& options) {
+  CR_ASSIGN(Checked c, CheckRequest(room, caller, req, options.engine, ""));
+  const spec::Spec& spec = room.spec();
+  const spec::Party* party = c.party;
+  const std::string& event = c.event;
+  nlohmann::json& base = c.base;
+  engine::Database* db = &*c.db;
+  const Plan* plan = &*c.plan;
+  const std::optional<DpPlan>& dp_plan = c.dp_plan;
+  const std::vector<const spec::Party*>& receivers = c.receivers;
+  auto refuse = [&](const Error& e) { return Refuse(room, event, party->name, base, e); };
 
   Outcome out;
   if (dp_plan) {
@@ -220,99 +263,20 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
 
 Result<CheckOutcome> Check(room::Room& room, const crypto::PublicIdentity& caller,
                            const Request& req, const engine::Options& engine) {
-  // The first half of Run, step for step: a check that passes is a run that
-  // would pass its checks (the tests compare the two on the same queries).
-  const spec::Spec& spec = room.spec();
-  const spec::Template* tmpl = nullptr;
-  std::string sql = req.sql;
-  if (!req.template_name.empty()) {
-    tmpl = spec.FindTemplate(req.template_name);
-    if (tmpl) sql = tmpl->sql;
-  }
-  const std::string event = (tmpl || !req.template_name.empty() ? "template" : "query") + std::string(".check");
-  nlohmann::json base = {{"sql_sha256", SqlHash(sql)}};
-  if (!req.template_name.empty()) base["template"] = req.template_name;
-
-  const spec::Party* party = spec.FindPartyByKey(caller);
-  std::string actor = party ? party->name : "key:" + caller.Fingerprint();
-  auto refuse = [&](const Error& e) -> std::unexpected<Error> {
-    nlohmann::json d = base;
-    d["code"] = CodeName(e.code);
-    if (e.code != ErrorCode::SQL_INVALID) d["reason"] = e.message;
-    return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
-  };
-  if (!party) {
-    return refuse(Error{ErrorCode::NOT_AUTHORIZED, "this key belongs to no party of the collaboration"});
-  }
-  if (!party->Can("query")) {
-    return refuse(Error{ErrorCode::NOT_AUTHORIZED,
-                        fmt::format("party {} does not have the query ability", party->name)});
-  }
-  if (!room.active()) return refuse(Error{ErrorCode::ROOM_NOT_ACTIVE, "the room is not active yet"});
-  if (!req.template_name.empty() && !tmpl) {
-    return refuse(Error{ErrorCode::BAD_INPUT, fmt::format("the spec has no template {}", req.template_name)});
-  }
-  if (req.template_name.empty() && sql.empty()) return refuse(Error{ErrorCode::USAGE, "no SQL given"});
-
-  auto db = engine::Database::Open(engine);
-  if (!db) return refuse(db.error());
-  CheckContext ctx;
-  ctx.spec = &spec;
-  ctx.caller = party->name;
-  ctx.tmpl = tmpl;
-  ctx.params = req.params;
-  bool any_require_dp = false;
-  for (const auto& d : spec.datasets) any_require_dp = any_require_dp || d.rule.require_dp;
-  ctx.dp = spec.privacy.dp && (req.epsilon || any_require_dp);
-  auto plan = BuildPlan(*db, sql, ctx);
-  if (!plan) return refuse(plan.error());
-  auto use_dp = NeedsDp(spec, *plan, req.epsilon.has_value());
-  if (!use_dp) return refuse(use_dp.error());
-  if (ctx.dp && !*use_dp) {
-    ctx.dp = false;
-    plan = BuildPlan(*db, sql, ctx);
-    if (!plan) return refuse(plan.error());
-  }
+  CR_ASSIGN(Checked c, CheckRequest(room, caller, req, engine, ".check"));
   CheckOutcome out;
-  out.datasets = plan->Datasets();
-  base["datasets"] = out.datasets;
-  if (*use_dp) {
-    double epsilon = req.epsilon.value_or(spec.privacy.dp->query_epsilon);
-    base["epsilon"] = epsilon;
-    auto p = PlanDp(spec, *plan, epsilon);
-    if (!p) return refuse(p.error());
+  out.datasets = c.plan->Datasets();
+  if (c.dp_plan) {
     out.dp = true;
-    out.epsilon = epsilon;
+    out.epsilon = c.base["epsilon"].get<double>();
   }
-  auto receivers = Receivers(spec, out.datasets);
-  if (receivers.empty()) {
-    return refuse(Error{ErrorCode::QUERY_REFUSED,
-                        "no party may receive results over these datasets (rule receivers)"});
-  }
-  if (!req.receivers.empty()) {
-    std::vector<const spec::Party*> narrowed;
-    for (const auto& name : req.receivers) {
-      auto it = std::find_if(receivers.begin(), receivers.end(),
-                             [&](const spec::Party* p) { return p->name == name; });
-      if (it == receivers.end()) {
-        return refuse(Error{
-            ErrorCode::QUERY_REFUSED,
-            spec.FindParty(name)
-                ? fmt::format("party {} may not receive results over these datasets (rule "
-                              "receivers and the receive_results ability)", name)
-                : std::string("a requested receiver is not a party of the collaboration")});
-      }
-      if (std::find(narrowed.begin(), narrowed.end(), *it) == narrowed.end()) narrowed.push_back(*it);
-    }
-    receivers = std::move(narrowed);
-  }
-  for (const auto& c : plan->outputs) out.columns.push_back(c.name);
-  for (const auto* p : receivers) {
+  for (const auto& col : c.plan->outputs) out.columns.push_back(col.name);
+  for (const auto* p : c.receivers) {
     out.receivers.push_back(p->name);
-    out.caller_receives = out.caller_receives || p->name == party->name;
+    out.caller_receives = out.caller_receives || p->name == c.party->name;
   }
-  base["receivers"] = out.receivers;
-  CR_TRY(room.audit().Append(event, party->name, base));
+  c.base["receivers"] = out.receivers;
+  CR_TRY(room.audit().Append(c.event + ".check", c.party->name, c.base));
   return out;
 }
 
