@@ -66,7 +66,8 @@ const asShown = (rows) => rows.map((r) => r.map(fmt));
 
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-  context.setDefaultTimeout(15000);
+  // Generous: CI runs this beside other e2e tests on two cores.
+  context.setDefaultTimeout(60000);
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`page error: ${e}`));
   const res = await page.goto(url + "/");
@@ -74,7 +75,7 @@ async function newPage() {
   const csp = res.headers()["content-security-policy"];
   assert.match(csp, /default-src 'self'/);
   assert.match(csp, /connect-src 'self'/);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 30000 });
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60000 });
   current = page;
   return page;
 }
