@@ -45,41 +45,50 @@ Status ServeSpec(const room::Room& room, httplib::Response& res) {
   return Ok();
 }
 
+Status ParseQueryField(const std::string& key, const nlohmann::json& value, query::Request& q) {
+  if (key == "sql") {
+    if (!value.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"sql\" must be a string");
+    q.sql = value.get<std::string>();
+  } else if (key == "params") {
+    if (!value.is_object()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
+    for (const auto& [name, v] : value.items()) {
+      if (!v.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
+      q.params[name] = v.get<std::string>();
+    }
+  } else if (key == "receivers") {
+    if (!value.is_array()) return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
+    for (const auto& v : value) {
+      if (!v.is_string() || v.get<std::string>().empty()) {
+        return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
+      }
+      q.receivers.push_back(v.get<std::string>());
+    }
+  } else if (key == "epsilon") {
+    // The same check as `query --epsilon`: a positive finite number; the
+    // service refuses it for a room without privacy.dp, before anything runs.
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
+      return Fail(ErrorCode::USAGE, "\"epsilon\" must be a positive number");
+    }
+    q.epsilon = value.get<double>();
+  } else {
+    return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
+  }
+  return Ok();
+}
+
 Status CheckQuery(room::Room& room, const crypto::PublicIdentity& caller, const std::string& body,
                   httplib::Response& res) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Fail(ErrorCode::BAD_INPUT, "the request body is not a JSON object");
   query::Request q;
   for (const auto& [key, value] : j.items()) {
-    if (key == "sql") {
-      if (!value.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"sql\" must be a string");
-      q.sql = value.get<std::string>();
-    } else if (key == "template") {
+    if (key == "template") {
       if (!value.is_string() || value.get<std::string>().empty()) {
         return Fail(ErrorCode::BAD_INPUT, "\"template\" must be a template's name");
       }
       q.template_name = value.get<std::string>();
-    } else if (key == "params") {
-      if (!value.is_object()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
-      for (const auto& [name, v] : value.items()) {
-        if (!v.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
-        q.params[name] = v.get<std::string>();
-      }
-    } else if (key == "receivers") {
-      if (!value.is_array()) return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
-      for (const auto& v : value) {
-        if (!v.is_string() || v.get<std::string>().empty()) {
-          return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
-        }
-        q.receivers.push_back(v.get<std::string>());
-      }
-    } else if (key == "epsilon") {
-      if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
-        return Fail(ErrorCode::USAGE, "\"epsilon\" must be a positive number");
-      }
-      q.epsilon = value.get<double>();
     } else {
-      return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
+      CR_TRY(ParseQueryField(key, value, q));
     }
   }
   if (j.contains("sql") == j.contains("template")) {

@@ -7,7 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
+#include "query/service.h"
 #include "room/room.h"
 
 namespace httplib {
@@ -38,6 +41,11 @@ Status ServeAsset(std::string_view name, httplib::Response& res);
 // GET /v1/spec: the agreed spec as JSON (spec::Summary: parties, datasets with
 // columns, roles and rules, templates with typed parameters). Settings only.
 Status ServeSpec(const room::Room& room, httplib::Response& res);
+
+// One field of a query body ("sql", "params", "receivers", "epsilon"), as
+// POST /v1/query, the template runs and the check read it: BAD_INPUT (USAGE
+// for epsilon) naming the field, or for any other key.
+Status ParseQueryField(const std::string& key, const nlohmann::json& value, query::Request& q);
 
 // POST /v1/query/check {"sql"} or {"template", "params"} (+ "receivers",
 // "epsilon" as /v1/query): query::Check, so the editor shows why a query would

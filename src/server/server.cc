@@ -503,33 +503,11 @@ class Service {
     query::Request q;
     const bool is_template = def.id == RouteId::kTemplateRun;
     for (const auto& [key, value] : j.items()) {
-      if (key == "sql" && !is_template) {
-        if (!value.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"sql\" must be a string");
-        q.sql = value.get<std::string>();
-      } else if (key == "params" && is_template) {
-        if (!value.is_object()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
-        for (const auto& [name, v] : value.items()) {
-          if (!v.is_string()) return Fail(ErrorCode::BAD_INPUT, "\"params\" must be an object of strings");
-          q.params[name] = v.get<std::string>();
-        }
-      } else if (key == "receivers") {
-        if (!value.is_array()) return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
-        for (const auto& v : value) {
-          if (!v.is_string() || v.get<std::string>().empty()) {
-            return Fail(ErrorCode::BAD_INPUT, "\"receivers\" must be an array of names");
-          }
-          q.receivers.push_back(v.get<std::string>());
-        }
-      } else if (key == "epsilon") {
-        // The same check as `query --epsilon`: a positive finite number; the
-        // service refuses it for a room without privacy.dp, before anything runs.
-        if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
-          return Fail(ErrorCode::USAGE, "\"epsilon\" must be a positive number");
-        }
-        q.epsilon = value.get<double>();
-      } else {
+      // A template's SQL is the spec's, and only a template takes params.
+      if ((key == "sql" && is_template) || (key == "params" && !is_template)) {
         return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
       }
+      CR_TRY(console::ParseQueryField(key, value, q));
     }
     if (is_template) {
       q.template_name = req.matches[1].str();
