@@ -213,8 +213,8 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
       Say(fmt::format("cleanroom --server {} --tls-ca tls/ca.pem --key {}/{}.key ingest {}",
                       server.url(), jobs[i].party, jobs[i].party,
                       packages[i].substr(dir.size() + 1)));
-      CR_ASSIGN(auto bytes, ReadFile(packages[i]));
-      CR_ASSIGN(auto body, uploaders[i]->Post("/v1/packages", bytes, "application/octet-stream"));
+      // Streamed from the file, as `ingest --server` does.
+      CR_ASSIGN(auto body, uploaders[i]->Upload("/v1/packages", packages[i], "application/octet-stream"));
       auto rep = nlohmann::json::parse(body, nullptr, false);
       if (!rep.is_object()) return Fail(ErrorCode::INTERNAL, "demo: the upload answer is not JSON");
       Say(fmt::format("'{}' from {}: {} rows re-encrypted per column chunk (AES-256-GCM) under a "
@@ -223,14 +223,13 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     }
     {
       // A replayed package is refused and changes nothing.
-      CR_ASSIGN(auto bytes, ReadFile(packages[0]));
-      auto replay = newsco.Post("/v1/packages", bytes, "application/octet-stream");
+      auto replay = newsco.Upload("/v1/packages", packages[0], "application/octet-stream");
       Say(fmt::format("uploading the impressions package a second time: {}",
                       replay ? "(unexpectedly accepted)"
                              : fmt::format("refused, {}", CodeName(replay.error().code))));
       if (replay) return Fail(ErrorCode::INTERNAL, "demo: a replayed package was accepted");
       // Another party's package is refused too: the package's signature decides.
-      auto foreign = acme.Post("/v1/packages", bytes, "application/octet-stream");
+      auto foreign = acme.Upload("/v1/packages", packages[0], "application/octet-stream");
       Say(fmt::format("acme uploading newsco's package: {}",
                       foreign ? "(unexpectedly accepted)"
                               : fmt::format("refused, {}", CodeName(foreign.error().code))));

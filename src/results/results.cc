@@ -269,9 +269,12 @@ Status Store(const std::string& room_dir, const room::MetaSealer& sealer, const 
   // meta.json is the commit point: a folder without it is no result (never
   // read, swept by serve), so a crash before it leaves a result that does not
   // exist rather than one missing a receiver. The folder is new, so each box
-  // is written in place; the boxes, meta.json's temporary and the new entry
-  // in results/ are synced together, then the folder (the boxes' names), and
-  // only then is meta.json linked into place and the folder synced again.
+  // is written in place. Two rounds of syncs, each all at once: first the
+  // boxes, meta.json's temporary, the folder (every name created so far) and
+  // the new entry in results/; only when all are durable is meta.json linked
+  // into place and the folder synced again. The temporary's name is removed
+  // afterwards without a sync: one left by a crash is swept with the folder's
+  // other leftovers and never read.
   std::vector<int> fds;
   auto close_fds = [&] {
     for (int fd : fds) ::close(fd);
@@ -292,21 +295,22 @@ Status Store(const std::string& room_dir, const room::MetaSealer& sealer, const 
     return std::unexpected(meta_fd.error());
   }
   fds.push_back(*meta_fd);
-  int results_fd = ::open((room_dir + "/results").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (results_fd < 0) {
-    close_fds();
-    return Fail(ErrorCode::INTERNAL, "cannot open the room's results folder");
+  for (const std::string& d : {dir, room_dir + "/results"}) {
+    int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      close_fds();
+      return Fail(ErrorCode::INTERNAL, "cannot open the room's results folder");
+    }
+    fds.push_back(dfd);
   }
-  fds.push_back(results_fd);
   auto synced = SyncAndCloseAll(fds);
   fds.clear();
   CR_TRY(synced);
-  CR_TRY(SyncDir(dir));
   if (::link(meta_tmp.c_str(), (dir + "/meta.json").c_str()) != 0) {
     return Fail(ErrorCode::INTERNAL, "cannot commit result {}", r.result_id);
   }
-  ::unlink(meta_tmp.c_str());
   CR_TRY(SyncDir(dir));
+  ::unlink(meta_tmp.c_str());
   undo.committed = true;
   return Ok();
 }
