@@ -89,5 +89,6 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and
 void RegisterBudget(CLI::App& root, Globals& g, Registry& r);
 void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
 void RegisterServe(CLI::App& root, Globals& g, Registry& r);
+void RegisterForget(CLI::App& root, Globals& g, Registry& r);
 
 }  // namespace cr::cli
