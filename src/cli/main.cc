@@ -189,6 +189,7 @@ int Main(int argc, char** argv) {
   RegisterHelp(app, g, r);
   RegisterServe(app, g, r);
   RegisterForget(app, g, r);
+  RegisterReport(app, g, r);
 
   try {
     app.parse(argc, argv);

@@ -301,5 +301,133 @@ TEST_F(GovernanceReportsE2e, ForgetOverTheServer) {
   EXPECT_LT(total_after, total_before);
 }
 
+// A scripted sequence, counted exactly: 3 queries run and 5 refused by acme
+// (4 by the checker, a template that does not exist) inside ten minutes (a
+// probing burst), one refused for newsco (no query
+// ability), one action on a Saturday night, and an event kind this build does
+// not know (counted under "other").
+TEST_F(GovernanceReportsE2e, AuditReportCountsAScriptedSequenceExactly) {
+  SetUpData();
+  const std::string room = " --room " + Q(P("room"));
+  auto query = [&](const std::string& key, const std::string& sql, long long t) {
+    return Run("query" + room + " --key " + Q(P(key)) + " --sql " + Q(sql), At(t));
+  };
+  const std::string ok_sql =
+      "SELECT campaign, COUNT(DISTINCT email) AS n FROM impressions GROUP BY campaign";
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(query("keys/acme.key", ok_sql, kTuesday10 + 300 + i).exit_code, 0);
+  for (int i = 0; i < 4; ++i) {
+    ExpectRefused(
+        query("keys/acme.key", "SELECT email FROM impressions", kTuesday10 + 400 + 10 * i), 3,
+        "QUERY_REFUSED");
+  }
+  ExpectRefused(Run("run" + room + " --key " + Q(P("keys/acme.key")) + " --template nosuch",
+                    At(kTuesday10 + 450)),
+                7, "BAD_INPUT");
+  ExpectRefused(query("keys/newsco.key", ok_sql, kTuesday10 + 500), 5, "NOT_AUTHORIZED");
+  // Saturday 2026-12-05 03:00 UTC.
+  const long long saturday3 = 1796439600;
+  ExpectRefused(query("keys/acme.key", "SELECT email FROM impressions", saturday3), 3,
+                "QUERY_REFUSED");
+  {
+    FixedClock clock(kTuesday10 + 700);
+    auto r = room::Room::Open(P("room"), room::OpenOptions{.clock = &clock});
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(r->audit().Append("pool.contribution", "acme", {{"dataset", "x"}}));
+  }
+
+  auto rep = Run("audit report --format json" + room + " --html " + Q(P("incident.html")));
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  auto j = json::parse(rep.out);
+  std::map<std::string, json> by;
+  for (const auto& p : j["parties"]) by[p["actor"].get<std::string>()] = p;
+  ASSERT_TRUE(by.count("acme") && by.count("newsco"));
+  EXPECT_EQ(by["acme"]["queries_run"], 3);
+  EXPECT_EQ(by["acme"]["queries_refused"], 6);
+  EXPECT_EQ(by["acme"]["refused_by_code"], (json{{"BAD_INPUT", 1}, {"QUERY_REFUSED", 5}}));
+  EXPECT_EQ(by["acme"]["other"], (json{{"pool.contribution", 1}}));
+  EXPECT_EQ(by["acme"]["epsilon_spent"], 0.0);
+  EXPECT_EQ(by["newsco"]["queries_run"], 0);
+  EXPECT_EQ(by["newsco"]["queries_refused"], 1);
+  EXPECT_EQ(by["newsco"]["refused_by_code"], (json{{"NOT_AUTHORIZED", 1}}));
+  EXPECT_EQ(by["newsco"]["ingests"], 1);
+  EXPECT_EQ(by["acme"]["ingests"], 1);
+  EXPECT_EQ(by["operator"]["version_changes"], 2);  // room.init, room.activate
+  int probing = 0, off_hours = 0;
+  for (const auto& f : j["flags"]) {
+    if (f["kind"] == "probing") {
+      ++probing;
+      EXPECT_EQ(f["actor"], "acme");
+      EXPECT_EQ(f["count"], 5);  // the Saturday refusal is days later
+    }
+    if (f["kind"] == "off_hours") {
+      ++off_hours;
+      EXPECT_EQ(f["actor"], "acme");
+      EXPECT_EQ(f["count"], 1);
+    }
+  }
+  EXPECT_EQ(probing, 1);
+  EXPECT_EQ(off_hours, 1);
+
+  // --since leaves out everything before it.
+  auto since = Run("audit report --format json --since 2026-12-05" + room);
+  ASSERT_EQ(since.exit_code, 0) << since.err;
+  auto js = json::parse(since.out);
+  std::map<std::string, json> by2;
+  for (const auto& p : js["parties"]) by2[p["actor"].get<std::string>()] = p;
+  EXPECT_EQ(by2["acme"]["queries_refused"], 1);
+  EXPECT_EQ(by2["acme"]["queries_run"], 0);
+  ExpectRefused(Run("audit report --since yesterday" + room), 2, "USAGE");
+}
+
+// Both pages render in a real browser, offline.
+TEST_F(GovernanceReportsE2e, ReportPagesRenderInHeadlessChromium) {
+  const std::string chromium = "/usr/bin/chromium";
+  if (!std::filesystem::exists(chromium)) GTEST_SKIP() << "chromium is not installed";
+  SetUpData();
+  ASSERT_EQ(Forget(demo::PersonEmail(1)).exit_code, 0);
+  auto buyer = Run("report --format json --room " + Q(P("room")) + " --html " + Q(P("buyer.html")));
+  ASSERT_EQ(buyer.exit_code, 0) << buyer.err;
+  auto bj = json::parse(buyer.out);
+  ASSERT_EQ(bj["answers"].size(), 15u);
+  EXPECT_EQ(bj["answers"][0]["id"], "inputs");
+  EXPECT_EQ(bj["collaboration"], "acme-newsco-2026q4");
+  ASSERT_EQ(
+      Run("audit report --room " + Q(P("room")) + " --html " + Q(P("incident.html"))).exit_code, 0);
+  for (const std::string page : {"buyer.html", "incident.html"}) {
+    const std::string html = Slurp(P(page));
+    EXPECT_EQ(html.find("http://"), std::string::npos) << page;
+    EXPECT_EQ(html.find("https://"), std::string::npos) << page;
+    EXPECT_EQ(html.find("<script"), std::string::npos) << page;
+  }
+  std::filesystem::create_directory(P("profile"));
+  const std::string flags =
+      " --headless --no-sandbox --disable-gpu --disable-background-networking "
+      "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+      Q(P("profile")) + " --window-size=1000,1600 ";
+  auto dom =
+      RunShell("timeout 60 " + chromium + flags + "--dump-dom " + Q("file://" + P("buyer.html")));
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  size_t sections = 0;
+  for (size_t p = dom.out.find("<section class=\"answer\""); p != std::string::npos;
+       p = dom.out.find("<section class=\"answer\"", p + 1)) {
+    ++sections;
+  }
+  EXPECT_EQ(sections, 15u);
+  EXPECT_NE(dom.out.find("Dataset impressions from newsco"), std::string::npos);
+  EXPECT_NE(dom.out.find("Erasure requests applied: 1"), std::string::npos);
+  auto idom = RunShell("timeout 60 " + chromium + flags + "--dump-dom " +
+                       Q("file://" + P("incident.html")));
+  ASSERT_EQ(idom.exit_code, 0) << idom.err;
+  EXPECT_NE(idom.out.find("<tr data-actor=\"newsco\">"), std::string::npos);
+  EXPECT_NE(idom.out.find("Activity by party"), std::string::npos);
+  for (const std::string page : {"buyer.html", "incident.html"}) {
+    auto shot = RunShell("timeout 60 " + chromium + flags + "--screenshot=" + Q(P(page + ".png")) +
+                         " " + Q("file://" + P(page)));
+    ASSERT_EQ(shot.exit_code, 0) << shot.err;
+    EXPECT_GT(std::filesystem::file_size(P(page + ".png")), 10000u) << page;
+  }
+}
+
 }  // namespace
 }  // namespace cr::testing
