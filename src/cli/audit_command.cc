@@ -13,6 +13,9 @@
 #include "cli/remote.h"
 #include "crypto/crypto.h"
 #include "engine/engine.h"
+#include "common/files.h"
+#include "report/audit_report.h"
+#include "report/html.h"
 #include "room/room.h"
 
 namespace cr::cli {
@@ -106,6 +109,7 @@ void RegisterAudit(CLI::App& root, Globals& g, Registry& r) {
     }
     return Ok();
   });
+  RegisterAuditReport(*audit_cmd, g, r);
 }
 
 void RegisterDispose(CLI::App& root, Globals& g, Registry& r) {
@@ -153,6 +157,53 @@ void RegisterDispose(CLI::App& root, Globals& g, Registry& r) {
       PrintJson({{"disposed", names}});
     } else if (names.empty()) {
       fmt::print("nothing to dispose\n");
+    }
+    return Ok();
+  });
+}
+
+void RegisterAuditReport(CLI::App& audit_cmd, Globals& g, Registry& r) {
+  auto* cmd = audit_cmd.add_subcommand(
+      "report", "incident report: per party activity, refusals by code, probing bursts, off hours");
+  static std::string since;
+  static std::string html;
+  static report::AuditReportOptions o;
+  cmd->add_option("--since", since, "only entries at or after T (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)");
+  cmd->add_option("--html", html, "also write the report as a self-contained HTML page");
+  cmd->add_option("--burst-refusals", o.burst_refusals, "refusals that make a probing burst (default 5)")
+      ->check(CLI::Range(2, 1000000));
+  cmd->add_option("--burst-window", o.burst_window_seconds, "seconds they must fall within (default 600)")
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--work-start", o.work_start_hour, "first working hour, UTC (default 7)")->check(CLI::Range(0, 23));
+  cmd->add_option("--work-end", o.work_end_hour, "end of working hours, UTC (default 19)")->check(CLI::Range(1, 24));
+  r.Add(cmd, Uses{.room = true, .server = true}, [&g]() -> Status {
+    if (!since.empty()) {
+      o.since_unix = report::ParseTime(since);
+      if (o.since_unix < 0) {
+        return Fail(ErrorCode::USAGE, "--since must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+      }
+    }
+    if (o.work_start_hour >= o.work_end_hour) {
+      return Fail(ErrorCode::USAGE, "--work-start must come before --work-end");
+    }
+    CR_ASSIGN(auto src, OpenAudit(g, "audit report", true));
+    CR_ASSIGN(auto pub, src.downloaded ? crypto::PublicIdentity::FromText(src.pub)
+                                       : crypto::LoadPublic(src.pub));
+    // A report over a log that does not verify would be a story, not evidence.
+    auto verified = audit::Verify(src.log_path, pub);
+    if (!verified) return std::unexpected(src.Rename(verified.error()));
+    auto read = audit::ReadEntries(src.log_path);
+    if (!read) return std::unexpected(src.Rename(read.error()));
+    auto rep = report::BuildAuditReport(*read, o);
+    rep.since = since;
+    rep.head = verified->head_hash;
+    if (!html.empty()) {
+      CR_TRY(WriteFileAtomic(html, report::ToHtml(rep, g.server.empty() ? g.room : g.server)));
+    }
+    if (g.format == "json") {
+      fmt::print("{}\n", report::ToJson(rep).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    } else {
+      fmt::print("{}", report::ToText(rep));
     }
     return Ok();
   });

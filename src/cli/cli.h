@@ -89,5 +89,9 @@ void RegisterDatasets(CLI::App& root, Globals& g, Registry& r);  // datasets and
 void RegisterBudget(CLI::App& root, Globals& g, Registry& r);
 void RegisterHelp(CLI::App& root, Globals& g, Registry& r);
 void RegisterServe(CLI::App& root, Globals& g, Registry& r);
+void RegisterForget(CLI::App& root, Globals& g, Registry& r);
+void RegisterReport(CLI::App& root, Globals& g, Registry& r);  // `report` (the buyer's questions)
+// `audit report` (the incident report), a subcommand of `audit`.
+void RegisterAuditReport(CLI::App& audit, Globals& g, Registry& r);
 
 }  // namespace cr::cli

@@ -188,6 +188,8 @@ int Main(int argc, char** argv) {
   RegisterBudget(app, g, r);
   RegisterHelp(app, g, r);
   RegisterServe(app, g, r);
+  RegisterForget(app, g, r);
+  RegisterReport(app, g, r);
 
   try {
     app.parse(argc, argv);

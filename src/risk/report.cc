@@ -8,6 +8,7 @@
 
 #include "anonymize/table.h"
 #include "common/files.h"
+#include "common/html.h"
 
 namespace cr::risk {
 
@@ -15,31 +16,7 @@ namespace {
 
 std::string Pct(double x) { return fmt::format("{:.2f}%", 100 * x); }
 
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string Escape(const std::string& s) { return HtmlEscape(s); }
 
 using Bars = std::vector<std::pair<std::string, uint64_t>>;
 

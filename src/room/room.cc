@@ -724,9 +724,15 @@ Status Room::Activate(const std::vector<std::string>& files) {
 Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
                           const package::Header& h, const std::string& package_digest,
                           const std::string& owner) {
+  return StoreDataset(plain, segments, h, package_digest, owner, StoreRecord{});
+}
+
+Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
+                          const package::Header& h, const std::string& package_digest,
+                          const std::string& owner, const StoreRecord& record) {
   auto& s = *s_;
   auto refuse = [&](const Error& e) {
-    return s.audit->Refuse("ingest.refused", "operator",
+    return s.audit->Refuse(record.refused_event, "operator",
                            {{"dataset", h.dataset}, {"reason", e.message}}, e);
   };
   if (!s.spec.FindDataset(h.dataset) || !IsPackageId(h.package_id)) {
@@ -753,6 +759,10 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
   e.owner = owner;
   e.ingested_unix = s.clock->NowUnix();
   e.ingested_at = s.clock->NowRfc3339();
+  if (record.keep_ingest_time && previous) {
+    e.ingested_unix = previous->ingested_unix;
+    e.ingested_at = previous->ingested_at;
+  }
   e.rows = h.row_count;
   e.bytes = written->bytes;
   e.digest = package_digest;
@@ -776,13 +786,14 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
     return refuse(WithCleanup(saved.error(), undo));
   }
   // 4. Audited, or undone: an ingest the log does not show did not happen.
-  auto audited = s.audit->Append("dataset.ingest", owner,
-                                 {{"dataset", e.name},
-                                  {"package_id", e.package_id},
-                                  {"rows", e.rows},
-                                  {"bytes", e.bytes},
-                                  {"replaced", previous.has_value()},
-                                  {"catalog", s.CatalogMark()}});
+  nlohmann::json details = {{"dataset", e.name},
+                             {"package_id", e.package_id},
+                             {"rows", e.rows},
+                             {"bytes", e.bytes},
+                             {"replaced", previous.has_value()},
+                             {"catalog", s.CatalogMark()}};
+  for (const auto& [k, v] : record.details.items()) details[k] = v;
+  auto audited = s.audit->Append(record.event, owner, details);
   if (!audited) {
     Status undo = restore();
     if (undo) undo = RemoveBoth(key_path, data_path);

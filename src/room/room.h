@@ -174,6 +174,18 @@ class Room {
   Status StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
                       const package::Header& header, const std::string& package_digest,
                       const std::string& owner);
+  // The same for a version the room derives from the stored one (an erasure
+  // request, ingest/forget.h): `record` names its events and adds details.
+  struct StoreRecord {
+    std::string event = "dataset.ingest";
+    std::string refused_event = "ingest.refused";
+    nlohmann::json details = nlohmann::json::object();
+    // Retention counts from the contribution, not from a derived version.
+    bool keep_ingest_time = false;
+  };
+  Status StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
+                      const package::Header& header, const std::string& package_digest,
+                      const std::string& owner, const StoreRecord& record);
 
   // Crypto-shreds a dataset: deletes the wrapped key, then the ciphertext,
   // then updates the catalogue (remembering the disposal), and audits it as

@@ -33,6 +33,7 @@
 #include "common/strings.h"
 #include "crypto/crypto.h"
 #include "http/signature.h"
+#include "ingest/forget.h"
 #include "ingest/ingest.h"
 #include "package/package.h"
 #include "query/service.h"
@@ -129,6 +130,7 @@ enum class RouteId {
   kHealth, kOpenApi, kMetrics, kStatus, kDatasets, kPackages, kQuery, kTemplateRun,
   kResults, kResult, kBudget, kAudit, kRoomPub,
   kConsoleIndex, kConsoleAsset, kSpec, kQueryCheck,  // the web console (server/console.h)
+  kForget,  // erasure requests (ingest/forget.h)
 };
 struct RouteDef {
   RouteId id;
@@ -157,6 +159,7 @@ constexpr RouteDef kRouteTable[] = {
     {RouteId::kConsoleAsset, "GET", "/console/{file}", R"(/console/([A-Za-z0-9_.-]+))", false},
     {RouteId::kSpec, "GET", "/v1/spec", "/v1/spec", true},
     {RouteId::kQueryCheck, "POST", "/v1/query/check", "/v1/query/check", true},
+    {RouteId::kForget, "POST", "/v1/forget", "/v1/forget", true},
 };
 
 void SendError(httplib::Response& res, const Error& e) {
@@ -485,6 +488,16 @@ class Service {
       case RouteId::kQueryCheck: {
         std::shared_lock lock(mu_);
         return console::CheckQuery(room_, party->key, body, res);
+      }
+      case RouteId::kForget: {
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        // The room has it alone, as for an ingest: a new version replaces the old.
+        std::unique_lock lock(mu_);
+        // Forget audits both outcomes itself (a body that is no request too).
+        CR_ASSIGN(auto done, ingest::Forget(room_, j, &party->key));
+        cache_.Sync(room_);  // the old version's warm copies go at once
+        SendJson(res, ingest::ForgetAnswer(done).dump() + "\n");
+        return Ok();
       }
       case RouteId::kPackages:
         break;
