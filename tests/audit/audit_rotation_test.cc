@@ -20,6 +20,17 @@ using cr::testing::Spit;
 using cr::testing::TempDir;
 using nlohmann::json;
 
+// An entry hashed and signed again by `key`: what the holder of an old key can do.
+json Resigned(json entry, const crypto::Identity& key) {
+  json body = entry;
+  body.erase("hash");
+  body.erase("sig");
+  const std::string raw = crypto::Sha256(body.dump());
+  entry["hash"] = ToHex(raw);
+  entry["sig"] = crypto::Base64Encode(key.Sign(raw));
+  return entry;
+}
+
 class AuditRotationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -85,12 +96,7 @@ TEST_F(AuditRotationTest, TheOldKeyCannotExtendTheLogAfterTheRotation) {
   auto lines = Lines();
   json forged = json::parse(lines.back());
   forged["actor"] = "mallory";
-  json body = forged;
-  body.erase("hash");
-  body.erase("sig");
-  std::string raw = crypto::Sha256(body.dump());
-  forged["hash"] = ToHex(raw);
-  forged["sig"] = crypto::Base64Encode(k1_.Sign(raw));
+  forged = Resigned(forged, k1_);
   lines.back() = forged.dump();
   std::string data;
   for (const auto& l : lines) data += l + "\n";
@@ -106,12 +112,7 @@ TEST_F(AuditRotationTest, ARotationWithoutTheNewKeysCountersignatureIsNotFollowe
   auto lines = Lines();
   json rotation = json::parse(lines.back());
   rotation["details"]["new_room_key"] = k2_.pub().ToText();  // claims k2, countersigned by k3
-  json body = rotation;
-  body.erase("hash");
-  body.erase("sig");
-  std::string raw = crypto::Sha256(body.dump());
-  rotation["hash"] = ToHex(raw);
-  rotation["sig"] = crypto::Base64Encode(k1_.Sign(raw));
+  rotation = Resigned(rotation, k1_);
   lines.back() = rotation.dump();
   std::string data;
   for (const auto& l : lines) data += l + "\n";
@@ -132,20 +133,10 @@ TEST_F(AuditRotationTest, ACountersignatureIsBoundToItsPlaceInTheLog) {
   // Rewrite entry 2 (k1 can sign it) and re-chain the rotation onto it.
   json second = json::parse(lines[1]);
   second["details"]["n"] = 99;
-  json body = second;
-  body.erase("hash");
-  body.erase("sig");
-  std::string raw = crypto::Sha256(body.dump());
-  second["hash"] = ToHex(raw);
-  second["sig"] = crypto::Base64Encode(k1_.Sign(raw));
+  second = Resigned(second, k1_);
   json moved = json::parse(rotation);
   moved["prev"] = second["hash"];
-  json mbody = moved;
-  mbody.erase("hash");
-  mbody.erase("sig");
-  std::string mraw = crypto::Sha256(mbody.dump());
-  moved["hash"] = ToHex(mraw);
-  moved["sig"] = crypto::Base64Encode(k1_.Sign(mraw));
+  moved = Resigned(moved, k1_);
   Spit(path_, lines[0] + "\n" + second.dump() + "\n" + moved.dump() + "\n");
   ExpectBroken(k2_.pub());
 }
