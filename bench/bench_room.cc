@@ -49,6 +49,7 @@ Status SetUpBenchRoom(const BenchRoomOptions& o) {
   CR_ASSIGN(auto spec, spec::Load(d("spec.yaml")));
   room::InitOptions init_options;
   init_options.key_store.kind = room::KeyStoreKind::kPassphrase;
+  init_options.region = spec.region;  // the room runs where the spec says
   CR_TRY(room::Room::Init(d("room"), d("spec.yaml"), init_options));
   std::vector<std::string> sigs;
   for (const char* name : {"acme", "newsco"}) {

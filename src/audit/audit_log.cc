@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
 #include "common/files.h"
@@ -61,6 +62,55 @@ std::string CheckEntry(const json& entry, const crypto::PublicIdentity& room_pub
     return "has a bad signature: not signed by the room key (forged, or changed and re-hashed)";
   }
   return "";
+}
+
+// When `entry` is a rotation record into `after` whose countersignature by
+// `after` verifies: the key that signs it and the entries before it.
+std::optional<crypto::PublicIdentity> KeyBefore(const json& entry,
+                                                const crypto::PublicIdentity& after) {
+  if (!entry.is_object() || !entry.contains("event") || !entry["event"].is_string() ||
+      entry["event"].get<std::string>() != kRotateEvent ||
+      !entry.contains("details") || !entry["details"].is_object() || !entry.contains("prev") ||
+      !entry["prev"].is_string()) {
+    return std::nullopt;
+  }
+  const json& d = entry["details"];
+  for (const char* f : {"previous_room_key", "new_room_key", "new_key_sig"}) {
+    if (!d.contains(f) || !d[f].is_string()) return std::nullopt;
+  }
+  auto to = crypto::PublicIdentity::FromText(d["new_room_key"].get<std::string>());
+  auto from = crypto::PublicIdentity::FromText(d["previous_room_key"].get<std::string>());
+  auto sig = crypto::Base64Decode(d["new_key_sig"].get<std::string>());
+  if (!to || !from || !sig || *to != after) return std::nullopt;
+  if (!crypto::Verify(after, RotationMessage(entry["prev"].get<std::string>(), *from, after), *sig)) {
+    return std::nullopt;
+  }
+  return *from;
+}
+
+// The key a checked rotation record passes the log to.
+std::optional<crypto::PublicIdentity> KeyAfter(const json& entry) {
+  if (!entry.is_object() || !entry.contains("details") || !entry["details"].is_object() ||
+      !entry["details"].contains("new_room_key") || !entry["details"]["new_room_key"].is_string()) {
+    return std::nullopt;
+  }
+  auto to = crypto::PublicIdentity::FromText(entry["details"]["new_room_key"].get<std::string>());
+  if (!to || !KeyBefore(entry, *to)) return std::nullopt;
+  return *to;
+}
+
+// CheckEntry for the last line, which may be the rotation into `room_pub`
+// (signed by the key before it).
+std::string CheckTailEntry(const json& entry, const crypto::PublicIdentity& room_pub) {
+  // After a rotation away from this key, only the next key extends the log.
+  if (auto to = KeyAfter(entry); to && *to != room_pub) {
+    return "hands the log to another room key: this key no longer signs it";
+  }
+  std::string why = CheckEntry(entry, room_pub);
+  if (!why.empty()) {
+    if (auto from = KeyBefore(entry, room_pub)) why = CheckEntry(entry, *from);
+  }
+  return why;
 }
 
 struct Lines {
@@ -152,6 +202,11 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 
 }  // namespace
 
+std::string RotationMessage(std::string_view prev_hash, const crypto::PublicIdentity& from,
+                            const crypto::PublicIdentity& to) {
+  return fmt::format("cleanroom room key rotation\n{}\n{}\n{}", prev_hash, from.ToText(), to.ToText());
+}
+
 AuditLog::AuditLog(std::string path, const crypto::Identity& room, const Clock& clock)
     : path_(std::move(path)), room_(room), clock_(clock) {}
 
@@ -180,13 +235,23 @@ Status AuditLog::CheckTail() const {
   if (last.is_discarded()) {
     return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line does not parse", path_);
   }
-  if (std::string why = CheckEntry(last, room_.pub()); !why.empty()) {
+  if (std::string why = CheckTailEntry(last, room_.pub()); !why.empty()) {
     return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line {}", path_, why);
   }
   return Ok();
 }
 
 Status AuditLog::Append(std::string_view event, std::string_view actor, const json& details) {
+  return AppendEntry(event, actor, details, nullptr);
+}
+
+Status AuditLog::AppendRotation(std::string_view actor, const crypto::Identity& next,
+                                const json& details) {
+  return AppendEntry(kRotateEvent, actor, details, &next);
+}
+
+Status AuditLog::AppendEntry(std::string_view event, std::string_view actor, const json& details,
+                             const crypto::Identity* next) {
   if (!details.is_null() && !details.is_object()) {
     return Fail(ErrorCode::INTERNAL, "audit details for event {} must be a JSON object", event);
   }
@@ -214,7 +279,7 @@ Status AuditLog::Append(std::string_view event, std::string_view actor, const js
     }
     // Checking the tail (not the whole log) keeps appends cheap while making
     // sure we never sign a chain onto a forged or altered entry.
-    if (std::string why = CheckEntry(last, room_.pub()); !why.empty()) {
+    if (std::string why = CheckTailEntry(last, room_.pub()); !why.empty()) {
       return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line {}; refusing to append", path_,
                   why);
     }
@@ -230,6 +295,12 @@ Status AuditLog::Append(std::string_view event, std::string_view actor, const js
       {"details", details.is_null() ? json::object() : details},
       {"prev", prev},
   };
+  if (next) {
+    json& d = entry["details"];
+    d["previous_room_key"] = room_.pub().ToText();
+    d["new_room_key"] = next->pub().ToText();
+    d["new_key_sig"] = crypto::Base64Encode(next->Sign(RotationMessage(prev, room_.pub(), next->pub())));
+  }
   std::string raw_hash = crypto::Sha256(Dump(entry));
   entry["hash"] = ToHex(raw_hash);
   entry["sig"] = crypto::Base64Encode(room_.Sign(raw_hash));
@@ -271,6 +342,12 @@ Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentit
     return it != e.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
   };
 
+  // The key of the first entry: back from the current key through every
+  // rotation into it (each countersigned by the key it passes to).
+  crypto::PublicIdentity key = room_pub;
+  for (size_t i = entries.size(); i-- > 0;) {
+    if (auto from = KeyBefore(entries[i], key)) key = *from;
+  }
   std::string prev_hash(kGenesisHash);
   for (size_t i = 0; i < entries.size(); ++i) {
     const bool last = i + 1 == entries.size();
@@ -279,7 +356,8 @@ Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentit
     }
     if (split.lines[i].empty()) return broken(i, "is empty (an entry was blanked out)");
     if (entries[i].is_discarded()) return broken(i, "does not parse (changed)");
-    if (std::string why = CheckEntry(entries[i], room_pub); !why.empty()) return broken(i, why);
+    if (std::string why = CheckEntry(entries[i], key); !why.empty()) return broken(i, why);
+    if (auto to = KeyAfter(entries[i])) key = *to;
 
     const uint64_t expected = i + 1;
     const uint64_t seq = seq_of(i);
@@ -303,6 +381,9 @@ Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentit
                     "or reordered)");
     }
     prev_hash = entries[i]["hash"].get<std::string>();
+  }
+  if (!entries.empty() && key != room_pub) {
+    return broken(entries.size() - 1, "is not signed by the room's current key (room.pub)");
   }
   report.entries = entries.size();
   report.head_hash = prev_hash;
@@ -333,12 +414,14 @@ Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity
     return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: the last line is incomplete", path);
   }
   std::string next_prev;  // "prev" of the entry after the one being read
+  crypto::PublicIdentity key = room_pub;  // the key entries from here back are signed by
   for (size_t i = split.lines.size(); i-- > 0;) {
     json entry = Parse(split.lines[i]);
     if (entry.is_discarded()) {
       return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} does not parse", path, i + 1);
     }
-    if (std::string why = CheckEntry(entry, room_pub); !why.empty()) {
+    if (auto from = KeyBefore(entry, key)) key = *from;
+    if (std::string why = CheckEntry(entry, key); !why.empty()) {
       return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} {}", path, i + 1, why);
     }
     if (!next_prev.empty() && entry["hash"].get<std::string>() != next_prev) {

@@ -32,6 +32,18 @@ namespace cr::audit {
 inline constexpr std::string_view kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+// Key rotation (`room rotate-key`): one "room.rotate-key" entry, signed by
+// the key in force until then, names the next key; entries after it are
+// signed by that one. Its details hold "previous_room_key" and
+// "new_room_key" (crpub1: texts) and "new_key_sig": the new key's signature
+// over RotationMessage(the entry's prev, previous, new), so a chain can only
+// pass into a key whose secret signed for that very place in the log.
+// Verify, LastEntryWith, CheckTail and Append follow the chain back from the
+// room's current key: the whole log stays verifiable across rotations.
+inline constexpr std::string_view kRotateEvent = "room.rotate-key";
+std::string RotationMessage(std::string_view prev_hash, const crypto::PublicIdentity& from,
+                            const crypto::PublicIdentity& to);
+
 // Appends signed entries to one log file. Cheap to construct; holds no file
 // open between calls. Appends from several processes are serialised with an
 // exclusive flock() on the log, so sequence numbers never fork.
@@ -52,6 +64,12 @@ class AuditLog {
   // the log is never extended past a damaged tail.
   Status Append(std::string_view event, std::string_view actor, const nlohmann::json& details);
 
+  // Appends the "room.rotate-key" entry (see kRotateEvent), signed by this
+  // log's key and countersigned by `next`, with `details` beside the key
+  // fields. From then on the log must be appended to with `next`.
+  Status AppendRotation(std::string_view actor, const crypto::Identity& next,
+                        const nlohmann::json& details);
+
   // Records that an operation refused `refusal` (details gain its "code") and
   // returns the refusal to pass on. When the record cannot be written the
   // caller gets that failure instead (naming the refusal's code): a refusal
@@ -68,6 +86,8 @@ class AuditLog {
   const std::string& path() const { return path_; }
 
  private:
+  Status AppendEntry(std::string_view event, std::string_view actor, const nlohmann::json& details,
+                     const crypto::Identity* next);
   std::string path_;
   const crypto::Identity& room_;
   const Clock& clock_;
@@ -80,7 +100,9 @@ struct VerifyReport {
 };
 
 // Checks every line: it parses, seq runs 1..n without gaps, prev equals the
-// previous entry's hash, hash recomputes, and sig verifies under `room_pub`.
+// previous entry's hash, hash recomputes, and sig verifies under `room_pub`,
+// or, before a rotation into `room_pub`, under the key that rotation names as
+// the previous one (and so on back to the first key).
 // A missing log verifies as 0 entries. On failure AUDIT_CHAIN_BROKEN naming the
 // first bad line by number and why (changed, deleted, inserted, reordered, bad
 // signature, incomplete); the message never echoes entry contents.

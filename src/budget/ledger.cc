@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -398,6 +399,47 @@ Status Ledger::StoreAnswer(const std::string& query_key, std::string_view answer
   crypto::SecureBuffer key = room_key_->DeriveKey(1, kAnswerKeyContext);
   std::string sealed = crypto::AeadSeal(key, answer, period + "/" + query_key);
   return WriteFileAtomic(AnswerPath(period, query_key), sealed, 0600);
+}
+
+Result<size_t> Ledger::Rekey(const std::string& from_dir, const std::string& to_dir,
+                             const crypto::Identity& from, const crypto::Identity& to) {
+  size_t rewritten = 0;
+  const std::string log = JoinPath(from_dir, "budget.log");
+  if (PathExists(log)) {
+    CR_ASSIGN(std::vector<json> entries, ReadLedger(log, from.pub()));
+    std::string text;
+    for (json& e : entries) {
+      std::string raw_hash;
+      if (!FromHex(e["hash"].get<std::string>(), &raw_hash)) {
+        return Fail(ErrorCode::TAMPERED, "the room's budget.log holds a malformed hash");
+      }
+      e["sig"] = crypto::Base64Encode(to.Sign(raw_hash));
+      text += Dump(e) + "\n";
+      ++rewritten;
+    }
+    CR_TRY(WriteFileAtomic(JoinPath(to_dir, "budget.log"), text, 0600));
+  }
+  const std::string answers = JoinPath(from_dir, "budget-answers");
+  if (!PathExists(answers)) return rewritten;
+  CR_TRY(MakeDirs(JoinPath(to_dir, "budget-answers"), 0700));
+  const crypto::SecureBuffer old_key = from.DeriveKey(1, kAnswerKeyContext);
+  const crypto::SecureBuffer new_key = to.DeriveKey(1, kAnswerKeyContext);
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(answers, ec)) {
+    const std::string name = f.path().filename().string();
+    // PERIOD.QUERYKEY.ans, bound to "PERIOD/QUERYKEY" (AnswerPath).
+    const size_t dot = name.size() > 4 ? name.rfind('.', name.size() - 5) : std::string::npos;
+    if (!name.ends_with(".ans") || dot == std::string::npos) continue;
+    const std::string ad = name.substr(0, dot) + "/" + name.substr(dot + 1, name.size() - dot - 5);
+    CR_ASSIGN(std::string sealed, ReadFile(f.path().string()));
+    auto plain = crypto::AeadOpen(old_key, sealed, ad);
+    if (!plain) return Fail(ErrorCode::TAMPERED, "a stored answer in {} does not open (changed)", answers);
+    CR_TRY(WriteFileAtomic(JoinPath(JoinPath(to_dir, "budget-answers"), name),
+                           crypto::AeadSeal(new_key, plain->view(), ad), 0600));
+    ++rewritten;
+  }
+  if (ec) return Fail(ErrorCode::INTERNAL, "cannot list {}: {}", answers, ec.message());
+  return rewritten;
 }
 
 Result<Summary> Ledger::Summarize() const {

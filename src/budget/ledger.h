@@ -81,6 +81,15 @@ class Ledger {
 
   const std::string& log_path() const { return log_path_; }
 
+  // For `room rotate-key`: writes `from_dir`'s budget.log and budget-answers/
+  // into `to_dir` under the room's next key: every entry checked under
+  // `from` and signed again by `to` (its hash, and so every anchor the audit
+  // log holds, unchanged), every stored answer re-encrypted. Nothing when the
+  // room has no ledger; AUDIT_CHAIN_BROKEN / TAMPERED for a damaged one.
+  // Returns how many entries and answers it rewrote.
+  static Result<size_t> Rekey(const std::string& from_dir, const std::string& to_dir,
+                              const crypto::Identity& from, const crypto::Identity& to);
+
  private:
   Ledger(const std::string& room_dir, const crypto::Identity& room_key, const spec::Dp& dp,
          const Clock& clock);

@@ -67,8 +67,11 @@ void PrintStatus(const ordered_json& j) {
                "signature)\n");
   }
   fmt::print("created at     {}\n", j.at("created_at").get<std::string>());
-  fmt::print("region         {}\n",
-             j.at("region").is_null() ? std::string("none") : j.at("region").get<std::string>());
+  auto or_none = [&j](const char* key) {
+    return !j.contains(key) || j.at(key).is_null() ? std::string("none") : j.at(key).get<std::string>();
+  };
+  fmt::print("region         {} (the room runs in {})\n", or_none("region"), or_none("room_region"));
+  if (j.contains("version")) fmt::print("version        {}\n", j.at("version").get<uint64_t>());
   fmt::print("retention      {}\n",
              j.at("retention_days").is_null()
                  ? std::string("none (kept until dispose)")
@@ -85,7 +88,19 @@ void PrintStatus(const ordered_json& j) {
     fmt::print("  {:<{}}  {:<10}  {}\n", p.at("name").get<std::string>(), width,
                p.at("signed").get<bool>() ? "signed" : "not signed",
                abilities.empty() ? std::string("no abilities")
-                                 : fmt::format("{}", fmt::join(abilities, ", ")));
+                                 : fmt::format("{}", fmt::join(abilities, ", ")) +
+                                       (p.contains("region")
+                                            ? "; region " + p.at("region").get<std::string>()
+                                            : std::string()));
+  }
+  if (j.contains("versions") && !j.at("versions").empty()) {
+    fmt::print("versions\n");
+    for (const auto& v : j.at("versions")) {
+      fmt::print("  {}  {}  spec {}  parties {}\n", v.at("version").get<uint64_t>(),
+                 v.at("activated_at").get<std::string>(),
+                 v.at("spec_hash").get<std::string>().substr(0, 12),
+                 fmt::join(v.at("parties").get<std::vector<std::string>>(), ", "));
+    }
   }
 }
 

@@ -110,6 +110,7 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
     ::setenv("CLEANROOM_PASSPHRASE_FILE", passphrase_file.c_str(), /*overwrite=*/1);
     room::InitOptions init;
     init.key_store.kind = room::KeyStoreKind::kPassphrase;
+    init.region = "eu";  // where the demo's operator runs the room: the spec's region
     CR_ASSIGN(auto room_pub, room::Room::Init(room_dir, spec_path, init));
     Say(fmt::format("room folder {} with its own key (fingerprint {}), sealed under the "
                     "operator's passphrase (Argon2id); {} is published",

@@ -111,16 +111,33 @@ Result<std::optional<double>> ParseEpsilon(const CLI::Option* opt, const std::st
 }
 
 // Prints the result to a receiver, or only its id (and who holds it) to others.
+// Receivers residency withheld the result from are named, with the reason:
+// in the JSON object, or as lines after a table (on stderr beside CSV).
 void PrintOutcome(const Globals& g, const query::Outcome& o) {
+  auto print_withheld = [&](FILE* out) {
+    for (const auto& w : o.withheld_receivers) {
+      fmt::print(out, "not sealed to {}: {}\n", w.party, w.reason);
+    }
+  };
   if (o.caller_receives) {
+    if (g.format == "json" && !o.withheld_receivers.empty()) {
+      auto j = nlohmann::ordered_json::parse(results::Render(o.result, g.format));
+      j["withheld_receivers"] = query::WithheldJson(o.withheld_receivers);
+      fmt::print("{}\n", j.dump());
+      return;
+    }
     fmt::print("{}", results::Render(o.result, g.format));
     if (g.format == "csv") fmt::print(stderr, "result {}\n", o.result.result_id);
+    if (g.format != "json") print_withheld(g.format == "csv" ? stderr : stdout);
     return;
   }
   if (g.format == "json") {
-    PrintJson({{"result_id", o.result.result_id}, {"receivers", o.receivers}});
+    nlohmann::json j = {{"result_id", o.result.result_id}, {"receivers", o.receivers}};
+    if (!o.withheld_receivers.empty()) j["withheld_receivers"] = query::WithheldJson(o.withheld_receivers);
+    PrintJson(j);
     return;
   }
+  print_withheld(g.format == "csv" ? stderr : stdout);
   if (g.format == "csv") {
     PrintCsv({"result_id", "receivers"}, {{o.result.result_id, CellText(o.receivers)}});
     return;

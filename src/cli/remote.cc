@@ -52,6 +52,15 @@ Result<query::Outcome> RemoteOutcome(const client::Client& c, Result<nlohmann::j
     o.receivers.push_back(r.get<std::string>());
   }
   o.caller_receives = a["caller_receives"].get<bool>();
+  if (auto w = a.find("withheld_receivers"); w != a.end() && w->is_array()) {
+    for (const auto& e : *w) {
+      if (!e.is_object() || !e.value("party", nlohmann::json()).is_string() ||
+          !e.value("reason", nlohmann::json()).is_string()) {
+        return Fail(ErrorCode::INTERNAL, "the server's withheld receivers are malformed");
+      }
+      o.withheld_receivers.push_back({e["party"].get<std::string>(), e["reason"].get<std::string>()});
+    }
+  }
   if (o.caller_receives) {
     CR_ASSIGN(o.result, OpenSealedAnswer(c, a));
   } else {

@@ -1,8 +1,12 @@
 // `cleanroom room init|activate|unlock|protect|backup|restore`.
+// `room activate --spec NEW` on an active room activates version N+1;
+// `room rotate-key` replaces the room key.
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "common/files.h"
 #include "room/key_store.h"
 #include "room/room.h"
 
@@ -43,13 +47,18 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
   auto* init = room_cmd->add_subcommand("init", "create a room for a spec (room key generated and sealed)");
   static std::string spec_path;
   static KeyStoreFlags init_store;
+  static std::string init_region;
   init->add_option("--spec", spec_path, "the spec file")->required();
+  init->add_option("--region", init_region,
+                   "where this room runs; a spec that names a region activates only in a room "
+                   "of that region");
   init_store.Attach(init);
   r.Add(init, Uses{.room = true}, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "room init needs --room DIR");
     CR_ASSIGN(auto choice, init_store.Choice());
     room::InitOptions options;
     options.key_store = choice;
+    options.region = init_region;
     CR_ASSIGN(auto pub, room::Room::Init(g.room, spec_path, options));
     CR_ASSIGN(auto resolved, room::ResolveChoice(choice));
     const std::string_view store = room::KeyStoreKindName(resolved.kind);
@@ -57,6 +66,7 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
       PrintJson({{"room", g.room},
                  {"room_pub", room::RoomPubPath(g.room)},
                  {"fingerprint", pub.Fingerprint()},
+                 {"region", init_region.empty() ? nlohmann::json() : nlohmann::json(init_region)},
                  {"key_store", store}});
       return Ok();
     }
@@ -69,10 +79,51 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
   auto* activate = room_cmd->add_subcommand(
       "activate", "activate once every party's signature over the exact spec is present");
   static std::vector<std::string> sigs;
+  static std::string new_spec;
   activate->add_option("--sig", sigs, "signature files (SPEC.NAME.sig)")->required();
+  activate->add_option("--spec", new_spec,
+                       "on an active room: a new version of its spec, signed by every party of "
+                       "that version, activated as the next version");
   r.Add(activate, Uses{.room = true}, [&g]() -> Status {
     if (g.room.empty()) return Fail(ErrorCode::USAGE, "room activate needs --room DIR");
     CR_ASSIGN(auto room, room::Room::Open(g.room));
+    if (!new_spec.empty() && room.active()) {
+      CR_ASSIGN(auto change, room.ActivateVersion(new_spec, sigs));  // audited by the room
+      const auto names = [](const std::vector<std::string>& v) {
+        return v.empty() ? std::string("none") : fmt::format("{}", fmt::join(v, ", "));
+      };
+      if (g.format == "json") {
+        PrintJson({{"room", g.room},
+                   {"active", true},
+                   {"version", room.version()},
+                   {"spec_hash", room.spec().hash},
+                   {"parties_added", change.parties_added},
+                   {"parties_removed", change.parties_removed},
+                   {"keys_replaced", change.keys_replaced},
+                   {"datasets_kept", change.datasets_kept},
+                   {"datasets_disposed", change.datasets_disposed}});
+        return Ok();
+      }
+      fmt::print("room {} is at version {} of '{}', signed by all {} parties\n"
+                 "  parties added: {}; removed: {}; keys replaced: {}\n"
+                 "  datasets kept: {}; crypto-shredded (to be contributed again): {}\n",
+                 g.room, room.version(), room.spec().collaboration, room.spec().parties.size(),
+                 names(change.parties_added), names(change.parties_removed),
+                 names(change.keys_replaced), names(change.datasets_kept),
+                 names(change.datasets_disposed));
+      return Ok();
+    }
+    if (!new_spec.empty()) {
+      // The first activation is of the spec the room was made for: --spec must name it.
+      CR_ASSIGN(auto given, spec::Load(new_spec));
+      if (given.hash != room.spec().hash) {
+        return room.audit().Refuse(
+            "room.activate.refused", "operator", {{"reason", "--spec names another spec"}},
+            Error{ErrorCode::SPEC_MISMATCH,
+                  "the room is not active yet and was made for another spec: activate it "
+                  "without --spec first"});
+      }
+    }
     CR_TRY(room.Activate(sigs));  // audits both outcomes itself
     if (g.format == "json") {
       PrintJson({{"room", g.room},
@@ -127,6 +178,33 @@ void RegisterRoom(CLI::App& root, Globals& g, Registry& r) {
       return Ok();
     }
     fmt::print("room {}: its key is now held by key store {}\n", g.room, kind);
+    return Ok();
+  });
+
+  auto* rotate = room_cmd->add_subcommand(
+      "rotate-key", "replace the room key: every data key re-wrapped, a new room.pub published, "
+                    "audited (the log's chain passes to the new key)");
+  static KeyStoreFlags rotate_store;
+  rotate_store.Attach(rotate);
+  r.Add(rotate, Uses{.room = true}, [&g]() -> Status {
+    if (g.room.empty()) return Fail(ErrorCode::USAGE, "room rotate-key needs --room DIR");
+    CR_ASSIGN(auto choice, rotate_store.Choice());
+    std::string before;
+    {
+      CR_ASSIGN(auto text, ReadFile(room::RoomPubPath(g.room)));
+      auto pub = crypto::PublicIdentity::FromText(text);
+      if (pub) before = pub->Fingerprint();
+    }
+    CR_ASSIGN(auto pub, room::Room::RotateKey(g.room, choice));
+    if (g.format == "json") {
+      PrintJson({{"room", g.room},
+                 {"room_pub", room::RoomPubPath(g.room)},
+                 {"fingerprint", pub.Fingerprint()},
+                 {"previous_fingerprint", before}});
+      return Ok();
+    }
+    fmt::print("room {}: new room key {} (was {}); parties prepare new packages with {}\n", g.room,
+               pub.Fingerprint(), before.empty() ? "?" : before, room::RoomPubPath(g.room));
     return Ok();
   });
 

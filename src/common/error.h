@@ -22,6 +22,7 @@ namespace cr {
   X(QUERY_REFUSED, 3, 403)                     \
   X(THRESHOLD_NOT_MET, 3, 403)                 \
   X(REGION_REFUSED, 3, 403)                    \
+  X(REGION_MISMATCH, 3, 409)                   \
   X(SPEC_MISMATCH, 3, 409)                     \
   X(PACKAGE_REPLAYED, 3, 409)                  \
   X(ROOM_NOT_ACTIVE, 3, 409)                   \

@@ -34,6 +34,43 @@ std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
   return out;
 }
 
+std::vector<WithheldReceiver> SplitByRegion(const spec::Spec& spec,
+                                            const std::vector<std::string>& datasets,
+                                            std::vector<const spec::Party*>* receivers) {
+  std::vector<WithheldReceiver> withheld;
+  std::vector<const spec::Party*> kept;
+  for (const spec::Party* p : *receivers) {
+    std::string reason;
+    for (const auto& name : datasets) {
+      const spec::Dataset* d = spec.FindDataset(name);
+      if (!d || d->rule.result_regions.empty()) continue;
+      const auto& allowed = d->rule.result_regions;
+      if (std::find(allowed.begin(), allowed.end(), p->region) != allowed.end()) continue;
+      reason = p->region.empty()
+                   ? fmt::format("party {} declares no region, and {} releases results only to "
+                                 "regions {}",
+                                 p->name, name, fmt::join(allowed, ", "))
+                   : fmt::format("party {} is in region {}, and {} releases results only to "
+                                 "regions {}",
+                                 p->name, p->region, name, fmt::join(allowed, ", "));
+      break;
+    }
+    if (reason.empty()) {
+      kept.push_back(p);
+    } else {
+      withheld.push_back({p->name, std::move(reason)});
+    }
+  }
+  *receivers = std::move(kept);
+  return withheld;
+}
+
+nlohmann::json WithheldJson(const std::vector<WithheldReceiver>& withheld) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& w : withheld) out.push_back({{"party", w.party}, {"reason", w.reason}});
+  return out;
+}
+
 namespace {
 
 // What Run and Check establish before any data is read: who is asking, the
@@ -46,6 +83,7 @@ struct Checked {
   std::optional<Plan> plan;
   std::optional<DpPlan> dp_plan;
   std::vector<const spec::Party*> receivers;
+  std::vector<WithheldReceiver> withheld;  // receivers the rules' result_regions exclude
 };
 
 // The refusal of a query: audited as EVENT.refused with the SQL's hash and the
@@ -158,6 +196,15 @@ Result<Checked> CheckRequest(room::Room& room, const crypto::PublicIdentity& cal
     }
     receivers = std::move(narrowed);
   }
+  // Residency: a receiver outside a touched dataset's result_regions gets
+  // nothing, and the record says why; with no receiver left nothing runs.
+  c.withheld = SplitByRegion(spec, c.plan->Datasets(), &receivers);
+  if (!c.withheld.empty()) c.base["withheld_receivers"] = WithheldJson(c.withheld);
+  if (receivers.empty()) {
+    return refuse(Error{ErrorCode::REGION_REFUSED,
+                        "no receiver of this result is in a region the datasets' result_regions "
+                        "allow"});
+  }
   c.receivers = std::move(receivers);
   return c;
 }
@@ -223,6 +270,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   out.result.result_id = crypto::RandomId();
   out.caller = party->name;
   out.datasets = plan->Datasets();
+  out.withheld_receivers = c.withheld;
   std::vector<results::Receiver> sealed_to;
   for (const auto* p : receivers) {
     out.receivers.push_back(p->name);
@@ -290,6 +338,7 @@ Result<CheckOutcome> Check(room::Room& room, const crypto::PublicIdentity& calle
     out.epsilon = c.base["epsilon"].get<double>();
   }
   for (const auto& col : c.plan->outputs) out.columns.push_back(col.name);
+  out.withheld_receivers = c.withheld;
   for (const auto* p : c.receivers) {
     out.receivers.push_back(p->name);
     out.caller_receives = out.caller_receives || p->name == c.party->name;

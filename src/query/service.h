@@ -44,10 +44,18 @@ struct RunOptions {
   room::DecryptCache* cache = nullptr;
 };
 
+// A party the rules name as a receiver that gets nothing, and why (residency:
+// its region is outside a touched dataset's result_regions). Names only.
+struct WithheldReceiver {
+  std::string party;
+  std::string reason;
+};
+
 struct Outcome {
   results::ResultSet result;           // with its id
   std::string caller;                  // party name
   std::vector<std::string> receivers;  // parties the result is sealed to
+  std::vector<WithheldReceiver> withheld_receivers;  // allowed by the rules, refused by region
   bool caller_receives = false;
   std::vector<std::string> datasets;
   ExecStats stats;
@@ -60,6 +68,16 @@ struct Outcome {
 // receive_results ability that every touched dataset's rule lists.
 std::vector<const spec::Party*> Receivers(const spec::Spec& spec,
                                           const std::vector<std::string>& datasets);
+
+// Residency: removes from `receivers` every party whose region is not in the
+// result_regions of each touched dataset that sets them (a party declaring no
+// region is outside every list), and returns those with the reason.
+std::vector<WithheldReceiver> SplitByRegion(const spec::Spec& spec,
+                                            const std::vector<std::string>& datasets,
+                                            std::vector<const spec::Party*>* receivers);
+// [{"party", "reason"}, ...]: how the query output, a result's metadata and
+// the audit record carry them.
+nlohmann::json WithheldJson(const std::vector<WithheldReceiver>& withheld);
 
 // Runs a query or template for the party holding `caller`. Errors:
 // NOT_AUTHORIZED (key of no party, or no `query` ability), ROOM_NOT_ACTIVE,
@@ -80,6 +98,7 @@ struct CheckOutcome {
   std::vector<std::string> datasets;
   std::vector<std::string> columns;
   std::vector<std::string> receivers;
+  std::vector<WithheldReceiver> withheld_receivers;
   bool caller_receives = false;
   bool dp = false;
   std::optional<double> epsilon;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -16,6 +17,12 @@
 
 #include "common/files.h"
 #include "results/results.h"
+#include "budget/ledger.h"
+#include "room/history.h"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)  // linux/fs.h
+#endif
 
 namespace cr::room {
 namespace {
@@ -148,6 +155,14 @@ Status ValidateState(const json& state, const spec::Spec& spec, const std::strin
   }
   auto sigs = state.find("signatures");
   if (sigs == state.end() || !sigs->is_array()) return Malformed("state.json", "signatures");
+  // Rooms made before residency and versions have neither.
+  if (auto it = state.find("region"); it != state.end() && !it->is_string()) {
+    return Malformed("state.json", "region");
+  }
+  if (auto it = state.find("version"); it != state.end() && (!it->is_number_unsigned() ||
+                                                             it->get<uint64_t>() == 0)) {
+    return Malformed("state.json", "version");
+  }
   if (status != "active") return Ok();
   if (!IsString(state, "activated_at")) return Malformed("state.json", "activated_at");
   std::set<std::string> signed_by;
@@ -253,10 +268,83 @@ bool DirIsEmpty(const std::string& dir) {
   return std::filesystem::is_empty(dir, ec) && !ec;
 }
 
+// Reads and verifies signature files against `spec`: every party of it must
+// have a valid one. The signatures as state.json holds them.
+Result<json> VerifySignatureFiles(const spec::Spec& spec, const std::vector<std::string>& files,
+                                  std::set<std::string>* signed_by) {
+  json sigs = json::array();
+  for (const auto& f : files) {
+    CR_ASSIGN(auto text, ReadFile(f));
+    auto sig = spec::SignatureFromJson(text);
+    if (!sig) return Fail(sig.error().code, "{}: {}", f, sig.error().message);
+    if (auto st = spec::Verify(spec, *sig); !st) {
+      // A signature over other bytes is, for this room, simply not a valid signature.
+      ErrorCode code = st.error().code == ErrorCode::SPEC_MISMATCH ? ErrorCode::SIGNATURE_INVALID
+                                                                   : st.error().code;
+      return Fail(code, "{}: {}", f, st.error().message);
+    }
+    signed_by->insert(sig->party);
+    sigs.push_back(json::parse(spec::SignatureToJson(*sig)));
+  }
+  std::vector<std::string> missing;
+  for (const auto& p : spec.parties) {
+    if (!signed_by->count(p.name)) missing.push_back(p.name);
+  }
+  if (!missing.empty()) {
+    return Fail(ErrorCode::SIGNATURE_MISSING, "no valid signature from: {}", fmt::join(missing, ", "));
+  }
+  return sigs;
+}
+
+// Residency: a spec that names a region runs only in a room initialised there.
+Status CheckRegion(const spec::Spec& spec, const json& state) {
+  if (spec.region.empty()) return Ok();
+  const std::string room_region = state.value("region", "");
+  if (room_region == spec.region) return Ok();
+  if (room_region.empty()) {
+    return Fail(ErrorCode::REGION_MISMATCH,
+                "the spec keeps data and results in region '{}', and this room was initialised "
+                "without a region: make a room with room init --region {}",
+                spec.region, spec.region);
+  }
+  return Fail(ErrorCode::REGION_MISMATCH,
+              "the spec keeps data and results in region '{}', and this room runs in region '{}'",
+              spec.region, room_region);
+}
+
+std::map<std::string, std::string> KeyFilesOf(const spec::Spec& spec) {
+  std::map<std::string, std::string> keys;
+  for (const auto& party : spec.parties) {
+    if (!party.key_bytes.empty()) keys[party.public_key_source] = party.key_bytes;
+  }
+  return keys;
+}
+
+VersionRecord MakeVersion(uint64_t version, const spec::Spec& spec, const std::string& at,
+                          const std::set<std::string>& signed_by, const json& sigs) {
+  VersionRecord v;
+  v.version = version;
+  v.spec_hash = spec.hash;
+  v.spec_sha256 = ToHex(crypto::Sha256(spec.bytes));
+  v.activated_at = at;
+  for (const auto& p : spec.parties) v.parties.push_back(p.name);
+  v.signed_by.assign(signed_by.begin(), signed_by.end());
+  v.spec_bytes = spec.bytes;
+  v.key_files = KeyFilesOf(spec);
+  v.signatures = sigs;
+  return v;
+}
+
 }  // namespace
 
 std::string RoomPubPath(const std::string& dir) { return P(dir, "room.pub"); }
 std::string AuditLogPath(const std::string& dir) { return P(dir, "audit.log"); }
+
+json SpecKeysJsonOf(const std::map<std::string, std::string>& keys) {
+  json j = json::object();
+  for (const auto& [name, bytes] : keys) j[name] = crypto::Base64Encode(bytes);
+  return j;
+}
 
 struct Room::State {
   std::string dir;
@@ -273,7 +361,55 @@ struct Room::State {
   json spec_keys;
   std::map<std::string, DatasetEntry> datasets;
   std::map<std::string, DisposedEntry> disposed;
+  std::vector<VersionRecord> history;  // empty before activation (and in rooms made before it)
   std::unique_ptr<audit::AuditLog> audit;
+
+  uint64_t Version() const {
+    auto it = state.find("version");
+    if (it != state.end() && it->is_number_unsigned()) return it->get<uint64_t>();
+    return state.value("status", "") == "active" ? 1 : 0;  // activated before versions were kept
+  }
+
+  // history.json against the version state.json names. One version ahead is
+  // an update a crash cut short after its history was written: in a
+  // read-write open it is finished from the history's record (the spec bytes,
+  // key files and signatures it holds), and *recovered says so.
+  Status LoadHistory(bool read_write, uint64_t* recovered) {
+    *recovered = 0;
+    const auto v = state.find("version");
+    const uint64_t expected = v != state.end() && v->is_number_unsigned() ? v->get<uint64_t>() : 0;
+    if (!PathExists(P(dir, kHistoryFile))) {
+      if (expected > 0) return Fail(ErrorCode::TAMPERED, "the room's {} is missing", kHistoryFile);
+      return Ok();
+    }
+    CR_ASSIGN(auto j, ReadMeta(kHistoryFile));
+    CR_ASSIGN(auto versions, HistoryFromJson(j));
+    if (expected == 0) return Ok();  // left by an activation that was undone
+    if (versions.size() == expected + 1 && read_write) {
+      const VersionRecord& next = versions.back();
+      json next_state = state;
+      next_state["spec_hash"] = next.spec_hash;
+      next_state["spec_sha256"] = next.spec_sha256;
+      next_state["signatures"] = next.signatures;
+      next_state["version"] = next.version;
+      CR_TRY(sealer->Write(dir, "spec-keys.json", SpecKeysJsonOf(next.key_files), 0644));
+      CR_TRY(WriteFileAtomic(P(dir, "spec.yaml"), next.spec_bytes, 0644));
+      CR_TRY(sealer->Write(dir, "state.json", next_state));
+      state = std::move(next_state);
+      *recovered = next.version;
+    } else if (versions.size() != expected) {
+      return Fail(ErrorCode::TAMPERED,
+                  "the room's {} holds {} version(s) and the room is at version {} (an older copy "
+                  "was put back, or the file was replaced)",
+                  kHistoryFile, versions.size(), expected);
+    }
+    if (versions.back().spec_sha256 != state.value("spec_sha256", "")) {
+      return Fail(ErrorCode::TAMPERED, "the room's {} does not end with the spec in force",
+                  kHistoryFile);
+    }
+    history = std::move(versions);
+    return Ok();
+  }
 
   ~State() {
     if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
@@ -437,6 +573,8 @@ RoomInfo Room::Info() const {
     info.format = it->get<int>();
   }
   info.created_at = str(state, "created_at");
+  info.region = str(state, "region");
+  info.version = s_->Version();
   info.activated_at = str(state, "activated_at");
   if (auto it = state.find("signatures"); it != state.end() && it->is_array()) {
     for (const auto& sig : *it) {
@@ -464,6 +602,9 @@ Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::str
                                           const InitOptions& options) {
   const Clock& clock = options.clock ? *options.clock : DefaultClock();
   CR_ASSIGN(auto spec, spec::Load(spec_path));
+  if (!options.region.empty() && !spec::IsRegion(options.region)) {
+    return Fail(ErrorCode::USAGE, "--region must match [a-z0-9-]+");
+  }
   if (PathExists(dir) && !DirIsEmpty(dir)) {
     return Fail(ErrorCode::ROOM_EXISTS, "{} is not empty; a room needs a new folder", dir);
   }
@@ -503,6 +644,7 @@ Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::str
                   {"spec_sha256", ToHex(crypto::Sha256(spec.bytes))},
                   {"created_at", clock.NowRfc3339()},
                   {"signatures", json::array()}};
+    if (!options.region.empty()) state["region"] = options.region;
     CR_TRY(sealer.Write(tmp, "state.json", state));
     json catalog = {{"datasets", json::object()},
                     {"packages", json::object()},
@@ -513,6 +655,7 @@ Result<crypto::PublicIdentity> Room::Init(const std::string& dir, const std::str
     audit::AuditLog log(P(tmp, "audit.log"), id, clock);
     CR_TRY(log.Append("room.init", "operator",
                       {{"collaboration", spec.collaboration},
+                       {"region", options.region.empty() ? json() : json(options.region)},
                        {"spec_hash", spec.hash},
                        {"room_key", id.pub().Fingerprint()},
                        {"key_store", KeyStoreKindName(choice.kind)},
@@ -612,6 +755,10 @@ Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, 
   s.key.emplace(std::move(id));
   s.sealer.emplace(*s.key);
   CR_ASSIGN(s.state, s.ReadMeta("state.json"));
+  uint64_t recovered_version = 0;
+  if (!s.clear_key) {
+    CR_TRY(s.LoadHistory(options.mode == OpenMode::kReadWrite, &recovered_version));
+  }
   std::string catalog_bytes;
   CR_ASSIGN(s.catalog, s.ReadMeta("catalog.json", &catalog_bytes));
   s.catalog_sha256 = ToHex(crypto::Sha256(catalog_bytes));
@@ -648,6 +795,10 @@ Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, 
   if (options.mode == OpenMode::kReadWrite) {
     // Refuse to work on a room whose log cannot take the record of that work.
     CR_TRY(s.audit->CheckTail());
+    if (recovered_version > 0) {
+      CR_TRY(s.audit->Append("room.update.recovered", "room",
+                             {{"version", recovered_version}, {"spec_hash", s.spec.hash}}));
+    }
     // Finish a disposal a crash interrupted (key gone, data or entry left).
     std::vector<std::string> broken;
     for (const auto& [name, e] : s.datasets) {
@@ -680,46 +831,148 @@ Status Room::Activate(const std::vector<std::string>& files) {
     return s.audit->Refuse("room.activate.refused", "operator", {{"reason", e.message}}, e);
   };
   if (active()) return refuse(Error{ErrorCode::ROOM_EXISTS, "the room is already active"});
+  if (auto st = CheckRegion(s.spec, s.state); !st) return refuse(st.error());
   std::set<std::string> signed_by;
-  json sigs = json::array();
-  for (const auto& f : files) {
-    auto text = ReadFile(f);
-    if (!text) return refuse(text.error());
-    auto sig = spec::SignatureFromJson(*text);
-    if (!sig) return refuse(Error{sig.error().code, fmt::format("{}: {}", f, sig.error().message)});
-    if (auto st = spec::Verify(s.spec, *sig); !st) {
-      // A signature over other bytes is, for this room, simply not a valid signature.
-      ErrorCode code = st.error().code == ErrorCode::SPEC_MISMATCH ? ErrorCode::SIGNATURE_INVALID
-                                                                   : st.error().code;
-      return refuse(Error{code, fmt::format("{}: {}", f, st.error().message)});
-    }
-    signed_by.insert(sig->party);
-    sigs.push_back(json::parse(spec::SignatureToJson(*sig)));
-  }
-  std::vector<std::string> missing;
-  for (const auto& p : s.spec.parties) {
-    if (!signed_by.count(p.name)) missing.push_back(p.name);
-  }
-  if (!missing.empty()) {
-    return refuse(Error{ErrorCode::SIGNATURE_MISSING,
-                        fmt::format("no valid signature from: {}", fmt::join(missing, ", "))});
-  }
+  auto sigs = VerifySignatureFiles(s.spec, files, &signed_by);
+  if (!sigs) return refuse(sigs.error());
   json state = s.state;
   state["status"] = "active";
   state["activated_at"] = s.clock->NowRfc3339();
-  state["signatures"] = sigs;
+  state["signatures"] = *sigs;
+  state["version"] = 1;
+  std::vector<VersionRecord> history = {
+      MakeVersion(1, s.spec, state["activated_at"].get<std::string>(), signed_by, *sigs)};
+  // The history first: state.json is the commit point, and names the version it holds.
+  if (auto st = s.sealer->Write(s.dir, kHistoryFile, HistoryToJson(history)); !st) {
+    return refuse(st.error());
+  }
   if (auto st = s.sealer->Write(s.dir, "state.json", state); !st) return refuse(st.error());
   auto audited = s.audit->Append(
       "room.activate", "operator",
       {{"spec_hash", s.spec.hash},
+       {"version", 1},
+       {"region", state.value("region", "")},
        {"signed_by", std::vector<std::string>(signed_by.begin(), signed_by.end())}});
   if (!audited) {
     // An activation the log does not show did not happen.
     return std::unexpected(WithCleanup(audited.error(), s.sealer->Write(s.dir, "state.json", s.state)));
   }
   s.state = state;
+  s.history = std::move(history);
   return Ok();
 }
+
+Result<VersionChange> Room::ActivateVersion(const std::string& spec_path,
+                                            const std::vector<std::string>& files) {
+  auto& s = *s_;
+  auto refuse = [&](const Error& e) {
+    return s.audit->Refuse("room.update.refused", "operator",
+                           {{"version", s.Version()}, {"reason", e.message}}, e);
+  };
+  if (!active()) {
+    return refuse(Error{ErrorCode::ROOM_NOT_ACTIVE,
+                        "the room is not active: activate its first version (room activate --sig "
+                        "...) before a new one"});
+  }
+  auto next = spec::Load(spec_path);
+  if (!next) return refuse(next.error());
+  if (next->collaboration != s.spec.collaboration) {
+    return refuse(Error{ErrorCode::SPEC_MISMATCH,
+                        fmt::format("the new spec is for collaboration '{}', the room holds '{}'",
+                                    next->collaboration, s.spec.collaboration)});
+  }
+  if (next->hash == s.spec.hash) {
+    return refuse(Error{ErrorCode::ROOM_EXISTS, "the room is already at this version of the spec"});
+  }
+  // Old signatures stay valid over old bytes: re-activating an earlier
+  // version would bring back a party or key that was removed.
+  for (const auto& v : s.history) {
+    if (v.spec_hash == next->hash) {
+      return refuse(Error{ErrorCode::SPEC_MISMATCH,
+                          fmt::format("this spec was version {} of the room: a new version needs "
+                                      "new bytes (and new signatures)",
+                                      v.version)});
+    }
+  }
+  if (auto st = CheckRegion(*next, s.state); !st) return refuse(st.error());
+  std::set<std::string> signed_by;
+  auto sigs = VerifySignatureFiles(*next, files, &signed_by);
+  if (!sigs) return refuse(sigs.error());
+
+  std::set<std::string> stored;
+  for (const auto& [name, e] : s.datasets) stored.insert(name);
+  VersionChange change = Compare(s.spec, *next, stored);
+  // Data the new version defines otherwise is crypto-shredded first (each
+  // audited): the catalogue never names a dataset the spec in force lacks.
+  for (const auto& name : change.datasets_disposed) CR_TRY(Dispose(name, "spec-change", "operator"));
+  bool forget = false;
+  for (auto it = s.disposed.begin(); it != s.disposed.end();) {
+    if (!next->FindDataset(it->first)) {
+      it = s.disposed.erase(it);
+      forget = true;
+    } else {
+      ++it;
+    }
+  }
+  if (forget) {
+    if (auto st = s.SaveCatalog(); !st) return refuse(st.error());
+  }
+
+  std::vector<VersionRecord> history = s.history;
+  if (history.empty()) {
+    // Activated before versions were kept: its record is made from state.json.
+    const RoomInfo info = Info();
+    std::set<std::string> old_signed(info.signed_by.begin(), info.signed_by.end());
+    history.push_back(MakeVersion(1, s.spec, s.state.value("activated_at", ""), old_signed,
+                                  s.state["signatures"]));
+  }
+  const uint64_t version = history.back().version + 1;
+  history.push_back(MakeVersion(version, *next, s.clock->NowRfc3339(), signed_by, *sigs));
+  json state = s.state;
+  state["spec_hash"] = next->hash;
+  state["spec_sha256"] = ToHex(crypto::Sha256(next->bytes));
+  state["signatures"] = *sigs;
+  state["version"] = version;
+  const json keys = SpecKeysJsonOf(KeyFilesOf(*next));
+  // The history first: from it a read-write open finishes an update a crash
+  // cut short; state.json, written last, is the commit point.
+  auto old_spec_bytes = s.spec.bytes;
+  auto undo = [&]() -> Status {
+    CR_TRY(s.sealer->Write(s.dir, "state.json", s.state));
+    CR_TRY(WriteFileAtomic(P(s.dir, "spec.yaml"), old_spec_bytes, 0644));
+    CR_TRY(s.sealer->Write(s.dir, "spec-keys.json", s.spec_keys, 0644));
+    if (s.history.empty()) return RemoveFileDurable(P(s.dir, kHistoryFile));
+    return s.sealer->Write(s.dir, kHistoryFile, HistoryToJson(s.history));
+  };
+  auto commit = [&]() -> Status {
+    CR_TRY(s.sealer->Write(s.dir, kHistoryFile, HistoryToJson(history)));
+    CR_TRY(s.sealer->Write(s.dir, "spec-keys.json", keys, 0644));
+    CR_TRY(WriteFileAtomic(P(s.dir, "spec.yaml"), next->bytes, 0644));
+    return s.sealer->Write(s.dir, "state.json", state);
+  };
+  if (auto st = commit(); !st) return refuse(WithCleanup(st.error(), undo()));
+  auto audited = s.audit->Append("room.update", "operator",
+                                 {{"version", version},
+                                  {"spec_hash", next->hash},
+                                  {"previous_spec_hash", s.spec.hash},
+                                  {"signed_by", history.back().signed_by},
+                                  {"parties_added", change.parties_added},
+                                  {"parties_removed", change.parties_removed},
+                                  {"keys_replaced", change.keys_replaced},
+                                  {"datasets_kept", change.datasets_kept},
+                                  {"datasets_disposed", change.datasets_disposed},
+                                  {"catalog", s.CatalogMark()}});
+  if (!audited) return std::unexpected(WithCleanup(audited.error(), undo()));
+  s.state = std::move(state);
+  s.spec = std::move(*next);
+  s.spec_keys = keys;
+  s.history = std::move(history);
+  return change;
+}
+
+std::string Room::region() const { return s_->state.value("region", ""); }
+uint64_t Room::version() const { return s_->Version(); }
+const std::vector<VersionRecord>& Room::history() const { return s_->history; }
 
 Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
                           const package::Header& h, const std::string& package_digest,
@@ -1250,6 +1503,185 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
                               {"replaced_catalog_generation", live_generation},
                               {"catalog", room.s_->CatalogMark()}}));
   return kept;
+}
+
+// ----- Rotating the room key ------------------------------------------------------
+
+namespace {
+
+// What rotate-key does with each file of the room, by its path in the room.
+enum class RotateAction { kLink, kRewrap, kReseal, kOwn };
+
+RotateAction ActionFor(const std::string& rel, std::string_view text_head) {
+  if (rel == kKeyStoreFile || rel == "room.pub" || rel == "audit.log" || rel == "budget.log" ||
+      rel.starts_with("budget-answers/")) {
+    return RotateAction::kOwn;  // written by RotateKey itself (or budget::Ledger::Rekey)
+  }
+  if (rel.starts_with("keys/") && rel.ends_with(".key")) return RotateAction::kRewrap;
+  if (rel.ends_with(".json") && !text_head.empty()) return RotateAction::kReseal;
+  return RotateAction::kLink;
+}
+
+// A hard link, or a copy where the filesystem has none: ciphertext under its own key.
+Status LinkOrCopy(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) == 0) return Ok();
+  std::error_code ec;
+  std::filesystem::copy_file(from, to, ec);
+  if (ec) return Fail(ErrorCode::INTERNAL, "cannot copy {}: {}", from, ec.message());
+  return Ok();
+}
+
+// Removes rebuilt or replaced folders a crash left beside DIR: DIR.rotate-*.
+void SweepRotations(const std::string& dir) {
+  const std::string parent = DirName(dir);
+  const std::string prefix = std::filesystem::path(dir).filename().string() + ".rotate-";
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(parent, ec)) {
+    const std::string name = f.path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const std::string store = P(f.path().string(), std::string(kKeyStoreFile));
+    if (PathExists(store)) (void)ShredFile(store);
+    std::error_code ec2;
+    std::filesystem::remove_all(f.path(), ec2);
+  }
+}
+
+}  // namespace
+
+Result<crypto::PublicIdentity> Room::RotateKey(const std::string& dir, const KeyStoreChoice& key_store,
+                                               const Clock& clock) {
+  OpenOptions options;
+  options.clock = &clock;
+  CR_ASSIGN(auto room, Open(dir, options));
+  auto& s = *room.s_;
+  auto refuse = [&](const Error& e) {
+    return s.audit->Refuse("room.rotate-key.refused", "operator", {{"reason", e.message}}, e);
+  };
+  SweepRotations(dir);
+  // The kind that holds the key now, unless another is asked for.
+  KeyStoreChoice choice = key_store;
+  if (choice.kind == KeyStoreKind::kDefault) {
+    auto info = DescribeKeyStore(s.store_text);
+    if (!info) return refuse(info.error());
+    auto kind = ParseKeyStoreKind(info->value("key_store", ""));
+    if (!kind) return refuse(kind.error());
+    choice.kind = *kind;
+    if (choice.pkcs11_module.empty()) choice.pkcs11_module = info->value("module", "");
+    if (choice.pkcs11_token.empty()) choice.pkcs11_token = info->value("token", "");
+  }
+  auto resolved = ResolveChoice(choice);
+  if (!resolved) return refuse(resolved.error());
+  auto next = crypto::Identity::Generate();
+  auto store = CreateKeyStore(*resolved, next);
+  if (!store) return refuse(store.error());
+  auto files = RoomFiles(dir);
+  if (!files) return refuse(files.error());
+
+  std::string tmp = dir + ".rotate-XXXXXX";
+  if (!::mkdtemp(tmp.data())) return refuse(Error{ErrorCode::INTERNAL, fmt::format("cannot create {}", tmp)});
+  auto cleanup = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+  };
+  MetaSealer next_sealer(next);
+  const crypto::SecureBuffer old_wrap = s.WrapKey();
+  const crypto::SecureBuffer new_wrap = next.DeriveKey(1, kWrapContext);
+  size_t rewrapped = 0, resealed = 0;
+  std::string catalog_sha256;
+  auto build = [&]() -> Status {
+    if (::chmod(tmp.c_str(), 0700) != 0) return Fail(ErrorCode::INTERNAL, "cannot set the mode of {}", tmp);
+    for (const auto& rel : *files) {
+      const std::string from = P(dir, rel);
+      const std::string to = P(tmp, rel);
+      CR_TRY(MakeDirs(DirName(to), 0700));
+      std::string text;
+      if (rel.ends_with(".json") || (rel.starts_with("keys/") && rel.ends_with(".key"))) {
+        CR_ASSIGN(text, ReadFile(from));
+      }
+      const bool sealed = rel.ends_with(".json") && MetaSealer::LooksSealed(text);
+      switch (ActionFor(rel, sealed ? std::string_view(text) : std::string_view())) {
+        case RotateAction::kOwn:
+          break;
+        case RotateAction::kRewrap: {
+          // keys/NAME-ID.key, bound to "NAME/ID" (StoreDataset).
+          const std::string stem = rel.substr(5, rel.size() - 5 - 4);
+          const auto dash = stem.rfind('-');
+          if (dash == std::string::npos) return Fail(ErrorCode::TAMPERED, "the room's {} is misnamed", rel);
+          const std::string ad = stem.substr(0, dash) + "/" + stem.substr(dash + 1);
+          auto data_key = crypto::AeadOpen(old_wrap, text, ad);
+          if (!data_key) return Fail(ErrorCode::TAMPERED, "the room's {} does not open", rel);
+          CR_TRY(WriteFileAtomic(to, crypto::AeadSeal(new_wrap, data_key->view(), ad), 0600));
+          ++rewrapped;
+          break;
+        }
+        case RotateAction::kReseal: {
+          // Sealed under its path in the room (state.json, results/ID/meta.json, ...).
+          CR_ASSIGN(auto body, s.sealer->Open(rel, text));
+          const std::string sealed_text = next_sealer.Seal(rel, body);
+          struct stat st;
+          const mode_t mode = ::stat(from.c_str(), &st) == 0 ? (st.st_mode & 0777) : 0600;
+          CR_TRY(WriteFileAtomic(to, sealed_text, mode));
+          if (rel == "catalog.json") catalog_sha256 = ToHex(crypto::Sha256(sealed_text));
+          ++resealed;
+          break;
+        }
+        case RotateAction::kLink:
+          CR_TRY(LinkOrCopy(from, to));
+          break;
+      }
+    }
+    CR_TRY(WriteFileAtomic(P(tmp, std::string(kKeyStoreFile)), *store, 0600, Overwrite::kRefuse));
+    CR_TRY(WriteFileAtomic(P(tmp, "room.pub"), next.pub().ToText() + "\n", 0644));
+    CR_ASSIGN(size_t budget_entries, budget::Ledger::Rekey(dir, tmp, *s.key, next));
+    // The log moves as it is, and the old key hands it to the new one.
+    CR_ASSIGN(auto log_bytes, ReadFile(AuditLogPath(dir)));
+    CR_TRY(WriteFileAtomic(AuditLogPath(tmp), log_bytes, 0644));
+    audit::AuditLog log(AuditLogPath(tmp), *s.key, *s.clock);
+    CR_TRY(log.AppendRotation(
+        "operator", next,
+        {{"room_key", next.pub().Fingerprint()},
+         {"previous_room_key_fingerprint", s.key->pub().Fingerprint()},
+         {"key_store", KeyStoreKindName(resolved->kind)},
+         {"data_keys_rewrapped", rewrapped},
+         {"files_resealed", resealed},
+         {"budget_records_rekeyed", budget_entries},
+         {"catalog", {{"generation", s.Generation()}, {"sha256", catalog_sha256}}}}));
+    // The rebuilt room must open on its own before it replaces anything.
+    OpenOptions check;
+    check.mode = OpenMode::kReadOnly;
+    check.clock = s.clock;
+    CR_ASSIGN(auto rotated, Open(tmp, check));
+    if (rotated.key().pub() != next.pub()) {
+      return Fail(ErrorCode::INTERNAL, "the rebuilt room does not hold the new key");
+    }
+    return SyncDir(tmp);
+  };
+  if (auto st = build(); !st) {
+    cleanup();
+    return refuse(st.error());
+  }
+  // One atomic step: DIR is the old room or the new one, never neither.
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+    const Error e{ErrorCode::INTERNAL, fmt::format("cannot swap {} into place: {}", tmp, strerror(errno))};
+    cleanup();
+    return refuse(e);
+  }
+  CR_TRY(SyncDir(DirName(dir)));
+  // tmp now holds the old room: its key store and wrapped keys go first.
+  const std::string old_dir = tmp;
+  Status shredded = ShredFile(P(old_dir, std::string(kKeyStoreFile)));
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(P(old_dir, "keys"), ec)) {
+    if (shredded) shredded = ShredFile(f.path().string());
+  }
+  std::filesystem::remove_all(old_dir, ec);
+  if (!shredded || ec) {
+    return Fail(ErrorCode::INTERNAL,
+                "the room key is rotated, but the old folder {} could not be removed: delete it "
+                "(it holds the old key store)",
+                old_dir);
+  }
+  return next.pub();
 }
 
 }  // namespace cr::room

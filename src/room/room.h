@@ -48,6 +48,7 @@
 #include "engine/engine.h"
 #include "package/package.h"
 #include "room/data_file.h"
+#include "room/history.h"
 #include "room/key_store.h"
 #include "room/sealed_meta.h"
 #include "spec/spec.h"
@@ -74,6 +75,8 @@ struct RoomInfo {
   std::string activated_at;            // "" until activation
   std::vector<std::string> signed_by;  // parties whose signature activation stored
   std::map<std::string, int64_t> packages;  // dataset -> packages ever ingested for it
+  std::string region;                  // where the room runs (room init --region); "" when not said
+  uint64_t version = 0;                // spec version in force (0 before activation)
 };
 
 // A dataset the room held and crypto-shredded.
@@ -100,6 +103,9 @@ struct OpenOptions {
 struct InitOptions {
   const Clock* clock = nullptr;  // DefaultClock() when null
   KeyStoreChoice key_store;      // how the new room key is held (key_store.h)
+  // Where the room runs ([a-z0-9-]+). A spec that names a region activates
+  // only in a room of that region (REGION_MISMATCH); "" matches no region.
+  std::string region;
 };
 
 class Room {
@@ -130,6 +136,26 @@ class Room {
   // (returned). Audited as room.restore in the restored log.
   static Result<std::string> Restore(const std::string& dir, const std::string& archive,
                                      const Clock& clock = DefaultClock());
+
+  // Replaces the room key by a new one (docs/operations.md, "Rotating the
+  // room key"). The room is rebuilt beside DIR: the new key sealed by a key
+  // store of `key_store`'s kind (kDefault: the kind holding the key now, with
+  // the same passphrase source or token), every data key re-wrapped, every
+  // sealed metadata file (sealed_meta.h) sealed again, the budget ledger
+  // signed again and its answers re-encrypted, the new room.pub, and the
+  // audit log with a "room.rotate-key" entry signed by the old key that names
+  // the new one (audit_log.h: verification follows it). Ciphertext of data
+  // and sealed results is linked, not copied: their own keys do not change.
+  // The rebuilt folder is checked to open, then swapped with DIR in one
+  // atomic rename (RENAME_EXCHANGE), so a crash leaves the old room or the
+  // new one at DIR, never neither; the old folder's key store and wrapped
+  // keys are then overwritten and it is removed. Packages prepared for the
+  // old room.pub are refused from then on (KEY_INVALID). A refusal is
+  // audited as room.rotate-key.refused and changes nothing. Returns the new
+  // public key.
+  static Result<crypto::PublicIdentity> RotateKey(const std::string& dir,
+                                                  const KeyStoreChoice& key_store,
+                                                  const Clock& clock = DefaultClock());
 
   // Checks every room file (TAMPERED / AUDIT_CHAIN_BROKEN when one is missing
   // or damaged; FILE_UNREADABLE when DIR is not a room), takes the lock
@@ -164,6 +190,26 @@ class Room {
   // ROOM_EXISTS) fails, is audited as room.activate.refused, and the room
   // stays as it was. An activation that cannot be audited is undone.
   Status Activate(const std::vector<std::string>& signature_files);
+
+  // Activates the spec at `spec_path` as version N+1 of an active room
+  // (history.h): the same collaboration, new bytes (a spec of an earlier
+  // version is SPEC_MISMATCH: its old signatures would bring back what it
+  // had), the room's region, and a valid signature from every party of the
+  // new version. Datasets whose definition changed or that it drops are
+  // crypto-shredded first (dataset.dispose, reason spec-change); the others
+  // stay. From then on the spec in force is the new one: a removed party or a
+  // replaced key is no party, packages prepared for the old spec hash are
+  // SPEC_MISMATCH. Results and the privacy budget carry over. Audited as
+  // room.update (what changed) or room.update.refused; nothing changes on a
+  // refusal.
+  Result<VersionChange> ActivateVersion(const std::string& spec_path,
+                                        const std::vector<std::string>& signature_files);
+
+  // Where the room runs ("" when room init had no --region), the version in
+  // force (0 before activation) and every activated version, oldest first.
+  std::string region() const;
+  uint64_t version() const;
+  const std::vector<VersionRecord>& history() const;
 
   // Stores the plaintext of an already verified package: re-encrypted under a
   // fresh key (data_file.h), the key wrapped by the room, the catalogue

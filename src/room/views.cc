@@ -75,7 +75,10 @@ ordered_json StatusJson(const Room& room, const RoomInfo& info) {
                        {"abilities", p.abilities},
                        {"key_fingerprint", p.key.Fingerprint()},
                        {"signed", signed_by(p.name)}});
+    if (!p.region.empty()) parties.back()["region"] = p.region;
   }
+  ordered_json versions = ordered_json::array();
+  for (const auto& v : room.history()) versions.push_back(VersionSummary(v));
   return ordered_json{
       {"collaboration", spec.collaboration},
       {"spec_hash", spec.hash},
@@ -85,6 +88,9 @@ ordered_json StatusJson(const Room& room, const RoomInfo& info) {
       {"created_at", info.created_at},
       {"activated_at", info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
       {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
+      {"room_region", info.region.empty() ? ordered_json() : ordered_json(info.region)},
+      {"version", info.version},
+      {"versions", std::move(versions)},
       {"retention_days", spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
       {"engine", "duckdb"},
       {"room_key_fingerprint", room.key().pub().Fingerprint()},

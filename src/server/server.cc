@@ -540,6 +540,7 @@ class Service {
     SendJson(res, nlohmann::json{{"result_id", outcome.result.result_id},
                                  {"receivers", outcome.receivers},
                                  {"caller_receives", outcome.caller_receives},
+                                 {"withheld_receivers", query::WithheldJson(outcome.withheld_receivers)},
                                  {"sealed", sealed}}
                       .dump() + "\n");
     return Ok();

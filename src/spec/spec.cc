@@ -19,6 +19,13 @@
 #include "common/yaml.h"
 
 namespace cr::spec {
+
+bool IsRegion(std::string_view r) {
+  return !r.empty() && std::all_of(r.begin(), r.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+         });
+}
+
 namespace {
 
 using namespace std::string_view_literals;
@@ -252,11 +259,7 @@ class Parser {
     }
     if (auto n = top.Get("region")) {
       CR_ASSIGN(spec_.region, GetString(*n, "region"));
-      const std::string& r = spec_.region;
-      if (r.empty() ||
-          !std::all_of(r.begin(), r.end(), [](char c) { return IsLowerDigit(c) || c == '-'; })) {
-        return Invalid("region", *n, "invalid region (expected [a-z0-9-]+)");
-      }
+      if (!IsRegion(spec_.region)) return Invalid("region", *n, "invalid region (expected [a-z0-9-]+)");
     }
     if (auto n = top.Get("retention_days")) {
       CR_ASSIGN(spec_.retention_days, GetInt(*n, "retention_days"));
@@ -294,7 +297,7 @@ class Parser {
 
   Result<Party> ParseParty(const std::string& name, const YAML::Node& node,
                            const std::string& path) {
-    CR_ASSIGN(Map m, Map::Read(node, path, {"public_key", "abilities"}));
+    CR_ASSIGN(Map m, Map::Read(node, path, {"public_key", "abilities", "region"}));
     Party party;
     party.name = name;
     std::string key_path = m.Path("public_key");
@@ -339,6 +342,12 @@ class Parser {
           return Invalid(apath, *n, "unknown ability '{}' (expected one of: {})", a,
                          Choices(kAbilities));
         }
+      }
+    }
+    if (auto n = m.Get("region")) {
+      CR_ASSIGN(party.region, GetString(*n, m.Path("region")));
+      if (!IsRegion(party.region)) {
+        return Invalid(m.Path("region"), *n, "invalid region (expected [a-z0-9-]+)");
       }
     }
     return party;
@@ -579,7 +588,8 @@ class Parser {
     CR_ASSIGN(Map m,
               Map::Read(node, path,
                         {"kind", "receivers", "aggregates", "min_distinct_units", "join_operators",
-                         "public_values", "require_dp", "list_columns", "templates"}));
+                         "public_values", "require_dp", "list_columns", "templates",
+                         "result_regions"}));
     Rule& r = d.rule;
     CR_ASSIGN(YAML::Node kind, m.Require("kind"));
     CR_ASSIGN(r.kind, GetEnum(kind, m.Path("kind"), kRuleKinds, "rule kind"));
@@ -587,7 +597,7 @@ class Parser {
     // Keys of another kind are refused rather than ignored: a reader of the spec
     // would otherwise believe a constraint holds that nothing enforces.
     for (const auto& e : m.entries()) {
-      static const std::set<std::string_view> kCommon = {"kind", "receivers"};
+      static const std::set<std::string_view> kCommon = {"kind", "receivers", "result_regions"};
       static const std::set<std::string_view> kAggregation = {
           "aggregates", "min_distinct_units", "join_operators", "public_values", "require_dp"};
       if (kCommon.contains(e.key)) continue;
@@ -606,6 +616,13 @@ class Parser {
       if (!p->Can("receive_results")) {
         return Invalid(rpath, receivers, "party {} does not have the receive_results ability",
                        name);
+      }
+    }
+    if (auto n = m.Get("result_regions")) {
+      std::string path_rr = m.Path("result_regions");
+      CR_ASSIGN(r.result_regions, GetStringList(*n, path_rr, /*allow_empty=*/false));
+      for (const auto& region : r.result_regions) {
+        if (!IsRegion(region)) return Invalid(path_rr, *n, "invalid region (expected [a-z0-9-]+)");
       }
     }
 
@@ -903,6 +920,7 @@ nlohmann::ordered_json Summary(const Spec& spec) {
                        // Where the key came from: a file (whose bytes the hash covers) or inline.
                        {"key_file", or_null(p.key_bytes.empty() ? "" : p.public_key_source)},
                        {"key_fingerprint", p.key.Fingerprint()}});
+    if (!p.region.empty()) parties.back()["region"] = p.region;
   }
   j["parties"] = std::move(parties);
 
@@ -925,6 +943,7 @@ nlohmann::ordered_json Summary(const Spec& spec) {
                          {"receivers", r.receivers},
                          {"min_distinct_units", spec.MinDistinctUnits(d)},
                          {"min_distinct_units_from", r.min_distinct_units ? "rule" : "default"}};
+    if (!r.result_regions.empty()) rule["result_regions"] = r.result_regions;
     switch (r.kind) {
       case RuleKind::kAggregation: {
         ordered_json aggregates = ordered_json::object();
@@ -1042,6 +1061,7 @@ std::string SummaryText(const Spec& spec) {
         {"threshold", fmt::format("min_distinct_units {} ({})", spec.MinDistinctUnits(d),
                                   r.min_distinct_units ? "rule" : "default")},
         {"receivers", JoinNames(r.receivers)}};
+    if (!r.result_regions.empty()) rule.push_back({"result regions", JoinNames(r.result_regions)});
     switch (r.kind) {
       case RuleKind::kAggregation: {
         std::vector<std::string> aggs;

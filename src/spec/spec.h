@@ -35,6 +35,8 @@ std::string_view DuckDbType(ColumnType t);
 // The rule a party name must follow in a spec, and its spelling for messages:
 // keygen --name checks it too, so a key is never named what no spec can say.
 bool IsPartyName(std::string_view name);
+// A region name ([a-z0-9-]+): the spec's region, a party's, result_regions, room init --region.
+bool IsRegion(std::string_view region);
 std::string_view PartyNamePattern();
 
 struct Column {
@@ -62,6 +64,9 @@ struct Rule {
   std::vector<std::string> list_columns;
   // custom
   std::vector<std::string> templates;
+  // Residency: results are sealed only to receivers whose party region is one
+  // of these; empty: no limit.
+  std::vector<std::string> result_regions;
 };
 
 struct Dataset {
@@ -80,6 +85,7 @@ struct Party {
   std::string key_bytes;            // exact bytes of the key file ("" when inline)
   crypto::PublicIdentity key;
   std::vector<std::string> abilities;  // contribute | query | receive_results
+  std::string region;                  // where the party is ("" when undeclared)
 
   bool Can(std::string_view ability) const;
 };

@@ -52,7 +52,7 @@ class ConsoleBrowserTest : public ServerTest {
     spec.insert(spec.find(threshold) + threshold.size(),
                 "  dp: {epsilon: 30, delta: 1.0e-6, max_groups_per_unit: 4, refresh: monthly}\n");
     Spit(P("spec.yaml"), spec);
-    Ok("room init --key-store test-plain --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    Ok("room init --region eu --key-store test-plain --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
     std::string sigs;
     for (const char* party : {"acme", "newsco", "analyst"}) {
       Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P(std::string("keys/") + party + ".key")));

@@ -73,12 +73,14 @@ TEST_F(CliE2e, EverySubcommandsHelpListsEachOptionItUsesGlobalOnesIncluded) {
       {"keygen", {"--name", "--out", "--format"}},
       {"secret new", {"--out", "--format"}},
       {"spec sign", {"--spec", "--key", "--format"}},
-      {"room init", {"--spec", "--key-store", "--pkcs11-module", "--pkcs11-token", "--room",
+      {"room init", {"--spec", "--region", "--key-store", "--pkcs11-module", "--pkcs11-token", "--room",
                      "--passphrase-fd", "--pkcs11-pin-fd", "--format"}},
-      {"room activate", {"--sig", "--room", "--passphrase-fd", "--format"}},
+      {"room activate", {"--sig", "--spec", "--room", "--passphrase-fd", "--format"}},
       {"room unlock", {"--room", "--passphrase-fd", "--pkcs11-pin-fd", "--format"}},
       {"room protect", {"--key-store", "--pkcs11-module", "--pkcs11-token", "--new-passphrase-fd",
                         "--room", "--passphrase-fd", "--format"}},
+      {"room rotate-key", {"--key-store", "--pkcs11-module", "--pkcs11-token", "--room",
+                           "--passphrase-fd", "--format"}},
       {"room backup", {"--out", "--room", "--format"}},
       {"room restore", {"--from", "--room", "--format"}},
       {"prepare", {"--spec", "--dataset", "--input", "--key", "--secret", "--room-pub", "--out",
@@ -203,7 +205,7 @@ TEST_F(CliE2e, EveryCommandPrintsOneJsonDocument) {
   EXPECT_EQ(s["secret_file"], P("shared.secret"));
 
   Spit(P("spec.yaml"), SpecText());
-  json init = One(Ok("room init --format json --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml"))).out);
+  json init = One(Ok("room init --region eu --format json --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml"))).out);
   EXPECT_EQ(init["room"], P("room"));
   EXPECT_TRUE(init["fingerprint"].is_string());
   EXPECT_TRUE(std::filesystem::exists(init["room_pub"].get<std::string>()));

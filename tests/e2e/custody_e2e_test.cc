@@ -63,7 +63,7 @@ class CustodyE2e : public E2eTest {
       Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/newsco.key")));
       Generate(3000, 600);
     }
-    OkAs(env, "room init " + store_flags + " --room " + Q(P(room)) + " --spec " + Q(P("spec.yaml")));
+    OkAs(env, "room init --region eu " + store_flags + " --room " + Q(P(room)) + " --spec " + Q(P("spec.yaml")));
     OkAs(env, "room activate --room " + Q(P(room)) + " --sig " + Q(P("spec.yaml.acme.sig")) + " " +
                   Q(P("spec.yaml.newsco.sig")));
     ASSERT_EQ(Prepare("impressions", P("impressions.csv"), "keys/newsco.key", room + "-imp.crpkg",
@@ -205,18 +205,18 @@ TEST_F(CustodyE2e, InitWithoutAPassphraseSourceSaysHowToGiveOne) {
   Ok("keygen --name newsco --out " + Q(P("keys")));
   Spit(P("spec.yaml"), SpecText());
   // The default key store is the passphrase.
-  auto r = Run("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")), "CLEANROOM_KEY_STORE=");
+  auto r = Run("room init --region eu --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")), "CLEANROOM_KEY_STORE=");
   ExpectRefused(r, 2, "USAGE");
   EXPECT_NE(r.err.find("--passphrase-fd"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("CLEANROOM_PASSPHRASE_FILE"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(P("room")));
   Spit(P("open-pass"), "correct horse battery staple\n");
   ::chmod(P("open-pass").c_str(), 0644);
-  auto readable = Run("room init --key-store passphrase --room " + Q(P("room")) + " --spec " +
+  auto readable = Run("room init --region eu --key-store passphrase --room " + Q(P("room")) + " --spec " +
                       Q(P("spec.yaml")), WithPass("open-pass"));
   ExpectRefused(readable, 5, "KEY_INVALID");
   EXPECT_FALSE(PathExists(P("room")));
-  auto pkcs = Run("room init --key-store pkcs11 --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+  auto pkcs = Run("room init --region eu --key-store pkcs11 --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
   ExpectRefused(pkcs, 2, "USAGE");
   EXPECT_FALSE(PathExists(P("room")));
 }

@@ -48,7 +48,7 @@ class E2eTest : public ::testing::Test {
     Ok("keygen --name newsco --out " + Q(P("keys")));
     Ok("secret new --out " + Q(P("shared.secret")));
     Spit(P("spec.yaml"), spec_text.empty() ? SpecText() : spec_text);
-    Ok("room init --key-store test-plain --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    Ok("room init --region eu --key-store test-plain --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/acme.key")));
     Ok("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P("keys/newsco.key")));
     if (activate) {

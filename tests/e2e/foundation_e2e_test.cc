@@ -117,7 +117,7 @@ TEST_F(FoundationE2e, SwappingAKeyFileBreaksEverySignature) {
   Ok("keygen --name evil --out " + Q(P("evil")));
   std::filesystem::copy_file(P("evil/evil.pub"), P("keys/newsco.pub"),
                              std::filesystem::copy_options::overwrite_existing);
-  Ok("room init --room " + Q(P("room2")) + " --spec " + Q(P("spec.yaml")));
+  Ok("room init --region eu --room " + Q(P("room2")) + " --spec " + Q(P("spec.yaml")));
   ExpectRefused(Run("--room " + Q(P("room2")) + " room activate --sig " +
                     Q(P("spec.yaml.acme.sig")) + " " + Q(P("spec.yaml.newsco.sig"))),
                 6, "SIGNATURE_INVALID");
@@ -190,7 +190,7 @@ TEST_F(IngestRefusals, OtherSpecVersionOrCollaboration) {
 }
 
 TEST_F(IngestRefusals, SealedToAnotherRoom) {
-  Ok("room init --room " + Q(P("room2")) + " --spec " + Q(P("spec.yaml")));
+  Ok("room init --region eu --room " + Q(P("room2")) + " --spec " + Q(P("spec.yaml")));
   ASSERT_EQ(Prepare("impressions", P("impressions.csv"), "keys/newsco.key", "r2.crpkg",
                     "spec.yaml", "room2/room.pub")
                 .exit_code,

@@ -43,7 +43,7 @@ class InputE2e : public E2eTest {
     Ok("secret new --out " + Q(P("shared.secret")));
     Spit(P("types.yaml"), kTypesSpec);
     Spit(P("spec.yaml"), SpecText());
-    Ok("room init --room " + Q(P("room")) + " --spec " + Q(P("types.yaml")));
+    Ok("room init --region eu --room " + Q(P("room")) + " --spec " + Q(P("types.yaml")));
   }
 
   RunResult PrepareEvents(const std::string& input, const std::string& extra = "") {

@@ -46,7 +46,7 @@ class QueryE2e : public ::testing::Test {
     Must("keygen --name outsider --out " + Q(P("other")));
     Must("secret new --out " + Q(P("shared.secret")));
     Spit(P("spec.yaml"), kQuerySpec);
-    Must("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+    Must("room init --region eu --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
     std::string sigs;
     for (const char* party : {"acme", "newsco", "analyst"}) {
       Must("spec sign --spec " + Q(P("spec.yaml")) + " --key " + Q(P(std::string("keys/") + party + ".key")));
@@ -615,7 +615,7 @@ TEST(QueryE2eOtherSpec, RefusalsNameThisSpecsDatasetsAndColumns) {
     ASSERT_EQ(run(std::string("keygen --name ") + party + " --out " + Q(p("keys"))).exit_code, 0);
   }
   Spit(p("spec.yaml"), kCustomerSpec);
-  auto init = run("room init --room " + Q(p("room")) + " --spec " + Q(p("spec.yaml")));
+  auto init = run("room init --region eu --room " + Q(p("room")) + " --spec " + Q(p("spec.yaml")));
   ASSERT_EQ(init.exit_code, 0) << init.err;
   for (const char* party : {"acme", "newsco", "analyst"}) {
     auto sign = run("spec sign --spec " + Q(p("spec.yaml")) + " --key " + Q(p(std::string("keys/") + party + ".key")));

@@ -30,7 +30,7 @@ class RemoteE2e : public E2eTest {
     Generate(3000, 600);
     // A twin room of the same spec, for the one command that cannot run
     // twice on one room: ingesting a package.
-    Ok("room init --room " + Q(P("twin")) + " --spec " + Q(P("spec.yaml")));
+    Ok("room init --region eu --room " + Q(P("twin")) + " --spec " + Q(P("spec.yaml")));
     Ok("room activate --room " + Q(P("twin")) + " --sig " + Q(P("spec.yaml.acme.sig")) + " " +
        Q(P("spec.yaml.newsco.sig")));
     for (const char* room : {"room", "twin"}) {

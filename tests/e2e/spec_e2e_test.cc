@@ -232,7 +232,7 @@ TEST_F(SpecE2e, RequireDpWithoutPrivacyDpIsRefusedNamingTheLine) {
   text.insert(text.find(receivers) + receivers.size(), "      require_dp: true\n");
   Spit(P("spec.yaml"), text);
   auto before = Snapshot(dir_.path());
-  auto r = Run("room init --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
+  auto r = Run("room init --region eu --room " + Q(P("room")) + " --spec " + Q(P("spec.yaml")));
   ExpectRefused(r, 7, "SPEC_INVALID");
   EXPECT_NE(r.err.find("datasets.impressions.rule.require_dp: requires privacy.dp (line 25)"),
             std::string::npos)

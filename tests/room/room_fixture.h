@@ -43,6 +43,7 @@ class RoomFixture : public ::testing::Test {
     InitOptions init;
     init.clock = &clock_;
     init.key_store.kind = KeyStoreKind::kTestPlain;
+    init.region = "eu";  // the campaign spec's region
     ASSERT_TRUE(Room::Init(Dir(), dir_ / "spec.yaml", init));
     auto spec = spec::Load(dir_ / "spec.yaml");
     ASSERT_TRUE(spec);

@@ -31,7 +31,9 @@ class RoomTest : public ::testing::Test {
     }
     ASSERT_TRUE(crypto::WriteNewSharedSecret(dir_ / "secret"));
     Spit(dir_ / "spec.yaml", cr::testing::SpecText());
-    ASSERT_TRUE(Room::Init(dir_ / "room", dir_ / "spec.yaml"));
+    InitOptions init;
+    init.region = "eu";  // the campaign spec's region
+    ASSERT_TRUE(Room::Init(dir_ / "room", dir_ / "spec.yaml", init));
     auto spec = spec::Load(dir_ / "spec.yaml");
     ASSERT_TRUE(spec);
     std::vector<std::string> sigs;
