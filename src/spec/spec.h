@@ -45,6 +45,13 @@ struct Column {
   std::optional<std::pair<double, double>> bounds;  // metric/sensitive numeric columns
 };
 
+// A dataset's usage budget: `count` queries per `per` (day, week, month or
+// lifetime), counted in the room's budget ledger (budget/ledger.h).
+struct MaxQueries {
+  int64_t count = 0;
+  std::string per;  // day | week | month | lifetime
+};
+
 struct Rule {
   RuleKind kind = RuleKind::kAggregation;
   std::vector<std::string> receivers;                       // party names
@@ -62,6 +69,9 @@ struct Rule {
   std::vector<std::string> list_columns;
   // custom
   std::vector<std::string> templates;
+  // Usage budget (any kind): at most `max_queries` queries touching the
+  // dataset per window (docs/spec-reference.md).
+  std::optional<MaxQueries> max_queries;
 };
 
 struct Dataset {
@@ -98,6 +108,9 @@ struct Privacy {
   std::string unit = "person";
   int64_t min_distinct_units = 50;
   std::optional<Dp> dp;
+  // Difference checks for threshold-only answers (docs/query-rules.md): on
+  // unless the spec says `difference_checks: false`.
+  bool difference_checks = true;
 };
 
 struct TemplateParam {
