@@ -3,7 +3,7 @@
 // two rooms over the same data, one with the spec's default (difference checks
 // on) and one with `privacy.difference_checks: false`. Before timing, each room
 // releases 100 earlier results over the same two datasets (the query with 100
-// different purchase-amount bounds), so the checked room holds their unit sets.
+// different purchase-day bounds), so the checked room holds their unit sets.
 // Counters: decrypt_s, sql_s (generated SQL, with the per-group unit lists
 // when checked), units_s (reading the lists out of DuckDB and building the
 // bitmaps) and rest_s (everything after: the check's lock, index and
@@ -49,6 +49,13 @@ void Check(const cr::Status& st, const char* what) {
 
 std::string D(const std::string& rel) { return g_dir + "/" + rel; }
 
+// 2026-10-01 plus `n` days (n < 92).
+std::string Day(int n) {
+  if (n < 31) return fmt::format("2026-10-{:02}", n + 1);
+  if (n < 61) return fmt::format("2026-11-{:02}", n - 30);
+  return fmt::format("2026-12-{:02}", n - 60);
+}
+
 std::string Spec(bool checks) {
   std::string text = cr::demo::CampaignSpec({"bench-diffcheck", "benchmark", ""});
   if (!checks) {
@@ -78,12 +85,13 @@ void SetUpRooms() {
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < kEarlier; ++i) {
       cr::query::Request req;
-      // Bounds spread over the amounts: sets from a few buyers to nearly all.
+      // Purchase-day bounds over the generator's 2026-10-01 .. 2026-12-31:
+      // sets from one day's buyers to nearly all of them.
       req.sql = fmt::format(
           "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue "
-          "FROM impressions i JOIN purchases p ON i.email = p.email WHERE p.amount <= {} "
+          "FROM impressions i JOIN purchases p ON i.email = p.email WHERE p.day {} DATE '{}' "
           "GROUP BY i.campaign",
-          5 * (i + 1));
+          i < 92 ? "<=" : ">=", Day(i < 92 ? i : (i - 92) * 11));
       auto out = cr::query::Run(*room, *acme, req);
       if (!out) Check(cr::Status(std::unexpected(out.error())), "earlier result");
     }
