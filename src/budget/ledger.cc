@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "audit/audit_log.h"
 #include "common/files.h"
@@ -89,25 +90,36 @@ std::string EntryHash(const json& entry) {
   return ToHex(crypto::Sha256(Dump(body)));
 }
 
-// Why `e` is not a well-formed entry signed by `room`; empty when it is.
-std::string CheckEntry(const json& e, const crypto::PublicIdentity& room) {
+struct Field {
+  const char* name;
+  bool (json::*is)() const noexcept;
+};
+using Fields = std::span<const Field>;
+
+// A charge of epsilon in budget.log.
+constexpr Field kChargeFields[] = {
+    {"seq", &json::is_number_unsigned},   {"time", &json::is_string},
+    {"period", &json::is_string},         {"query_key", &json::is_string},
+    {"party", &json::is_string},          {"epsilon", &json::is_number},
+    {"units", &json::is_number_unsigned}, {"prev", &json::is_string},
+    {"hash", &json::is_string},           {"sig", &json::is_string},
+};
+// A query counted against usage budgets in usage.log: "uses" lists
+// {"dataset", "per", "period"} for each dataset with max_queries it touched.
+constexpr Field kUseFields[] = {
+    {"seq", &json::is_number_unsigned}, {"time", &json::is_string}, {"party", &json::is_string},
+    {"uses", &json::is_array},          {"prev", &json::is_string}, {"hash", &json::is_string},
+    {"sig", &json::is_string},
+};
+
+// Why `e` is not a well-formed entry with `fields` signed by `room`; empty when it is.
+std::string CheckEntry(const json& e, const crypto::PublicIdentity& room, Fields fields) {
   if (!e.is_object()) return "is not a JSON object (changed)";
-  struct Field {
-    const char* name;
-    bool (json::*is)() const noexcept;
-  };
-  static constexpr Field kFields[] = {
-      {"seq", &json::is_number_unsigned}, {"time", &json::is_string},
-      {"period", &json::is_string},       {"query_key", &json::is_string},
-      {"party", &json::is_string},        {"epsilon", &json::is_number},
-      {"units", &json::is_number_unsigned}, {"prev", &json::is_string},
-      {"hash", &json::is_string},         {"sig", &json::is_string},
-  };
-  for (const auto& f : kFields) {
+  for (const auto& f : fields) {
     auto it = e.find(f.name);
     if (it == e.end() || !((*it).*(f.is))()) return fmt::format("lacks a valid \"{}\" field (changed)", f.name);
   }
-  if (e.size() != std::size(kFields)) return "has unexpected fields (changed)";
+  if (e.size() != fields.size()) return "has unexpected fields (changed)";
   const std::string& hash = e["hash"].get_ref<const std::string&>();
   if (EntryHash(e) != hash) return "was changed: its hash does not match its contents";
   std::string raw_hash;
@@ -158,7 +170,8 @@ Result<std::string> ReadAllFd(int fd, const std::string& path) {
 // right, seq 1..n, each chained to the one before. A damaged ledger cannot be
 // trusted to say what was spent, so every reader and writer refuses it.
 Result<std::vector<json>> VerifiedEntries(std::string_view data, const std::string& path,
-                                          const crypto::PublicIdentity& room) {
+                                          const crypto::PublicIdentity& room,
+                                          Fields fields = kChargeFields) {
   std::vector<json> out;
   std::string prev(kGenesis);
   size_t start = 0, line_no = 0;
@@ -171,7 +184,7 @@ Result<std::vector<json>> VerifiedEntries(std::string_view data, const std::stri
     json e = json::parse(data.substr(start, nl - start), nullptr, false);
     start = nl + 1;
     if (e.is_discarded()) return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} does not parse", path, line_no);
-    if (std::string why = CheckEntry(e, room); !why.empty()) {
+    if (std::string why = CheckEntry(e, room, fields); !why.empty()) {
       return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} {}", path, line_no, why);
     }
     if (e["seq"].get<uint64_t>() != line_no || e["prev"].get_ref<const std::string&>() != prev) {
@@ -185,13 +198,14 @@ Result<std::vector<json>> VerifiedEntries(std::string_view data, const std::stri
   return out;
 }
 
-Result<std::vector<json>> ReadLedger(const std::string& path, const crypto::PublicIdentity& room) {
+Result<std::vector<json>> ReadLedger(const std::string& path, const crypto::PublicIdentity& room,
+                                     Fields fields = kChargeFields) {
   if (!PathExists(path)) return std::vector<json>{};
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot open {}", path);
   CR_TRY(Lock(fd.get(), LOCK_SH, path));  // never read a line half-appended
   CR_ASSIGN(std::string data, ReadAllFd(fd.get(), path));
-  return VerifiedEntries(data, path, room);
+  return VerifiedEntries(data, path, room, fields);
 }
 
 // A chain cut back to an earlier prefix (an old copy put back, the last lines
@@ -201,11 +215,12 @@ Result<std::vector<json>> ReadLedger(const std::string& path, const crypto::Publ
 // recorded there. Entries after it are the room's own (a crash between the two
 // appends), and more entries only ever mean more spent, so they are accepted.
 Status CheckAgainstAnchor(const std::vector<json>& entries, const std::string& audit_path,
-                          const crypto::PublicIdentity& room) {
+                          const crypto::PublicIdentity& room, const char* anchor_key = kAnchorKey,
+                          std::string_view file = "budget.log") {
   if (!PathExists(audit_path)) return Ok();  // a bare ledger (tests); a room always has its log
-  CR_ASSIGN(json anchor, audit::LastEntryWith(audit_path, room, kAnchorKey));
+  CR_ASSIGN(json anchor, audit::LastEntryWith(audit_path, room, anchor_key));
   if (anchor.is_null()) return Ok();  // nothing charged since ledgers were anchored
-  const json& mark = anchor["details"][kAnchorKey];
+  const json& mark = anchor["details"][anchor_key];
   if (!mark.is_object() || !mark.contains("seq") || !mark["seq"].is_number_unsigned() ||
       mark["seq"].get<uint64_t>() == 0 || !mark.contains("hash") || !mark["hash"].is_string()) {
     return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed budget record");
@@ -213,15 +228,15 @@ Status CheckAgainstAnchor(const std::vector<json>& entries, const std::string& a
   const uint64_t seq = mark["seq"].get<uint64_t>();
   if (entries.size() < seq) {
     return Fail(ErrorCode::TAMPERED,
-                "the room's budget.log has {} entries but its audit log records {}: an older copy "
+                "the room's {} has {} entries but its audit log records {}: an older copy "
                 "was put back, or entries were cut off",
-                entries.size(), seq);
+                file, entries.size(), seq);
   }
   if (entries[seq - 1]["hash"] != mark["hash"]) {
     return Fail(ErrorCode::TAMPERED,
-                "the room's budget.log is not the ledger its audit log records (entry {} "
+                "the room's {} is not the ledger its audit log records (entry {} "
                 "differs): the file was replaced",
-                seq);
+                file, seq);
   }
   return Ok();
 }
@@ -233,6 +248,30 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
     if (n < 0) return Fail(ErrorCode::INTERNAL, "cannot write {}: {}", path, strerror(errno));
     data.remove_prefix(static_cast<size_t>(n));
   }
+  return Ok();
+}
+
+// Hashes, signs and appends `entry` to the locked log `fd` (`size` bytes
+// long before), fsynced; a partial line is cut off again.
+Status AppendSigned(int fd, off_t size, const crypto::Identity& room_key, const std::string& path,
+                    const std::string& dir, json* entry) {
+  std::string raw_hash = crypto::Sha256(Dump(*entry));
+  (*entry)["hash"] = ToHex(raw_hash);
+  (*entry)["sig"] = crypto::Base64Encode(room_key.Sign(raw_hash));
+  std::string line = Dump(*entry);
+  line.push_back('\n');
+  Status written = WriteAll(fd, line, path);
+  if (written && ::fsync(fd) != 0) {
+    written = Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", path, strerror(errno));
+  }
+  if (!written) {
+    // A partial line would break the chain for every later query: roll it back.
+    if (::ftruncate(fd, size) != 0 || ::fsync(fd) != 0) {
+      written.error().message += "; the partial line could not be removed";
+    }
+    return std::unexpected(written.error());
+  }
+  if (size == 0) CR_TRY(SyncDir(dir));
   return Ok();
 }
 
@@ -353,23 +392,7 @@ Result<Charge> Ledger::Spend(const std::string& query_key, double epsilon, const
       {"units", units},
       {"prev", entries.empty() ? std::string(kGenesis) : entries.back()["hash"].get<std::string>()},
   };
-  std::string raw_hash = crypto::Sha256(Dump(entry));
-  entry["hash"] = ToHex(raw_hash);
-  entry["sig"] = crypto::Base64Encode(room_key_->Sign(raw_hash));
-  std::string line = Dump(entry);
-  line.push_back('\n');
-  Status written = WriteAll(fd.get(), line, log_path_);
-  if (written && ::fsync(fd.get()) != 0) {
-    written = Fail(ErrorCode::INTERNAL, "cannot sync {}: {}", log_path_, strerror(errno));
-  }
-  if (!written) {
-    // A partial line would break the chain for every later query: roll it back.
-    if (::ftruncate(fd.get(), st.st_size) != 0 || ::fsync(fd.get()) != 0) {
-      written.error().message += "; the partial line could not be removed";
-    }
-    return std::unexpected(written.error());
-  }
-  if (st.st_size == 0) CR_TRY(SyncDir(room_dir_));
+  CR_TRY(AppendSigned(fd.get(), st.st_size, *room_key_, log_path_, room_dir_, &entry));
   // Still under the ledger's lock, so heads reach the audit log in ledger
   // order. If this append fails the charge stands (fail closed: budget spent,
   // nothing released) and the ledger is one entry ahead of its anchor.
@@ -484,6 +507,156 @@ Result<std::vector<Summary>> Ledger::History() const {
       out.push_back(cur);
       break;
     }
+  }
+  return out;
+}
+
+// ----- Usage budgets ------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kUsageAnchorKey = "usage";
+
+Result<std::string> UsageRefresh(const std::string& per) {
+  if (per == "day") return std::string("daily");
+  if (per == "week") return std::string("weekly");
+  if (per == "month") return std::string("monthly");
+  if (per == "lifetime") return std::string("none");
+  return Fail(ErrorCode::SPEC_INVALID, "max_queries.per must be day, week, month or lifetime");
+}
+
+// Queries already counted for `limit` in its current window.
+int64_t UsedIn(const std::vector<json>& entries, const UsageLimit& limit,
+               const std::string& period) {
+  int64_t used = 0;
+  for (const json& e : entries) {
+    for (const json& u : e["uses"]) {
+      if (u.is_object() && u.value("dataset", "") == limit.dataset &&
+          u.value("per", "") == limit.max.per && u.value("period", "") == period) {
+        ++used;
+      }
+    }
+  }
+  return used;
+}
+
+Result<std::vector<UsageCount>> CountAll(const std::vector<json>& entries,
+                                         const std::vector<UsageLimit>& limits,
+                                         const Clock& clock) {
+  std::vector<UsageCount> out;
+  for (const UsageLimit& l : limits) {
+    CR_ASSIGN(std::string refresh, UsageRefresh(l.max.per));
+    CR_ASSIGN(Period p, PeriodAt(refresh, clock.NowUnix()));
+    out.push_back({l, p, UsedIn(entries, l, p.id)});
+  }
+  return out;
+}
+
+}  // namespace
+
+UsageLedger::UsageLedger(const std::string& room_dir, const crypto::Identity& room_key,
+                         const Clock& clock)
+    : room_dir_(room_dir),
+      log_path_(JoinPath(room_dir, "usage.log")),
+      audit_path_(JoinPath(room_dir, "audit.log")),
+      room_key_(&room_key),
+      clock_(&clock) {}
+
+Result<UsageLedger> UsageLedger::Open(const std::string& room_dir, const crypto::Identity& room_key,
+                                      const Clock& clock) {
+  UsageLedger ledger(room_dir, room_key, clock);
+  CR_ASSIGN(std::vector<json> entries, ReadLedger(ledger.log_path_, room_key.pub(), kUseFields));
+  CR_TRY(CheckAgainstAnchor(entries, ledger.audit_path_, room_key.pub(), kUsageAnchorKey,
+                            "usage.log"));
+  return ledger;
+}
+
+Result<std::vector<UsageCount>> UsageLedger::Counts(const std::vector<UsageLimit>& limits) const {
+  CR_ASSIGN(std::vector<json> entries, ReadLedger(log_path_, room_key_->pub(), kUseFields));
+  return CountAll(entries, limits, *clock_);
+}
+
+UsageLedger::Reservation::~Reservation() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock: nothing was counted
+}
+
+UsageLedger::Reservation::Reservation(Reservation&& o) noexcept
+    : fd_(o.fd_),
+      size_(o.size_),
+      room_dir_(std::move(o.room_dir_)),
+      log_path_(std::move(o.log_path_)),
+      audit_path_(std::move(o.audit_path_)),
+      room_key_(o.room_key_),
+      clock_(o.clock_),
+      entry_(std::move(o.entry_)) {
+  o.fd_ = -1;
+}
+
+Result<UsageLedger::Reservation> UsageLedger::Reserve(const std::vector<UsageLimit>& limits,
+                                                      const std::string& party) const {
+  if (party.empty()) return Fail(ErrorCode::BAD_INPUT, "the querying party is not named");
+  Reservation r;
+  r.room_dir_ = room_dir_;
+  r.log_path_ = log_path_;
+  r.audit_path_ = audit_path_;
+  r.room_key_ = room_key_;
+  r.clock_ = clock_;
+  r.fd_ = ::open(log_path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (r.fd_ < 0) return Fail(ErrorCode::INTERNAL, "cannot open {}: {}", log_path_, strerror(errno));
+  // Held until Commit or the reservation ends: two queries never both take
+  // the last query of a budget.
+  CR_TRY(Lock(r.fd_, LOCK_EX, log_path_));
+  struct stat st;
+  if (::fstat(r.fd_, &st) != 0) return Fail(ErrorCode::INTERNAL, "cannot stat {}", log_path_);
+  r.size_ = st.st_size;
+  CR_ASSIGN(std::string data, ReadAllFd(r.fd_, log_path_));
+  CR_ASSIGN(std::vector<json> entries,
+            VerifiedEntries(data, log_path_, room_key_->pub(), kUseFields));
+  CR_TRY(CheckAgainstAnchor(entries, audit_path_, room_key_->pub(), kUsageAnchorKey, "usage.log"));
+  CR_ASSIGN(std::vector<UsageCount> counts, CountAll(entries, limits, *clock_));
+  json uses = json::array();
+  for (const UsageCount& c : counts) {
+    if (c.used >= c.limit.max.count) {
+      return Fail(ErrorCode::USAGE_EXHAUSTED,
+                  "dataset {} allows {} queries per {} and all {} are used in period {}",
+                  c.limit.dataset, c.limit.max.count, c.limit.max.per, c.used, c.period.id);
+    }
+    uses.push_back(
+        {{"dataset", c.limit.dataset}, {"per", c.limit.max.per}, {"period", c.period.id}});
+  }
+  r.entry_ = {
+      {"seq", entries.size() + 1},
+      {"time", clock_->NowRfc3339()},
+      {"party", party},
+      {"uses", std::move(uses)},
+      {"prev", entries.empty() ? std::string(kGenesis) : entries.back()["hash"].get<std::string>()},
+  };
+  return r;
+}
+
+Status UsageLedger::Reservation::Commit() {
+  if (fd_ < 0) return Fail(ErrorCode::INTERNAL, "a usage reservation was committed twice");
+  json entry = entry_;
+  CR_TRY(AppendSigned(fd_, size_, *room_key_, log_path_, room_dir_, &entry));
+  // Still under the lock, so heads reach the audit log in ledger order. If
+  // this append fails the query stays counted (fail closed) and is refused.
+  audit::AuditLog log(audit_path_, *room_key_, *clock_);
+  json datasets = json::array();
+  for (const json& u : entry["uses"]) datasets.push_back(u["dataset"]);
+  Status st = log.Append("usage.charge", entry["party"].get<std::string>(),
+                         {{kUsageAnchorKey, {{"seq", entry["seq"]}, {"hash", entry["hash"]}}},
+                          {"datasets", std::move(datasets)}});
+  ::close(fd_);
+  fd_ = -1;
+  return st;
+}
+
+std::vector<UsageLimit> UsageLimits(const spec::Spec& spec,
+                                    const std::vector<std::string>& datasets) {
+  std::vector<UsageLimit> out;
+  for (const auto& name : datasets) {
+    const spec::Dataset* d = spec.FindDataset(name);
+    if (d && d->rule.max_queries) out.push_back({name, *d->rule.max_queries});
   }
   return out;
 }

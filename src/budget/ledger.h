@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/env.h"
 #include "common/error.h"
 #include "crypto/crypto.h"
@@ -103,6 +105,69 @@ class Ledger {
   spec::Dp dp_;
   const Clock* clock_;
   int64_t total_units_ = 0;
+};
+
+// ----- Usage budgets (a dataset rule's max_queries) ----------------------------------
+
+struct UsageLimit {
+  std::string dataset;
+  spec::MaxQueries max;
+};
+
+struct UsageCount {
+  UsageLimit limit;
+  Period period;     // the current window ("all" for lifetime)
+  int64_t used = 0;  // queries counted in it
+};
+
+// The usage limits of the datasets a query touches, in that order.
+std::vector<UsageLimit> UsageLimits(const spec::Spec& spec, const std::vector<std::string>& datasets);
+
+// DIR/usage.log: one signed, hash-chained entry per counted query (the
+// datasets with max_queries it touched and each one's window), kept and
+// anchored in DIR/audit.log ("usage.charge" with {"usage": {"seq", "hash"}})
+// exactly as budget.log is: an older copy put back, lines cut off or a
+// replaced file is TAMPERED, a damaged line AUDIT_CHAIN_BROKEN.
+class UsageLedger {
+ public:
+  static Result<UsageLedger> Open(const std::string& room_dir, const crypto::Identity& room_key,
+                                  const Clock& clock);
+
+  // A query admitted against every limit, not yet counted. It holds the
+  // log's exclusive lock until Commit (which counts it) or its end (which
+  // counts nothing), so the caller can still refuse it (a DP budget) free.
+  class Reservation {
+   public:
+    Reservation(Reservation&& o) noexcept;
+    Reservation& operator=(Reservation&&) = delete;
+    ~Reservation();
+    [[nodiscard]] Status Commit();
+
+   private:
+    friend class UsageLedger;
+    Reservation() = default;
+    int fd_ = -1;
+    long long size_ = 0;
+    std::string room_dir_, log_path_, audit_path_;
+    const crypto::Identity* room_key_ = nullptr;
+    const Clock* clock_ = nullptr;
+    nlohmann::json entry_;
+  };
+
+  // USAGE_EXHAUSTED (exit 4) when some limit's window already holds `count`
+  // queries; nothing is written until Commit.
+  [[nodiscard]] Result<Reservation> Reserve(const std::vector<UsageLimit>& limits,
+                                            const std::string& party) const;
+  // The current window and count of each limit.
+  Result<std::vector<UsageCount>> Counts(const std::vector<UsageLimit>& limits) const;
+
+ private:
+  UsageLedger(const std::string& room_dir, const crypto::Identity& room_key, const Clock& clock);
+  std::string room_dir_;
+  std::string log_path_;
+  std::string audit_path_;
+  const crypto::Identity* room_key_;
+  const Clock* clock_;
 };
 
 }  // namespace cr::budget

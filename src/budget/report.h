@@ -20,4 +20,13 @@ nlohmann::json CurrentJson(const std::optional<Summary>& current, const std::str
 // (with a header); "differential privacy is not enabled ..." when empty.
 std::string HistoryTable(const std::vector<Summary>& history);
 
+// The usage budgets (rule max_queries) of every dataset of `spec` that has
+// one, as counted in the room's usage ledger: [{"dataset", "count", "per",
+// "period", "used", "left"}] in spec order; [] when no rule sets one.
+Result<nlohmann::json> UsageJson(const std::string& room_dir, const crypto::Identity& room_key,
+                                 const spec::Spec& spec, const Clock& clock);
+
+// Those as table lines under a "usage budgets" header ("" when none).
+std::string UsageTable(const nlohmann::json& usage);
+
 }  // namespace cr::budget

@@ -1,4 +1,5 @@
-// `cleanroom budget`: the differential-privacy budget per period, spent and left.
+// `cleanroom budget`: the differential-privacy budget per period, spent and
+// left, and the datasets' usage budgets (queries used and left per window).
 #include <fmt/core.h>
 
 #include <optional>
@@ -43,7 +44,8 @@ Status RemoteBudget(const Globals& g) {
   if (g.format == "json") {
     PrintJson(j);
   } else {
-    fmt::print("{}", budget::HistoryTable(history));
+    fmt::print("{}{}", budget::HistoryTable(history),
+               budget::UsageTable(j.contains("usage") ? j["usage"] : nlohmann::json()));
   }
   return Ok();
 }
@@ -66,10 +68,14 @@ void RegisterBudget(CLI::App& root, Globals& g, Registry& r) {
       CR_ASSIGN(history, ledger.History());
       current = history.back();
     }
+    // Usage budgets (rule max_queries) beside epsilon.
+    CR_ASSIGN(auto usage, budget::UsageJson(room.dir(), room.key(), room.spec(), room.clock()));
     if (g.format == "json") {
-      PrintJson(budget::CurrentJson(current, dp ? dp->refresh : ""));
+      nlohmann::json j = budget::CurrentJson(current, dp ? dp->refresh : "");
+      j["usage"] = std::move(usage);
+      PrintJson(j);
     } else {
-      fmt::print("{}", budget::HistoryTable(history));
+      fmt::print("{}{}", budget::HistoryTable(history), budget::UsageTable(usage));
     }
     return Ok();
   });

@@ -31,6 +31,7 @@ namespace cr {
   X(BACKUP_STALE, 3, 409)                      \
   X(QUERY_LIMIT_EXCEEDED, 3, 413)              \
   X(BUDGET_EXHAUSTED, 4, 429)                  \
+  X(USAGE_EXHAUSTED, 4, 429)                   \
   X(UNKNOWN_SIGNER, 5, 401)                    \
   X(WRONG_SIGNER, 5, 403)                      \
   X(SIGNATURE_MISSING, 5, 403)                 \

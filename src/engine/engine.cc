@@ -215,6 +215,72 @@ Result<QueryResult> Database::Query(std::string_view sql, ErrorCode code, bool w
   return out;
 }
 
+Status Database::ForEachList(std::string_view sql, const ListFn& fn, ErrorCode code,
+                             bool with_detail) {
+  duckdb_result res;
+  std::string q(sql);
+  if (duckdb_query(h_->conn, q.c_str(), &res) == DuckDBError) {
+    return StatementError(&res, code, with_detail, &h_->last_failure);
+  }
+  h_->last_failure = FailureKind::kNone;
+  const idx_t cols = duckdb_column_count(&res);
+  if (cols < 1 || duckdb_column_type(&res, 0) != DUCKDB_TYPE_BIGINT) {
+    duckdb_destroy_result(&res);
+    return Fail(ErrorCode::INTERNAL, "a list query must start with a BIGINT key column");
+  }
+  std::vector<bool> is_uuid(cols, false);
+  for (idx_t c = 1; c < cols; ++c) {
+    duckdb_logical_type t = duckdb_column_logical_type(&res, c);
+    bool ok = duckdb_get_type_id(t) == DUCKDB_TYPE_LIST;
+    if (ok) {
+      duckdb_logical_type child = duckdb_list_type_child_type(t);
+      duckdb_type id = duckdb_get_type_id(child);
+      is_uuid[c] = id == DUCKDB_TYPE_UUID;
+      ok = id == DUCKDB_TYPE_UUID || id == DUCKDB_TYPE_UBIGINT;
+      duckdb_destroy_logical_type(&child);
+    }
+    duckdb_destroy_logical_type(&t);
+    if (!ok) {
+      duckdb_destroy_result(&res);
+      return Fail(ErrorCode::INTERNAL, "column {} of a list query is not a list of UUID or UBIGINT",
+                  c);
+    }
+  }
+  std::vector<uint64_t> buf;
+  for (;;) {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(res);
+    if (!chunk) break;
+    const idx_t n = duckdb_data_chunk_get_size(chunk);
+    duckdb_vector keys = duckdb_data_chunk_get_vector(chunk, 0);
+    const auto* key = static_cast<const int64_t*>(duckdb_vector_get_data(keys));
+    uint64_t* key_valid = duckdb_vector_get_validity(keys);
+    for (idx_t c = 1; c < cols; ++c) {
+      duckdb_vector vec = duckdb_data_chunk_get_vector(chunk, c);
+      const auto* entries = static_cast<const duckdb_list_entry*>(duckdb_vector_get_data(vec));
+      uint64_t* valid = duckdb_vector_get_validity(vec);
+      duckdb_vector child = duckdb_list_vector_get_child(vec);
+      uint64_t* child_valid = duckdb_vector_get_validity(child);
+      const void* data = duckdb_vector_get_data(child);
+      for (idx_t r = 0; r < n; ++r) {
+        if (key_valid && !duckdb_validity_row_is_valid(key_valid, r)) continue;
+        if (valid && !duckdb_validity_row_is_valid(valid, r)) continue;
+        const duckdb_list_entry& e = entries[r];
+        buf.clear();
+        buf.reserve(e.length);
+        for (idx_t i = e.offset; i < e.offset + e.length; ++i) {
+          if (child_valid && !duckdb_validity_row_is_valid(child_valid, i)) continue;
+          buf.push_back(is_uuid[c] ? static_cast<const duckdb_hugeint*>(data)[i].lower
+                                   : static_cast<const uint64_t*>(data)[i]);
+        }
+        fn(key[r], static_cast<size_t>(c), buf.data(), buf.size());
+      }
+    }
+    duckdb_destroy_data_chunk(&chunk);
+  }
+  duckdb_destroy_result(&res);
+  return Ok();
+}
+
 Status Database::RegisterUuidFunction(const std::string& name,
                                           std::shared_ptr<const StringMapper> mapper) {
   duckdb_scalar_function f = duckdb_create_scalar_function();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,15 @@ class Database {
                  bool with_detail = true);
   Result<QueryResult> Query(std::string_view sql, ErrorCode code = ErrorCode::INTERNAL,
                             bool with_detail = true);
+
+  // Runs a query whose first column is a BIGINT row key and whose other
+  // columns are lists of UUID or UBIGINT, and calls `fn(key, column, values,
+  // n)` for each list cell (column counted from 1) without converting to text:
+  // a UUID gives its lower 64 bits (for a keyed pseudonym, 64 uniform bits).
+  // NULL elements and NULL lists are skipped. `values` is valid during the call.
+  using ListFn = std::function<void(int64_t key, size_t column, const uint64_t* values, size_t n)>;
+  Status ForEachList(std::string_view sql, const ListFn& fn, ErrorCode code = ErrorCode::INTERNAL,
+                     bool with_detail = true);
 
   // Registers `name(VARCHAR) -> UUID` running `mapper` vectorised inside
   // DuckDB's parallel pipeline. UUID because it is a 128-bit integer inside

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -129,12 +130,38 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
 
   results::ResultSet out;
   for (const auto& o : plan.outputs) out.columns.push_back(o.name);
+  const size_t n_out = plan.outputs.size();
+  std::map<int64_t, size_t> row_of_key;  // with unit sets: group key -> released row
   for (size_t r = 0; r < released->row_count(); ++r) {
     nlohmann::json row = nlohmann::json::array();
-    for (size_t c = 0; c < released->column_count(); ++c) {
+    for (size_t c = 0; c < n_out; ++c) {
       row.push_back(Cell(released->at(r, c), released->types()[c]));
     }
+    if (plan.unit_sets) row_of_key[std::stoll(released->at(r, n_out).value_or("-1"))] = r;
     out.rows.push_back(std::move(row));
+  }
+  std::vector<diffcheck::UnitSet> sets;
+  if (plan.unit_sets) {
+    auto t0 = std::chrono::steady_clock::now();
+    sets.resize(out.rows.size());
+    bool missing = false;
+    auto st = db.ForEachList(
+        sql.unit_lists,
+        [&](int64_t key, size_t, const uint64_t* v, size_t n) {
+          auto it = row_of_key.find(key);
+          // Groups cut by LIMIT/OFFSET are not released and need no set.
+          if (it != row_of_key.end()) sets[it->second].Add(v, n, /*distinct=*/true);
+        },
+        kRunError, false);
+    if (!st) return fail(st.error());
+    for (auto& set : sets) {
+      set.Finish();
+      missing = missing || set.count() == 0;
+    }
+    if (missing) {
+      return Fail(ErrorCode::INTERNAL, "a released row has no unit set for the difference check");
+    }
+    if (stats) stats->unit_set_seconds = Since(t0);
   }
   int64_t n_withheld = withheld->ScalarInt();
   bool summary = true;
@@ -153,6 +180,7 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     stats->released_rows = static_cast<int64_t>(out.rows.size());
     stats->withheld_rows = n_withheld;
     stats->summary_released = summary;
+    stats->unit_sets = std::move(sets);
   }
   return out;
 }

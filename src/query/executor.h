@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "diffcheck/unit_sets.h"
 #include "engine/engine.h"
 #include "query/plan.h"
 #include "results/results.h"
@@ -25,6 +26,11 @@ struct ExecStats {
   bool summary_released = true;
   double decrypt_seconds = 0;
   double query_seconds = 0;
+  // With plan.unit_sets: the units behind each released row, in row order,
+  // and the time spent reading and building them (inside query_seconds).
+  std::vector<diffcheck::UnitSet> unit_sets;
+  int64_t difference_withheld = 0;  // released rows then withheld by the difference check
+  double unit_set_seconds = 0;
 };
 
 // Mounts each dataset of the plan as a view over its decrypted in-memory

@@ -114,6 +114,9 @@ struct Plan {
   // columns are equated by an AND-only inner join share a class (their distinct
   // counts are equal on every row, so one count serves both).
   std::vector<int> unit_class;
+  // Difference checks (diffcheck/unit_sets.h): the generated SQL also keeps
+  // each group's distinct units, which the executor reads into unit sets.
+  bool unit_sets = false;
   std::string template_name;  // set for template runs
 
   // Distinct dataset names touched, in first-use order.

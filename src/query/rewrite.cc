@@ -158,11 +158,17 @@ GeneratedSql Generate(const Plan& plan) {
     group_exprs.push_back(RenderExpr(plan.group_by[i]));
     cols.push_back(group_exprs.back() + " AS " + QuoteIdent(fmt::format("g{}", i)));
   }
-  std::vector<std::string> released_terms, unit_terms;
+  std::vector<std::string> released_terms, unit_terms, unit_lists;
   for (size_t i = 0; i < classes.size(); ++i) {
     std::string u = QuoteIdent(fmt::format("u{}", i));
     std::string count = fmt::format("count(DISTINCT {})", UnitColumn(plan, classes[i]));
     cols.push_back(count + " AS " + u);
+    if (plan.unit_sets) {
+      // The same DISTINCT input as the count: DuckDB deduplicates once for both.
+      unit_lists.push_back(QuoteIdent(fmt::format("s{}", i)));
+      cols.push_back(
+          fmt::format("list(DISTINCT {}) AS {}", UnitColumn(plan, classes[i]), unit_lists.back()));
+    }
     released_terms.push_back(fmt::format("{} >= {}", u, k));
     unit_terms.push_back(fmt::format("{} >= {}", count, k));
   }
@@ -170,12 +176,22 @@ GeneratedSql Generate(const Plan& plan) {
   std::string inner = fmt::format("SELECT {} FROM {}{}", fmt::join(cols, ", "), from, where);
   if (!group_exprs.empty()) inner += fmt::format(" GROUP BY {}", fmt::join(group_exprs, ", "));
   if (plan.having) inner += " HAVING " + RenderExpr(*plan.having);
-  out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {} FROM ({}) AS s",
+  const std::string row_key =
+      plan.unit_sets
+          ? fmt::format(", CAST(row_number() OVER () AS BIGINT) AS {}", QuoteIdent(kRowKeyColumn))
+          : "";
+  out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {}{} FROM ({}) AS s",
                            QuoteIdent(kGroupsTable), fmt::join(released_terms, " AND "),
-                           QuoteIdent(kReleasedColumn), inner);
+                           QuoteIdent(kReleasedColumn), row_key, inner);
 
   std::vector<std::string> outs;
   for (size_t i = 0; i < plan.outputs.size(); ++i) outs.push_back(QuoteIdent(fmt::format("c{}", i)));
+  if (plan.unit_sets) {
+    outs.push_back(QuoteIdent(kRowKeyColumn));
+    out.unit_lists = fmt::format("SELECT {}, {} FROM {} WHERE {}", QuoteIdent(kRowKeyColumn),
+                                 fmt::join(unit_lists, ", "), QuoteIdent(kGroupsTable),
+                                 QuoteIdent(kReleasedColumn));
+  }
   out.released = fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(outs, ", "),
                              QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));
   if (!plan.order.empty()) {

@@ -13,6 +13,8 @@ namespace cr::query {
 // Name of the in-memory temporary table holding every group before release.
 inline constexpr const char* kGroupsTable = "__cr_groups";
 inline constexpr const char* kReleasedColumn = "__cr_released";
+// With plan.unit_sets: each group's row key, and per unit class its units.
+inline constexpr const char* kRowKeyColumn = "__cr_row";
 
 struct GeneratedSql {
   // CREATE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
@@ -25,6 +27,10 @@ struct GeneratedSql {
   // One row: distinct units per class over the union of the withheld groups
   // (run only when some group was withheld), and whether they reach the threshold.
   std::string withheld_units;
+  // With plan.unit_sets, the released query's last column is kRowKeyColumn,
+  // and this one gives, per released group, its key and one list of distinct
+  // units per class (engine::Database::ForEachList).
+  std::string unit_lists;
 };
 
 GeneratedSql Generate(const Plan& plan);

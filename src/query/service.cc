@@ -1,12 +1,13 @@
 #include "query/service.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "budget/ledger.h"
 #include "common/files.h"
+#include "diffcheck/unit_sets.h"
 #include "query/dp.h"
 
 namespace cr::query {
@@ -209,6 +210,40 @@ Result<Checked> CheckRequest(room::Room& room, const crypto::PublicIdentity& cal
   return c;
 }
 
+// Withholds every released row whose units differ from an earlier released
+// row's over the same datasets by 1 to k-1, and records the rest under the
+// result's id, all under the store's lock, which the caller keeps until the
+// result is stored. Withheld rows join the withheld summary: each covers at
+// least k units, so the summary's own condition holds.
+Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& store,
+                                                     const Plan& plan, Outcome* out) {
+  CR_ASSIGN(diffcheck::Store::Lock lock, store.Acquire());
+  const auto& sets = out->stats.unit_sets;
+  if (sets.size() != out->result.rows.size()) {
+    return Fail(ErrorCode::INTERNAL, "the difference check lost track of the released rows");
+  }
+  CR_ASSIGN(std::vector<bool> withheld,
+            store.Check(lock, plan.Datasets(), sets, plan.min_distinct_units));
+  std::vector<nlohmann::json> kept;
+  std::vector<const diffcheck::UnitSet*> kept_sets;
+  for (size_t r = 0; r < withheld.size(); ++r) {
+    if (withheld[r]) continue;
+    kept.push_back(std::move(out->result.rows[r]));
+    kept_sets.push_back(&sets[r]);
+  }
+  const int64_t dropped = static_cast<int64_t>(withheld.size() - kept.size());
+  out->result.rows = std::move(kept);
+  if (dropped > 0) {
+    out->stats.difference_withheld = dropped;
+    out->stats.withheld_rows += dropped;
+    out->stats.released_rows -= dropped;
+    out->stats.summary_released = true;
+    out->result.withheld_rows = out->stats.withheld_rows;
+  }
+  CR_TRY(store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
+  return lock;
+}
+
 }  // namespace
 
 Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
@@ -224,6 +259,24 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   const std::vector<const spec::Party*>& receivers = c.receivers;
   auto refuse = [&](const Error& e) { return Refuse(room, event, party->name, base, e); };
 
+  // Usage budgets (rule max_queries): a query that passed every check is
+  // admitted here and counted before it runs, like an epsilon charge; one
+  // refused by its epsilon budget is released uncounted.
+  std::optional<budget::UsageLedger::Reservation> usage;
+  if (auto limits = budget::UsageLimits(spec, plan->Datasets()); !limits.empty()) {
+    auto ledger = budget::UsageLedger::Open(room.dir(), room.key(), room.clock());
+    if (!ledger) return refuse(ledger.error());
+    auto reserved = ledger->Reserve(limits, party->name);
+    if (!reserved) return refuse(reserved.error());
+    usage.emplace(std::move(*reserved));
+  }
+  auto count_usage = [&]() -> Status {
+    if (!usage) return Ok();
+    Status st = usage->Commit();
+    usage.reset();
+    return st;
+  };
+
   Outcome out;
   if (dp_plan) {
     out.dp = true;
@@ -238,6 +291,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     // paid for, so failures cannot be used to probe for free.
     auto charge = ledger->Spend(query_key, dp_plan->epsilon, party->name);
     if (!charge) return refuse(charge.error());
+    if (auto st = count_usage(); !st) return refuse(st.error());
     if (charge->cached) {
       auto stored = nlohmann::json::parse(charge->answer, nullptr, false);
       auto rs = stored.is_discarded() ? Result<results::ResultSet>(Fail(
@@ -263,11 +317,26 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
       out.epsilon_spent = charge->epsilon_charged;
     }
   } else {
+    if (auto st = count_usage(); !st) return refuse(st.error());
+    c.plan->unit_sets = spec.privacy.difference_checks;
     auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds, options.cache);
     if (!rs) return refuse(rs.error());
     out.result = std::move(*rs);
   }
   out.result.result_id = crypto::RandomId();
+  // Held until the result is stored and audited: the next query is checked
+  // against this one's rows (diffcheck/unit_sets.h).
+  std::optional<diffcheck::Store::Lock> unit_lock;
+  std::optional<diffcheck::Store> unit_store;
+  if (plan->unit_sets) {
+    unit_store.emplace(room.dir(), room.key());
+    auto applied = ApplyDifferenceChecks(*unit_store, *plan, &out);
+    if (!applied) return refuse(applied.error());
+    unit_lock.emplace(std::move(*applied));
+  }
+  auto drop_units = [&] {
+    if (unit_lock) (void)unit_store->Remove(*unit_lock, out.result.result_id);
+  };
   out.caller = party->name;
   out.datasets = plan->Datasets();
   out.withheld_receivers = c.withheld;
@@ -294,6 +363,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     details["cached"] = out.cached;
   } else {
     details["min_distinct_units"] = plan->min_distinct_units;
+    if (plan->unit_sets) details["difference_withheld"] = out.stats.difference_withheld;
   }
   nlohmann::json meta = details;
   meta["created_at"] = room.clock().NowRfc3339();
@@ -318,11 +388,13 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   store.join();
   if (!audited) {
     if (stored) results::Remove(room.dir(), out.result.result_id);
+    drop_units();
     return std::unexpected(audited.error());
   }
   if (!stored) {
     nlohmann::json d = base;
     d["result_id"] = out.result.result_id;
+    drop_units();
     return Refuse(room, event, party->name, d, stored.error());
   }
   return out;

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common/files.h"
+#include "diffcheck/unit_sets.h"
 #include "results/results.h"
 #include "budget/ledger.h"
 #include "room/history.h"
@@ -1091,6 +1092,11 @@ Status Room::Dispose(const std::string& dataset, const std::string& reason,
                                     dataset)});
   }
   DatasetEntry e = it->second;
+  // The difference checks' unit sets over this dataset go first: they are
+  // derived from its rows, and a failure here leaves the dataset in place.
+  if (auto st = diffcheck::RemoveCovering(s.dir, *s.sealer, e.name); !st) {
+    return refuse(st.error());
+  }
   // Key first: once it is gone the ciphertext is noise, whatever happens next.
   if (auto st = RemoveFileDurable(P(s.dir, KeyFile(e.name, e.package_id))); !st) {
     return refuse(st.error());

@@ -460,6 +460,8 @@ class Service {
         nlohmann::json answer = budget::CurrentJson(current, dp ? dp->refresh : "");
         answer["periods"] = nlohmann::json::array();
         for (const auto& s : history) answer["periods"].push_back(budget::CurrentJson(s, dp->refresh));
+        CR_ASSIGN(answer["usage"],
+                  budget::UsageJson(room_.dir(), room_.key(), room_.spec(), room_.clock()));
         SendJson(res, answer.dump() + "\n");
         return Ok();
       }

@@ -356,7 +356,8 @@ class Parser {
   // ----- privacy -----
 
   Status ParsePrivacy(const YAML::Node& node) {
-    CR_ASSIGN(Map m, Map::Read(node, "privacy", {"unit", "min_distinct_units", "dp"}));
+    CR_ASSIGN(Map m, Map::Read(node, "privacy",
+                               {"unit", "min_distinct_units", "dp", "difference_checks"}));
     Privacy& p = spec_.privacy;
     if (auto n = m.Get("unit")) {
       CR_ASSIGN(p.unit, GetString(*n, "privacy.unit"));
@@ -368,6 +369,9 @@ class Parser {
       if (p.min_distinct_units < 2) {
         return Invalid("privacy.min_distinct_units", *n, "must be at least 2");
       }
+    }
+    if (auto n = m.Get("difference_checks")) {
+      CR_ASSIGN(p.difference_checks, GetBool(*n, "privacy.difference_checks"));
     }
     if (auto n = m.Get("dp")) {
       CR_ASSIGN(Map d, Map::Read(*n, "privacy.dp",
@@ -589,7 +593,7 @@ class Parser {
               Map::Read(node, path,
                         {"kind", "receivers", "aggregates", "min_distinct_units", "join_operators",
                          "public_values", "require_dp", "list_columns", "templates",
-                         "result_regions"}));
+                         "result_regions", "max_queries"}));
     Rule& r = d.rule;
     CR_ASSIGN(YAML::Node kind, m.Require("kind"));
     CR_ASSIGN(r.kind, GetEnum(kind, m.Path("kind"), kRuleKinds, "rule kind"));
@@ -597,7 +601,7 @@ class Parser {
     // Keys of another kind are refused rather than ignored: a reader of the spec
     // would otherwise believe a constraint holds that nothing enforces.
     for (const auto& e : m.entries()) {
-      static const std::set<std::string_view> kCommon = {"kind", "receivers", "result_regions"};
+      static const std::set<std::string_view> kCommon = {"kind", "receivers", "result_regions", "max_queries"};
       static const std::set<std::string_view> kAggregation = {
           "aggregates", "min_distinct_units", "join_operators", "public_values", "require_dp"};
       if (kCommon.contains(e.key)) continue;
@@ -625,6 +629,8 @@ class Parser {
         if (!IsRegion(region)) return Invalid(path_rr, *n, "invalid region (expected [a-z0-9-]+)");
       }
     }
+
+    if (auto n = m.Get("max_queries")) CR_TRY(ParseMaxQueries(*n, m.Path("max_queries"), r));
 
     switch (r.kind) {
       case RuleKind::kAggregation:
@@ -729,6 +735,23 @@ class Parser {
         return Invalid(p, m.Find("require_dp")->key_node, "requires privacy.dp");
       }
     }
+    return Ok();
+  }
+
+  Status ParseMaxQueries(const YAML::Node& node, const std::string& path, Rule& r) {
+    CR_ASSIGN(Map q, Map::Read(node, path, {"count", "per"}));
+    MaxQueries mq;
+    CR_ASSIGN(YAML::Node count, q.Require("count"));
+    CR_ASSIGN(mq.count, GetInt(count, q.Path("count")));
+    if (mq.count < 1) return Invalid(q.Path("count"), count, "must be at least 1");
+    CR_ASSIGN(YAML::Node per, q.Require("per"));
+    CR_ASSIGN(mq.per, GetString(per, q.Path("per")));
+    static constexpr std::array<std::string_view, 4> kPer = {"day", "week", "month", "lifetime"};
+    if (!OneOf(kPer, mq.per)) {
+      return Invalid(q.Path("per"), per, "unknown window '{}' (expected one of: {})", mq.per,
+                     Choices(kPer));
+    }
+    r.max_queries = mq;
     return Ok();
   }
 
@@ -903,6 +926,7 @@ nlohmann::ordered_json Summary(const Spec& spec) {
   j["retention_days"] = spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json();
   j["privacy"] = {{"unit", spec.privacy.unit},
                   {"min_distinct_units", spec.privacy.min_distinct_units}};
+  j["privacy"]["difference_checks"] = spec.privacy.difference_checks;
   if (const auto& dp = spec.privacy.dp) {
     j["privacy"]["dp"] = {{"epsilon", dp->epsilon},
                           {"delta", dp->delta},
@@ -965,6 +989,9 @@ nlohmann::ordered_json Summary(const Spec& spec) {
       case RuleKind::kCustom:
         rule["templates"] = r.templates;
         break;
+    }
+    if (r.max_queries) {
+      rule["max_queries"] = {{"count", r.max_queries->count}, {"per", r.max_queries->per}};
     }
     datasets.push_back({{"name", d.name},
                         {"owner", d.owner},

@@ -47,6 +47,13 @@ struct Column {
   std::optional<std::pair<double, double>> bounds;  // metric/sensitive numeric columns
 };
 
+// A dataset's usage budget: `count` queries per `per` (day, week, month or
+// lifetime), counted in the room's budget ledger (budget/ledger.h).
+struct MaxQueries {
+  int64_t count = 0;
+  std::string per;  // day | week | month | lifetime
+};
+
 struct Rule {
   RuleKind kind = RuleKind::kAggregation;
   std::vector<std::string> receivers;                       // party names
@@ -67,6 +74,9 @@ struct Rule {
   // Residency: results are sealed only to receivers whose party region is one
   // of these; empty: no limit.
   std::vector<std::string> result_regions;
+  // Usage budget (any kind): at most `max_queries` queries touching the
+  // dataset per window (docs/spec-reference.md).
+  std::optional<MaxQueries> max_queries;
 };
 
 struct Dataset {
@@ -104,6 +114,9 @@ struct Privacy {
   std::string unit = "person";
   int64_t min_distinct_units = 50;
   std::optional<Dp> dp;
+  // Difference checks for threshold-only answers (docs/query-rules.md): on
+  // unless the spec says `difference_checks: false`.
+  bool difference_checks = true;
 };
 
 struct TemplateParam {

@@ -138,7 +138,7 @@ TEST_F(SpecE2e, CheckJsonIsOneObjectWithEveryPart) {
   EXPECT_EQ(j["spec_hash"], SignedHash("spec.yaml", "newsco"));
   EXPECT_EQ(j["region"], "eu");
   EXPECT_EQ(j["retention_days"], 90);
-  EXPECT_EQ(j["privacy"], json({{"unit", "person"}, {"min_distinct_units", 50}}));
+  EXPECT_EQ(j["privacy"], json({{"unit", "person"}, {"min_distinct_units", 50}, {"difference_checks", true}}));
 
   ASSERT_EQ(j["parties"].size(), 2u);
   EXPECT_EQ(j["parties"][0]["name"], "acme");

@@ -1,0 +1,316 @@
+#include "diffcheck/unit_sets.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/files.h"
+
+namespace cr::diffcheck {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kKeyContext[8] = {'c', 'r', 'u', 'n', 'i', 't', 's', '_'};
+constexpr const char* kIndex = "index.json";
+
+// splitmix64's finaliser: the fingerprint is the sum of these over a set's
+// hashes, so it does not depend on the order they arrive in.
+uint64_t Mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Sorts 32-bit keys in four byte-wide passes: several times faster than
+// std::sort on millions of uniform keys, and CRoaring adds sorted keys fastest.
+void RadixSort(std::vector<uint32_t>* v) {
+  std::vector<uint32_t> tmp(v->size());
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t counts[257] = {0};
+    for (uint32_t x : *v) ++counts[((x >> shift) & 0xff) + 1];
+    for (int i = 0; i < 256; ++i) counts[i + 1] += counts[i];
+    for (uint32_t x : *v) tmp[counts[(x >> shift) & 0xff]++] = x;
+    v->swap(tmp);
+  }
+}
+
+std::string Hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+bool IsId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-';
+  });
+}
+
+Result<int> LockDir(const std::string& dir) {
+  CR_TRY(MakeDirs(dir, 0700));
+  const std::string path = JoinPath(dir, ".lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Fail(ErrorCode::INTERNAL, "cannot open {}: {}", path, strerror(errno));
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      ::close(fd);
+      return Fail(ErrorCode::INTERNAL, "cannot lock {}", path);
+    }
+  }
+  return fd;
+}
+
+// The index: {"entries": [{"result", "datasets", "rows": [{"count", "fp"}]}]}.
+// A store that was never written is empty; one whose index is gone is not.
+Result<json> ReadIndex(const std::string& dir, const room::MetaSealer& sealer) {
+  if (!PathExists(JoinPath(dir, kIndex))) {
+    bool any = false;
+    if (PathExists(dir)) {
+      std::error_code ec;
+      for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+        any = any || f.path().filename().string().ends_with(".units");
+      }
+    }
+    if (any) {
+      return Fail(ErrorCode::TAMPERED,
+                  "the room's difference-check store has unit sets but no index (removed)");
+    }
+    return json{{"entries", json::array()}};
+  }
+  CR_ASSIGN(json index, sealer.Read(dir, kIndex));
+  auto bad = [] {
+    return Fail(ErrorCode::TAMPERED, "the room's difference-check index is malformed");
+  };
+  if (!index.contains("entries") || !index["entries"].is_array()) return bad();
+  for (const json& e : index["entries"]) {
+    if (!e.is_object() || !e.contains("result") || !e["result"].is_string() ||
+        !IsId(e["result"].get<std::string>()) || !e.contains("datasets") ||
+        !e["datasets"].is_array() || !e.contains("rows") || !e["rows"].is_array()) {
+      return bad();
+    }
+    for (const json& d : e["datasets"]) {
+      if (!d.is_string()) return bad();
+    }
+    for (const json& r : e["rows"]) {
+      if (!r.is_object() || !r.contains("count") || !r["count"].is_number_unsigned() ||
+          !r.contains("fp") || !r["fp"].is_string() || r["fp"].get<std::string>().size() != 16) {
+        return bad();
+      }
+    }
+  }
+  return index;
+}
+
+std::string UnitsName(const std::string& id) { return id + ".units"; }
+
+}  // namespace
+
+// ----- UnitSet ---------------------------------------------------------------
+
+void UnitSet::Add(const uint64_t* values, size_t n, bool distinct) {
+  all_distinct_ = all_distinct_ && distinct && adds_ == 0;
+  ++adds_;
+  pending_.insert(pending_.end(), values, values + n);
+}
+
+void UnitSet::Finish() {
+  if (!all_distinct_) {
+    std::sort(pending_.begin(), pending_.end());
+    pending_.erase(std::unique(pending_.begin(), pending_.end()), pending_.end());
+  }
+  count_ = pending_.size();
+  fingerprint_ = 0;
+  std::vector<uint32_t> low(pending_.size());
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    fingerprint_ += Mix(pending_[i]);
+    low[i] = static_cast<uint32_t>(pending_[i]);
+  }
+  std::vector<uint64_t>().swap(pending_);
+  RadixSort(&low);
+  bits_ = Roaring();
+  bits_.addMany(low.size(), low.data());
+  bits_.shrinkToFit();
+}
+
+// ----- Store -----------------------------------------------------------------
+
+Store::Lock::~Lock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
+Store::Store(std::string room_dir, const crypto::Identity& room_key)
+    : dir_(JoinPath(room_dir, "unitsets")), room_key_(&room_key), sealer_(room_key) {}
+
+Result<Store::Lock> Store::Acquire() const {
+  CR_ASSIGN(int fd, LockDir(dir_));
+  return Lock(fd);
+}
+
+Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::string>& datasets,
+                                       const std::vector<UnitSet>& rows, int64_t k) const {
+  std::vector<bool> withheld(rows.size(), false);
+  if (rows.empty()) return withheld;
+  CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
+  const std::set<std::string> want(datasets.begin(), datasets.end());
+  const uint64_t limit = static_cast<uint64_t>(std::max<int64_t>(k, 1));
+  crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
+  std::map<std::string, std::vector<Roaring>> loaded;  // result id -> bitmaps
+
+  auto bitmaps = [&](const std::string& id,
+                     size_t rows_in_index) -> Result<const std::vector<Roaring>*> {
+    if (auto it = loaded.find(id); it != loaded.end()) return &it->second;
+    const std::string name = UnitsName(id);
+    auto sealed = ReadFile(JoinPath(dir_, name));
+    if (!sealed) {
+      return Fail(ErrorCode::TAMPERED, "the difference-check unit sets of a result are missing");
+    }
+    auto plain = crypto::AeadOpen(key, *sealed, "unitsets/" + name);
+    if (!plain) {
+      return Fail(ErrorCode::TAMPERED,
+                  "a difference-check unit set file does not open (changed or moved)");
+    }
+    std::string_view p = plain->view();
+    std::vector<Roaring> out;
+    auto bad = [] {
+      return Fail(ErrorCode::TAMPERED, "a difference-check unit set file is malformed");
+    };
+    while (!p.empty()) {
+      if (p.size() < 8) return bad();
+      uint64_t len;
+      std::memcpy(&len, p.data(), 8);
+      p.remove_prefix(8);
+      if (len > p.size()) return bad();
+      try {
+        out.push_back(Roaring::readSafe(p.data(), len));
+      } catch (const std::exception&) {
+        return bad();
+      }
+      p.remove_prefix(len);
+    }
+    if (out.size() != rows_in_index) return bad();
+    return &loaded.emplace(id, std::move(out)).first->second;
+  };
+
+  for (const json& e : index["entries"]) {
+    std::set<std::string> have;
+    for (const json& d : e["datasets"]) have.insert(d.get<std::string>());
+    if (have != want) continue;
+    const json& stored = e["rows"];
+    for (size_t i = 0; i < stored.size(); ++i) {
+      const uint64_t count = stored[i]["count"].get<uint64_t>();
+      const std::string fp = stored[i]["fp"].get<std::string>();
+      for (size_t r = 0; r < rows.size(); ++r) {
+        if (withheld[r]) continue;
+        const UnitSet& row = rows[r];
+        // |A| - |B| bounds |A xor B| from below: far apart in size is far apart.
+        const uint64_t gap = row.count() > count ? row.count() - count : count - row.count();
+        if (gap >= limit) continue;
+        const bool same = gap == 0 && fp == Hex64(row.fingerprint());
+        if (same) continue;
+        CR_ASSIGN(const std::vector<Roaring>* maps,
+                  bitmaps(e["result"].get<std::string>(), stored.size()));
+        // The bitmaps' difference never exceeds the sets' (see the header).
+        const uint64_t d = row.bits().xor_cardinality((*maps)[i]);
+        if (d < limit) withheld[r] = true;
+      }
+    }
+  }
+  return withheld;
+}
+
+Status Store::Add(const Lock&, const std::string& id, const std::vector<std::string>& datasets,
+                  const std::vector<const UnitSet*>& rows) const {
+  if (!IsId(id)) return Fail(ErrorCode::INTERNAL, "invalid result id for the unit set store");
+  if (rows.empty()) return Ok();
+  CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
+  const std::set<std::string> want(datasets.begin(), datasets.end());
+  std::set<std::pair<uint64_t, std::string>> known;
+  for (const json& e : index["entries"]) {
+    std::set<std::string> have;
+    for (const json& d : e["datasets"]) have.insert(d.get<std::string>());
+    if (have != want) continue;
+    for (const json& r : e["rows"])
+      known.insert({r["count"].get<uint64_t>(), r["fp"].get<std::string>()});
+  }
+  json entry_rows = json::array();
+  std::string plain;
+  for (const UnitSet* row : rows) {
+    std::string fp = Hex64(row->fingerprint());
+    if (!known.insert({row->count(), fp}).second) continue;  // the same set is stored already
+    entry_rows.push_back({{"count", row->count()}, {"fp", fp}});
+    uint64_t len = row->bits().getSizeInBytes(true);
+    size_t at = plain.size();
+    plain.resize(at + 8 + len);
+    std::memcpy(plain.data() + at, &len, 8);
+    row->bits().write(plain.data() + at + 8, true);
+  }
+  if (entry_rows.empty()) return Ok();
+  crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
+  const std::string name = UnitsName(id);
+  CR_TRY(WriteFileAtomic(JoinPath(dir_, name), crypto::AeadSeal(key, plain, "unitsets/" + name),
+                         0600));
+  index["entries"].push_back({{"result", id},
+                              {"datasets", std::vector<std::string>(want.begin(), want.end())},
+                              {"rows", std::move(entry_rows)}});
+  return sealer_.Write(dir_, kIndex, index);
+}
+
+Status Store::Remove(const Lock&, const std::string& id) const {
+  CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
+  json kept = json::array();
+  bool found = false;
+  for (const json& e : index["entries"]) {
+    if (e["result"] == id) {
+      found = true;
+    } else {
+      kept.push_back(e);
+    }
+  }
+  if (!found) return Ok();
+  index["entries"] = std::move(kept);
+  CR_TRY(sealer_.Write(dir_, kIndex, index));
+  return RemoveFileDurable(JoinPath(dir_, UnitsName(id)));
+}
+
+Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
+                      const std::string& dataset) {
+  const std::string dir = JoinPath(room_dir, "unitsets");
+  if (!PathExists(dir)) return Ok();
+  CR_ASSIGN(int fd, LockDir(dir));
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  CR_ASSIGN(json index, ReadIndex(dir, sealer));
+  json kept = json::array();
+  std::vector<std::string> gone;
+  for (const json& e : index["entries"]) {
+    bool covers = false;
+    for (const json& d : e["datasets"]) covers = covers || d == dataset;
+    if (covers) {
+      gone.push_back(e["result"].get<std::string>());
+    } else {
+      kept.push_back(e);
+    }
+  }
+  if (gone.empty()) return Ok();
+  index["entries"] = std::move(kept);
+  // The index first: a set it no longer lists is never read, even if its
+  // file outlives a crash (and the next disposal or sweep removes it).
+  CR_TRY(sealer.Write(dir, kIndex, index));
+  for (const auto& id : gone) {
+    const std::string path = JoinPath(dir, UnitsName(id));
+    if (PathExists(path)) CR_TRY(RemoveFileDurable(path));
+  }
+  return Ok();
+}
+
+}  // namespace cr::diffcheck

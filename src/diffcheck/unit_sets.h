@@ -1,0 +1,101 @@
+// Difference checks for threshold-only answers (docs/query-rules.md): the
+// exact set of privacy units behind every released row, kept sealed in the
+// room (DIR/unitsets/), and the check that withholds a new row whose units
+// differ from an earlier released row's over the same datasets by 1 to k-1.
+//
+// A unit is a 64-bit hash (the lower half of its 128-bit keyed pseudonym).
+// Each set keeps its exact size and a 64-bit fingerprint of its 64-bit hashes,
+// and a CRoaring bitmap (0.2.66: the global ::Roaring) of their lower 32 bits (Roaring64Map would
+// spend one 32-bit bucket per unit on uniform hashes). The symmetric difference D' of two bitmaps
+// never exceeds the true one D, so D' >= k proves D >= k; when D' < k the row is withheld, except
+// when D' = 0 and the fingerprints and sizes agree (the same set). Collisions can only withhold
+// more, never less.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <roaring/roaring.hh>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+#include "room/sealed_meta.h"
+
+namespace cr::diffcheck {
+
+// The units behind one row, built from 64-bit unit hashes.
+class UnitSet {
+ public:
+  // Adds hashes; `distinct` when they are known to be distinct from each
+  // other and from every hash added before (one list(DISTINCT ...) per row).
+  void Add(const uint64_t* values, size_t n, bool distinct);
+  // Ends building: counts, fingerprints and compresses the hashes.
+  void Finish();
+
+  uint64_t count() const { return count_; }
+  uint64_t fingerprint() const { return fingerprint_; }
+  const Roaring& bits() const { return bits_; }
+
+ private:
+  friend class Store;
+  std::vector<uint64_t> pending_;
+  bool all_distinct_ = true;
+  size_t adds_ = 0;
+  uint64_t count_ = 0;
+  uint64_t fingerprint_ = 0;
+  Roaring bits_;
+};
+
+// The room's store of released unit sets. Every method other than Acquire
+// must be called with the lock Acquire returned still held, so that a check
+// and the addition of what it released are one step: of two concurrent
+// queries, the second is checked against the first's rows.
+class Store {
+ public:
+  // DIR/unitsets/: index.json (sealed, the rows' sizes and fingerprints and
+  // their datasets) and one ID.units per result (AEAD under a subkey of the
+  // room key, bound to its name). `room_key` must outlive the store.
+  Store(std::string room_dir, const crypto::Identity& room_key);
+
+  class Lock {
+   public:
+    Lock(Lock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    Lock& operator=(Lock&&) = delete;
+    ~Lock();
+
+   private:
+    friend class Store;
+    explicit Lock(int fd) : fd_(fd) {}
+    int fd_;
+  };
+  // An exclusive flock on DIR/unitsets/.lock (a new descriptor per call, so
+  // threads of one server exclude each other as processes do).
+  [[nodiscard]] Result<Lock> Acquire() const;
+
+  // For each row, whether it is withheld: some stored row over exactly these
+  // datasets differs from it by at least 1 and fewer than `k` units.
+  // TAMPERED when the index or a bitmap it needs does not open.
+  Result<std::vector<bool>> Check(const Lock& lock, const std::vector<std::string>& datasets,
+                                  const std::vector<UnitSet>& rows, int64_t k) const;
+  // Records the released rows of result `id` (a set already stored for these
+  // datasets is not stored twice). Nothing is written when `rows` is empty.
+  Status Add(const Lock& lock, const std::string& id, const std::vector<std::string>& datasets,
+             const std::vector<const UnitSet*>& rows) const;
+  // Drops result `id`'s sets (its release failed after Add).
+  Status Remove(const Lock& lock, const std::string& id) const;
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  const crypto::Identity* room_key_;
+  room::MetaSealer sealer_;
+};
+
+// Removes every stored set over `dataset`, under the store's lock (Room::Dispose,
+// at request or retention). Needs only the metadata sealer: nothing is opened.
+Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
+                      const std::string& dataset);
+
+}  // namespace cr::diffcheck
