@@ -115,6 +115,9 @@ struct Plan {
   // counts are equal on every row, so one count serves both).
   std::vector<int> unit_class;
   std::string template_name;  // set for template runs
+  // A benchmark answer over a pooled dataset (query --benchmark, a template's
+  // benchmark: true): each contributor's own figure beside its peers'.
+  bool benchmark = false;
 
   // Distinct dataset names touched, in first-use order.
   std::vector<std::string> Datasets() const;
