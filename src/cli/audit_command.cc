@@ -132,7 +132,9 @@ void RegisterDispose(CLI::App& root, Globals& g, Registry& r) {
     CR_ASSIGN(auto room, room::Room::Open(g.room));
     std::vector<std::string> names;
     if (!dataset.empty()) {
-      names.push_back(dataset);
+      // A pooled dataset is shredded part by part (each contributor's own key).
+      for (const auto* part : room.Parts(dataset)) names.push_back(part->name);
+      if (names.empty()) names.push_back(dataset);
     } else {
       if (!yes) {
         const std::string& collab = room.spec().collaboration;

@@ -24,18 +24,46 @@ Result<room::Room> OpenForInspection(const Globals& g, std::string_view command)
   return room::Room::Open(g.room, room::OpenMode::kReadOnly);
 }
 
+// A pooled dataset's heading: its contributors and which have contributed.
+void PrintContributors(const ordered_json& v) {
+  const auto& list = v.at("contributors");
+  int64_t done = 0;
+  for (const auto& c : list) done += c.at("contributed").get<bool>() ? 1 : 0;
+  fmt::print("{} (pooled, {} of {} contributors): {}\n", v.at("name").get<std::string>(), done,
+             list.size(), v.at("state").get<std::string>());
+  for (const auto& c : list) {
+    if (c.at("contributed").get<bool>()) {
+      fmt::print("  contributor    {:<16} {} rows, package {} ({})\n",
+                 c.at("name").get<std::string>(), c.at("rows").get<int64_t>(),
+                 c.at("package_id").get<std::string>(), c.at("ingested_at").get<std::string>());
+    } else {
+      fmt::print("  contributor    {:<16} not contributed\n", c.at("name").get<std::string>());
+    }
+  }
+}
 
 // The table form of the `datasets` JSON: rendered from the document itself,
 // so a room service's answer prints exactly as the local room's.
 void PrintDatasets(const ordered_json& doc) {
   for (const auto& v : doc.at("datasets")) {
-    fmt::print("{} (owner {}): {}\n", v.at("name").get<std::string>(),
-               v.at("owner").get<std::string>(), v.at("state").get<std::string>());
+    const bool pooled = v.contains("contributors");
+    if (pooled) {
+      PrintContributors(v);
+    } else {
+      fmt::print("{} (owner {}): {}\n", v.at("name").get<std::string>(),
+                 v.at("owner").get<std::string>(), v.at("state").get<std::string>());
+    }
     if (!v.contains("rows")) continue;
     fmt::print("  rows           {}\n", v.at("rows").get<int64_t>());
-    fmt::print("  version        package {} ({})\n", v.at("package_id").get<std::string>(),
-               Counted(v.at("contributions").get<int64_t>(), "contribution"));
-    fmt::print("  ingested at    {}\n", v.at("ingested_at").get<std::string>());
+    if (pooled) {
+      fmt::print("  version        {} in all\n",
+                 Counted(v.at("contributions").get<int64_t>(), "contribution"));
+      fmt::print("  last ingest    {}\n", v.at("ingested_at").get<std::string>());
+    } else {
+      fmt::print("  version        package {} ({})\n", v.at("package_id").get<std::string>(),
+                 Counted(v.at("contributions").get<int64_t>(), "contribution"));
+      fmt::print("  ingested at    {}\n", v.at("ingested_at").get<std::string>());
+    }
     if (v.at("retain_until").is_null()) {
       fmt::print("  retained until none (kept until dispose)\n");
     } else {
@@ -80,6 +108,19 @@ void PrintStatus(const ordered_json& j) {
   fmt::print("room key       {}\n", j.at("room_key_fingerprint").get<std::string>());
   fmt::print("datasets       {} stored of {} in the spec\n", j.at("datasets_stored").get<int64_t>(),
              j.at("datasets_declared").get<int64_t>());
+  if (j.contains("pools")) {
+    for (const auto& pool : j.at("pools")) {
+      std::vector<std::string> done, missing;
+      for (const auto& c : pool.at("contributors")) {
+        (c.at("contributed").get<bool>() ? done : missing)
+            .push_back(c.at("name").get<std::string>());
+      }
+      fmt::print(
+          "pooled         {}: contributed {}; not yet {}\n", pool.at("dataset").get<std::string>(),
+          done.empty() ? std::string("none") : fmt::format("{}", fmt::join(done, ", ")),
+          missing.empty() ? std::string("none") : fmt::format("{}", fmt::join(missing, ", ")));
+    }
+  }
   size_t width = 0;
   for (const auto& p : j.at("parties")) width = std::max(width, p.at("name").get<std::string>().size());
   fmt::print("parties\n");

@@ -1,21 +1,20 @@
 // `cleanroom demo`: a whole collaboration in a temporary folder, step by step,
 // in words a newcomer follows. It calls the same code as the commands.
+#include <fmt/core.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include <chrono>
-
 #include <cstdlib>
 
-#include <fmt/core.h>
-
+#include "anonymize/anonymizer.h"
 #include "cli/cli.h"
 #include "cli/demo_dp.h"
+#include "cli/demo_pool.h"
 #include "cli/demo_queries.h"
 #include "client/client.h"
 #include "common/files.h"
 #include "common/progress.h"
-#include "anonymize/anonymizer.h"
 #include "crypto/crypto.h"
 #include "demo/campaign_spec.h"
 #include "demo/generator.h"
@@ -280,6 +279,8 @@ void RegisterDemo(CLI::App& root, Globals&, Registry& r) {
       Say(fmt::format("released {} records to adult-extract.csv; report in adult-report.json",
                       rel.table.num_rows()));
     }
+
+    CR_TRY(RunDemoPool(dir, std::string(CLEANROOM_SOURCE_DIR) + "/examples/peer-benchmark", 19));
 
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     fmt::print("\nDone in {:.1f}s. Everything is in {} — try:\n"

@@ -1,12 +1,13 @@
 #include "cli/demo_dp.h"
 
+#include <fmt/core.h>
+
 #include <cmath>
 #include <map>
 #include <optional>
 #include <sstream>
 
-#include <fmt/core.h>
-
+#include "cli/demo_say.h"
 #include "cli/remote.h"
 #include "common/files.h"
 #include "results/results.h"
@@ -14,14 +15,9 @@
 namespace cr::cli {
 namespace {
 
-void Step(int n, const std::string& title) { fmt::print("\n[{}] {}\n", n, title); }
-void Say(const std::string& text) { fmt::print("    {}\n", text); }
-
-void SayTable(const results::ResultSet& r) {
-  std::istringstream lines(results::Render(r, "table"));
-  std::string line;
-  while (std::getline(lines, line)) Say(line);
-}
+using demo_say::Say;
+using demo_say::SayTable;
+using demo_say::Step;
 
 Result<query::Outcome> Ask(client::Client& c, const std::string& sql,
                            std::optional<double> epsilon = std::nullopt) {

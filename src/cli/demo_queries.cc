@@ -1,24 +1,19 @@
 #include "cli/demo_queries.h"
 
-#include <sstream>
-
 #include <fmt/core.h>
 
+#include <sstream>
+
+#include "cli/demo_say.h"
 #include "cli/remote.h"
 #include "results/results.h"
 
 namespace cr::cli {
 namespace {
 
-void Step(int n, const std::string& title) { fmt::print("\n[{}] {}\n", n, title); }
-void Say(const std::string& text) { fmt::print("    {}\n", text); }
-
-// Prints a rendered table indented like the other demo lines.
-void SayTable(const results::ResultSet& r) {
-  std::istringstream lines(results::Render(r, "table"));
-  std::string line;
-  while (std::getline(lines, line)) Say(line);
-}
+using demo_say::Say;
+using demo_say::SayTable;
+using demo_say::Step;
 
 Result<query::Outcome> Query(client::Client& c, const std::string& sql) {
   return RemoteOutcome(c, c.PostJson("/v1/query", {{"sql", sql}}));

@@ -162,6 +162,10 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
       "answer with differential privacy at this cost, charged to the room's budget";
   static std::string epsilon;
   auto* epsilon_opt = q->add_option("--epsilon", epsilon, kEpsilonHelp);
+  static bool benchmark = false;
+  q->add_flag("--benchmark", benchmark,
+              "over a pooled dataset: each contributor receives its own figures beside the "
+              "peers' mean, median and quartiles");
   r.Add(q, kUses, [&g, sql_opt, file_opt, receivers_opt, epsilon_opt]() -> Status {
     CR_ASSIGN(auto narrowed, ParseReceivers(receivers_opt, receivers));
     CR_ASSIGN(auto eps, ParseEpsilon(epsilon_opt, epsilon));
@@ -173,6 +177,7 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
       nlohmann::json body = {{"sql", text}};
       if (!narrowed.empty()) body["receivers"] = narrowed;
       if (eps) body["epsilon"] = *eps;
+      if (benchmark) body["benchmark"] = true;
       CR_ASSIGN(auto o, RemoteOutcome(c, c.PostJson("/v1/query", body)));
       PrintOutcome(g, o);
       return Ok();
@@ -182,6 +187,7 @@ void RegisterQuery(CLI::App& root, Globals& g, Registry& r) {
     req.sql = std::move(text);
     req.receivers = std::move(narrowed);
     req.epsilon = eps;
+    req.benchmark = benchmark;
     CR_ASSIGN(auto o, query::Run(c.room, c.key, req, limits));
     PrintOutcome(g, o);
     return Ok();

@@ -60,7 +60,12 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
     }
     const spec::Dataset* ds = spec.FindDataset(h.dataset);
     if (!ds) return Fail(ErrorCode::UNKNOWN_DATASET, "the spec has no dataset '{}'", h.dataset);
-    if (party->name != ds->owner) {
+    if (ds->pooled() && !ds->Contributes(party->name)) {
+      return Fail(ErrorCode::WRONG_SIGNER,
+                  "dataset '{}' is pooled and '{}' is not one of its contributors", ds->name,
+                  party->name);
+    }
+    if (!ds->pooled() && party->name != ds->owner) {
       return Fail(ErrorCode::WRONG_SIGNER, "dataset '{}' belongs to '{}' but the package is signed by '{}'",
                   ds->name, ds->owner, party->name);
     }
@@ -109,11 +114,12 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
     report.package_id = h.package_id;
     report.owner = party->name;
     report.rows = h.row_count;
-    report.replaced = room.datasets().count(ds->name) > 0;
+    const std::string entry = ds->pooled() ? room::PartName(ds->name, party->name) : ds->name;
+    report.replaced = room.datasets().count(entry) > 0;
     CR_ASSIGN(auto segments, room::ParquetSegments(db, mem));
     storing = true;
     CR_TRY(room.StoreDataset(mem, segments, h, reader.file_digest(), party->name));
-    report.bytes = room.datasets().at(ds->name).bytes;
+    report.bytes = room.datasets().at(entry).bytes;
     return report;
   };
   auto report = run();

@@ -486,7 +486,11 @@ Result<PrepareReport> Prepare(const PrepareOptions& o) {
     return Fail(ErrorCode::UNKNOWN_SIGNER, "the key {} belongs to no party of the spec",
                 o.key_path);
   }
-  if (party->name != ds->owner) {
+  if (ds->pooled() && !ds->Contributes(party->name)) {
+    return Fail(ErrorCode::NOT_AUTHORIZED, "'{}' is not a contributor of pooled dataset '{}'",
+                party->name, ds->name);
+  }
+  if (!ds->pooled() && party->name != ds->owner) {
     return Fail(ErrorCode::NOT_AUTHORIZED, "dataset '{}' is owned by '{}', not '{}'", ds->name,
                 ds->owner, party->name);
   }

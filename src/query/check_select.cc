@@ -197,7 +197,7 @@ Status Checker::CheckListShape(const Modifiers& mods) {
     return Refuse("list rule: a list query must join at least two datasets");
   }
   bool owns = false;
-  for (const auto& t : plan_.tables) owns = owns || t.ds->owner == ctx_.caller;
+  for (const auto& t : plan_.tables) owns = owns || t.ds->Contributes(ctx_.caller);
   if (!owns) {
     return Refuse("list rule: the join must include a dataset contributed by {}", ctx_.caller);
   }

@@ -81,7 +81,7 @@ Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
     const room::Room& room, engine::Database& db, const Plan& plan, room::DecryptCache* cache) {
   const auto names = plan.Datasets();
   for (const auto& name : names) {
-    if (!room.datasets().count(name)) {
+    if (room.Parts(name).empty()) {
       return Fail(ErrorCode::UNKNOWN_DATASET, "dataset {} has not been contributed to the room yet",
                   name);
     }
@@ -93,25 +93,44 @@ Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
   std::vector<std::shared_ptr<const engine::MemFile>> files;
   for (const auto& name : names) {
     const auto& wanted = columns.at(name);
+    const auto parts = room.Parts(name);
     std::vector<std::string> select;
-    for (const auto& c : room.datasets().at(name).schema) {
+    for (const auto& c : parts.front()->schema) {
       if (wanted.count(c.name)) select.push_back(engine::QuoteIdent(c.name));
     }
     if (select.size() != wanted.size()) {
       return Fail(ErrorCode::INTERNAL, "dataset {} lacks a column the query reads", name);
     }
-    std::shared_ptr<const engine::MemFile> mem;
-    if (cache) {
-      CR_ASSIGN(mem, cache->Get(room, name, wanted));
-    } else {
-      CR_ASSIGN(auto own, room.Decrypt(name, &wanted));
-      mem = std::make_shared<const engine::MemFile>(std::move(own));
+    // A pooled dataset is the union of its parts, one Parquet file each; the
+    // room adds which contributor each row came from (its index in the spec's
+    // contributors), a column no query can name (spec::kContributorColumn).
+    const spec::Dataset* declared = room.spec().FindDataset(name);
+    std::vector<std::string> paths, contributors;
+    for (const auto* part : parts) {
+      std::shared_ptr<const engine::MemFile> mem;
+      if (cache) {
+        CR_ASSIGN(mem, cache->Get(room, part->name, wanted));
+      } else {
+        CR_ASSIGN(auto own, room.Decrypt(part->name, &wanted));
+        mem = std::make_shared<const engine::MemFile>(std::move(own));
+      }
+      paths.push_back(engine::QuoteLiteral(mem->path()));
+      contributors.push_back(fmt::format("{}", declared->ContributorIndex(part->owner)));
+      files.push_back(std::move(mem));
     }
-    CR_TRY(db.Execute(fmt::format("CREATE VIEW {} AS SELECT {} FROM read_parquet({})",
-                                  engine::QuoteIdent(name), fmt::join(select, ", "),
-                                  engine::QuoteLiteral(mem->path())),
-                      ErrorCode::INTERNAL, false));
-    files.push_back(std::move(mem));
+    std::string view;
+    if (declared->pooled()) {
+      view = fmt::format(
+          "CREATE VIEW {} AS SELECT {}, CAST([{}][CAST(file_index AS BIGINT) + 1] AS INTEGER) AS "
+          "{} FROM "
+          "read_parquet([{}])",
+          engine::QuoteIdent(name), fmt::join(select, ", "), fmt::join(contributors, ", "),
+          engine::QuoteIdent(spec::kContributorColumn), fmt::join(paths, ", "));
+    } else {
+      view = fmt::format("CREATE VIEW {} AS SELECT {} FROM read_parquet({})",
+                         engine::QuoteIdent(name), fmt::join(select, ", "), paths.front());
+    }
+    CR_TRY(db.Execute(view, ErrorCode::INTERNAL, false));
   }
   return files;
 }
@@ -119,8 +138,11 @@ Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
   GeneratedSql sql = Generate(plan);
   auto fail = [&db](const Error&) { return std::unexpected(RunFailure(db)); };
+  for (const auto& stmt : sql.prepare) {
+    if (auto st = db.Execute(stmt, kRunError, false); !st) return fail(st.error());
+  }
   if (auto st = db.Execute(sql.groups, kRunError, false); !st) return fail(st.error());
-  auto released = db.Query(sql.released, kRunError, false);
+  auto released = db.Query(plan.benchmark ? sql.benchmark : sql.released, kRunError, false);
   if (!released) return fail(released.error());
   auto withheld = db.Query(sql.withheld_count, kRunError, false);
   if (!withheld) return fail(withheld.error());
@@ -129,16 +151,49 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
   if (!groups) return fail(groups.error());
 
   results::ResultSet out;
-  for (const auto& o : plan.outputs) out.columns.push_back(o.name);
-  const size_t n_out = plan.outputs.size();
+  // A benchmark answer starts with the group id and has the peers' figures
+  // after each aggregate output.
+  const size_t first = plan.benchmark ? 1 : 0;
+  for (const auto& o : plan.outputs) {
+    out.columns.push_back(o.name);
+    if (!plan.benchmark || !o.expr.HasAggregate()) continue;
+    for (const char* stat : {"_peer_mean", "_peer_median", "_peer_q1", "_peer_q3"}) {
+      out.columns.push_back(o.name + stat);
+    }
+  }
+  std::map<int64_t, size_t> row_of_group;
+  // With unit sets, the released query's last column is the row key.
+  const size_t last = released->column_count() - (plan.unit_sets ? 1 : 0);
   std::map<int64_t, size_t> row_of_key;  // with unit sets: group key -> released row
   for (size_t r = 0; r < released->row_count(); ++r) {
     nlohmann::json row = nlohmann::json::array();
-    for (size_t c = 0; c < n_out; ++c) {
+    for (size_t c = first; c < last; ++c) {
       row.push_back(Cell(released->at(r, c), released->types()[c]));
     }
-    if (plan.unit_sets) row_of_key[std::stoll(released->at(r, n_out).value_or("-1"))] = r;
+    if (plan.unit_sets) row_of_key[std::stoll(released->at(r, last).value_or("-1"))] = r;
     out.rows.push_back(std::move(row));
+    if (plan.benchmark) row_of_group[std::stoll(released->at(r, 0).value_or("0"))] = r;
+  }
+  if (plan.benchmark) {
+    auto own = db.Query(sql.benchmark_own, kRunError, false);
+    if (!own) return fail(own.error());
+    OwnFigures figures;
+    for (size_t i = 0; i < plan.outputs.size(); ++i) {
+      if (plan.outputs[i].expr.HasAggregate()) figures.aggregate_outputs.push_back(i);
+    }
+    const size_t n_agg = figures.aggregate_outputs.size();
+    for (size_t r = 0; r < own->row_count(); ++r) {
+      auto at = row_of_group.find(std::stoll(own->at(r, 0).value_or("0")));
+      if (at == row_of_group.end()) continue;  // released, but cut by LIMIT
+      int contributor = static_cast<int>(std::stoll(own->at(r, 1).value_or("-1")));
+      auto& rows = figures.rows[contributor];
+      if (rows.empty()) {
+        rows.assign(out.rows.size(), std::vector<nlohmann::json>(n_agg, nullptr));
+      }
+      for (size_t a = 0; a < n_agg; ++a)
+        rows[at->second][a] = Cell(own->at(r, 2 + a), own->types()[2 + a]);
+    }
+    if (stats) stats->own = std::move(figures);
   }
   std::vector<diffcheck::UnitSet> sets;
   if (plan.unit_sets) {
@@ -173,6 +228,13 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     summary = units->Scalar() == std::optional<std::string>("true");
   }
   if (summary) out.withheld_rows = n_withheld;
+  if (summary && n_withheld > 0 && !sql.rules.empty()) {
+    auto by = db.Query(sql.withheld_by, kRunError, false);
+    if (!by) return fail(by.error());
+    for (size_t i = 0; i < sql.rules.size(); ++i) {
+      out.withheld_by.emplace_back(sql.rules[i], std::stoll(by->at(0, i).value_or("0")));
+    }
+  }
   // The in-memory database is discarded with the query; dropping early only frees memory.
   (void)db.Execute(fmt::format("DROP TABLE IF EXISTS {}", engine::QuoteIdent(kGroupsTable)));
   if (stats) {
@@ -181,6 +243,35 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     stats->withheld_rows = n_withheld;
     stats->summary_released = summary;
     stats->unit_sets = std::move(sets);
+  }
+  return out;
+}
+
+results::ResultSet WithOwnFigures(const results::ResultSet& peers, const OwnFigures& own,
+                                  int contributor) {
+  results::ResultSet out = peers;
+  auto mine = own.rows.find(contributor);
+  // Position of each aggregate output's value column in the peers' answer:
+  // an aggregate output spans five columns (value and four peer figures).
+  std::vector<size_t> value_column;
+  size_t col = 0, next_agg = 0;
+  for (size_t i = 0; next_agg < own.aggregate_outputs.size(); ++i) {
+    if (own.aggregate_outputs[next_agg] == i) {
+      value_column.push_back(col);
+      col += 5;
+      ++next_agg;
+    } else {
+      col += 1;
+    }
+  }
+  // Insert from the right so earlier positions stay valid.
+  for (size_t a = value_column.size(); a-- > 0;) {
+    size_t at = value_column[a] + 1;
+    out.columns.insert(out.columns.begin() + static_cast<long>(at), peers.columns[at - 1] + "_own");
+    for (size_t r = 0; r < out.rows.size(); ++r) {
+      nlohmann::json v = mine == own.rows.end() ? nlohmann::json() : mine->second[r][a];
+      out.rows[r].insert(out.rows[r].begin() + static_cast<long>(at), v);
+    }
   }
   return out;
 }

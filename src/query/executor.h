@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,14 @@
 
 namespace cr::query {
 
+// A benchmark answer's own figures (plan.benchmark): for each contributor
+// index of the pooled dataset, per released row in the answer's order, its own
+// value of each aggregate output (null where it has no rows in the cell).
+struct OwnFigures {
+  std::vector<size_t> aggregate_outputs;  // indices into the plan's outputs
+  std::map<int, std::vector<std::vector<nlohmann::json>>> rows;
+};
+
 struct ExecStats {
   int64_t groups = 0;           // groups before the threshold (after HAVING)
   int64_t released_rows = 0;    // rows released (after ORDER BY / LIMIT)
@@ -31,7 +40,13 @@ struct ExecStats {
   std::vector<diffcheck::UnitSet> unit_sets;
   int64_t difference_withheld = 0;  // released rows then withheld by the difference check
   double unit_set_seconds = 0;
+  std::optional<OwnFigures> own;  // set for a benchmark answer
 };
+
+// The benchmark answer `peers` as contributor `contributor` sees it: after
+// each aggregate output's column, NAME_own with its own figure.
+results::ResultSet WithOwnFigures(const results::ResultSet& peers, const OwnFigures& own,
+                                  int contributor);
 
 // Mounts each dataset of the plan as a view over its decrypted in-memory
 // Parquet, from `cache` when given (a warm room). The MemFiles must outlive

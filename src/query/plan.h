@@ -118,6 +118,9 @@ struct Plan {
   // each group's distinct units, which the executor reads into unit sets.
   bool unit_sets = false;
   std::string template_name;  // set for template runs
+  // A benchmark answer over a pooled dataset (query --benchmark, a template's
+  // benchmark: true): each contributor's own figure beside its peers'.
+  bool benchmark = false;
 
   // Distinct dataset names touched, in first-use order.
   std::vector<std::string> Datasets() const;

@@ -1,10 +1,11 @@
 #include "query/rewrite.h"
 
-#include <set>
-
 #include <fmt/format.h>
 
+#include <set>
+
 #include "query/functions.h"
+#include "query/rewrite_pool.h"
 
 namespace cr::query {
 namespace {
@@ -138,6 +139,23 @@ std::string RenderExpr(const Expr& e) {
   return "NULL";
 }
 
+std::string OrderAndLimit(const Plan& plan, const std::string& qualifier) {
+  std::string out;
+  if (!plan.order.empty()) {
+    std::vector<std::string> items;
+    for (const auto& o : plan.order) {
+      std::string item =
+          qualifier + QuoteIdent(fmt::format("c{}", o.output)) + (o.descending ? " DESC" : " ASC");
+      if (!o.nulls.empty()) item += " " + o.nulls;
+      items.push_back(item);
+    }
+    out += fmt::format(" ORDER BY {}", fmt::join(items, ", "));
+  }
+  if (plan.limit) out += fmt::format(" LIMIT {}", *plan.limit);
+  if (plan.offset) out += fmt::format(" OFFSET {}", *plan.offset);
+  return out;
+}
+
 std::string RenderFrom(const Plan& plan) {
   return RenderFromNode(plan, static_cast<int>(plan.from.size()) - 1);
 }
@@ -173,38 +191,37 @@ GeneratedSql Generate(const Plan& plan) {
     unit_terms.push_back(fmt::format("{} >= {}", count, k));
   }
 
+  const PoolSql pool = GeneratePool(plan, group_exprs, from, where);
+  cols.insert(cols.end(), pool.columns.begin(), pool.columns.end());
+
   std::string inner = fmt::format("SELECT {} FROM {}{}", fmt::join(cols, ", "), from, where);
   if (!group_exprs.empty()) inner += fmt::format(" GROUP BY {}", fmt::join(group_exprs, ", "));
   if (plan.having) inner += " HAVING " + RenderExpr(*plan.having);
-  const std::string row_key =
-      plan.unit_sets
-          ? fmt::format(", CAST(row_number() OVER () AS BIGINT) AS {}", QuoteIdent(kRowKeyColumn))
-          : "";
-  out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {}{} FROM ({}) AS s",
-                           QuoteIdent(kGroupsTable), fmt::join(released_terms, " AND "),
-                           QuoteIdent(kReleasedColumn), row_key, inner);
+  // The row key the unit sets are matched by: pooled groups already have one.
+  const char* row_key_column = pool.active ? kGroupIdColumn : kRowKeyColumn;
+  if (pool.active) {
+    FinishPooled(plan, pool, inner, released_terms, &out);
+  } else {
+    const std::string row_key =
+        plan.unit_sets
+            ? fmt::format(", CAST(row_number() OVER () AS BIGINT) AS {}", QuoteIdent(kRowKeyColumn))
+            : "";
+    out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {}{} FROM ({}) AS s",
+                             QuoteIdent(kGroupsTable), fmt::join(released_terms, " AND "),
+                             QuoteIdent(kReleasedColumn), row_key, inner);
+  }
 
   std::vector<std::string> outs;
   for (size_t i = 0; i < plan.outputs.size(); ++i) outs.push_back(QuoteIdent(fmt::format("c{}", i)));
   if (plan.unit_sets) {
-    outs.push_back(QuoteIdent(kRowKeyColumn));
-    out.unit_lists = fmt::format("SELECT {}, {} FROM {} WHERE {}", QuoteIdent(kRowKeyColumn),
+    outs.push_back(QuoteIdent(row_key_column));
+    out.unit_lists = fmt::format("SELECT {}, {} FROM {} WHERE {}", QuoteIdent(row_key_column),
                                  fmt::join(unit_lists, ", "), QuoteIdent(kGroupsTable),
                                  QuoteIdent(kReleasedColumn));
   }
   out.released = fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(outs, ", "),
                              QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));
-  if (!plan.order.empty()) {
-    std::vector<std::string> items;
-    for (const auto& o : plan.order) {
-      std::string item = QuoteIdent(fmt::format("c{}", o.output)) + (o.descending ? " DESC" : " ASC");
-      if (!o.nulls.empty()) item += " " + o.nulls;
-      items.push_back(item);
-    }
-    out.released += fmt::format(" ORDER BY {}", fmt::join(items, ", "));
-  }
-  if (plan.limit) out.released += fmt::format(" LIMIT {}", *plan.limit);
-  if (plan.offset) out.released += fmt::format(" OFFSET {}", *plan.offset);
+  out.released += OrderAndLimit(plan, "");
 
   out.withheld_count = fmt::format("SELECT count(*) FROM {} WHERE NOT {}", QuoteIdent(kGroupsTable),
                                    QuoteIdent(kReleasedColumn));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "query/plan.h"
 
@@ -15,6 +16,8 @@ inline constexpr const char* kGroupsTable = "__cr_groups";
 inline constexpr const char* kReleasedColumn = "__cr_released";
 // With plan.unit_sets: each group's row key, and per unit class its units.
 inline constexpr const char* kRowKeyColumn = "__cr_row";
+// A released group's id in kGroupsTable (pooled datasets only).
+inline constexpr const char* kGroupIdColumn = "__cr_gid";
 
 struct GeneratedSql {
   // CREATE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
@@ -31,6 +34,21 @@ struct GeneratedSql {
   // and this one gives, per released group, its key and one list of distinct
   // units per class (engine::Database::ForEachList).
   std::string unit_lists;
+
+  // Pooled datasets (rewrite_pool.h); empty otherwise. Statements run before
+  // `groups` (the per-(cell, contributor) tables).
+  std::vector<std::string> prepare;
+  // The rules each group must pass, in order, and one row counting the
+  // groups failing each (a group can fail several).
+  std::vector<std::string> rules;
+  std::string withheld_by;
+  // Set when plan.benchmark: the released rows in the analyst's order, first
+  // the group's id, then each output, each aggregate output followed by the
+  // peers' mean, median, first and third quartile across the cell's
+  // contributors; and (id, contributor index, each aggregate output) of every
+  // contributor in a released group.
+  std::string benchmark;
+  std::string benchmark_own;
 };
 
 GeneratedSql Generate(const Plan& plan);
@@ -41,6 +59,10 @@ std::string RenderExpr(const Expr& e);
 // A double as SQL that DuckDB reads back as the same value (negative numbers
 // parenthesised, so "a - -1" cannot become a comment "--").
 std::string NumberLiteral(double v);
+
+// " ORDER BY ... LIMIT ... OFFSET ..." of the released rows, over columns
+// c0.. (prefixed by `qualifier`, e.g. "w.").
+std::string OrderAndLimit(const Plan& plan, const std::string& qualifier);
 
 // Just the FROM clause of the plan ("impressions" AS "t0" INNER JOIN ...).
 std::string RenderFrom(const Plan& plan);

@@ -98,6 +98,27 @@ std::unexpected<Error> Refuse(room::Room& room, const std::string& event, const 
   return room.audit().Refuse(event + ".refused", actor, std::move(d), e);
 }
 
+// A benchmark compares contributors: it needs an aggregation over a pooled
+// dataset, answered exactly (noise per contributor is not what DP bounds).
+Status CheckBenchmark(const Plan& plan, bool dp) {
+  bool pooled = false;
+  for (const auto& t : plan.tables) pooled = pooled || t.ds->pooled();
+  if (!pooled) {
+    return Fail(ErrorCode::QUERY_REFUSED,
+                "benchmark: the query must read a pooled dataset (one with contributors)");
+  }
+  if (plan.kind != QueryKind::kAggregation) {
+    return Fail(ErrorCode::QUERY_REFUSED,
+                "benchmark: only aggregation queries compare contributors");
+  }
+  if (dp) {
+    return Fail(ErrorCode::QUERY_REFUSED,
+                "benchmark: not available with differential privacy (a contributor's own figure "
+                "is exact)");
+  }
+  return Ok();
+}
+
 // Every check of a query or template run, in order, shared by Run and Check
 // so a check that passes is a run that would pass its checks. Refusals are
 // audited under EVENT + `suffix` (".check" for Check).
@@ -171,6 +192,11 @@ Result<Checked> CheckRequest(room::Room& room, const crypto::PublicIdentity& cal
     c.dp_plan = std::move(*p);
   }
   c.plan = std::move(*plan);
+  if (req.benchmark || (tmpl && tmpl->benchmark)) {
+    if (auto st = CheckBenchmark(*c.plan, c.dp_plan.has_value()); !st) return refuse(st.error());
+    c.plan->benchmark = true;
+    c.base["benchmark"] = true;
+  }
 
   auto receivers = Receivers(spec, c.plan->Datasets());
   if (receivers.empty()) {
@@ -341,9 +367,23 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   out.datasets = plan->Datasets();
   out.withheld_receivers = c.withheld;
   std::vector<results::Receiver> sealed_to;
+  // A benchmark: each receiver that contributed to the pooled dataset gets
+  // its own figures beside the peers' (same result id); the others the peers'.
+  std::map<std::string, results::ResultSet> own;
+  if (out.stats.own) {
+    const spec::Dataset* pooled = nullptr;
+    for (const auto& t : plan->tables) {
+      if (!pooled && t.ds->pooled()) pooled = t.ds;
+    }
+    for (const auto* p : receivers) {
+      int index = pooled->ContributorIndex(p->name);
+      if (index >= 0) own[p->name] = WithOwnFigures(out.result, *out.stats.own, index);
+    }
+  }
   for (const auto* p : receivers) {
     out.receivers.push_back(p->name);
-    sealed_to.push_back({p->name, p->key});
+    auto mine = own.find(p->name);
+    sealed_to.push_back({p->name, p->key, mine == own.end() ? nullptr : &mine->second});
     out.caller_receives = out.caller_receives || p->name == party->name;
   }
 
@@ -397,6 +437,8 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     drop_units();
     return Refuse(room, event, party->name, d, stored.error());
   }
+  // The caller reads what was sealed to it.
+  if (auto mine = own.find(party->name); mine != own.end()) out.result = std::move(mine->second);
   return out;
 }
 

@@ -30,6 +30,11 @@ struct Request {
   // Differential privacy at this cost (--epsilon); a query touching a dataset
   // whose rule has require_dp uses privacy.dp.query_epsilon when unset.
   std::optional<double> epsilon;
+  // A benchmark answer over a pooled dataset (also a template's benchmark:
+  // true): each contributor receives its own figure of each released cell
+  // beside the peers' mean, median and quartiles; other receivers the peers'
+  // figures only. QUERY_REFUSED without a pooled dataset or with DP.
+  bool benchmark = false;
 };
 
 // Limits the operator sets on the room's side.

@@ -78,6 +78,10 @@ nlohmann::json ToJson(const ResultSet& r) {
   j["rows"] = r.rows;
   j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
   if (r.epsilon_spent) j["epsilon_spent"] = *r.epsilon_spent;
+  if (!r.withheld_by.empty()) {
+    j["withheld_by"] = nlohmann::json::object();
+    for (const auto& [rule, n] : r.withheld_by) j["withheld_by"][rule] = n;
+  }
   return j;
 }
 
@@ -110,6 +114,13 @@ Result<ResultSet> FromJson(const nlohmann::json& j) {
     r.epsilon_spent = j["epsilon_spent"].get<double>();
   }
   r.rows = j["rows"];
+  if (auto it = j.find("withheld_by"); it != j.end()) {
+    if (!it->is_object()) return Fail(ErrorCode::BAD_INPUT, "not a result object");
+    for (const auto& [rule, n] : it->items()) {
+      if (!n.is_number_integer()) return Fail(ErrorCode::BAD_INPUT, "not a result object");
+      r.withheld_by.emplace_back(rule, n.get<int64_t>());
+    }
+  }
   if (j["withheld_rows"].is_number_integer()) {
     r.withheld_rows = j["withheld_rows"].get<int64_t>();
   } else if (!j["withheld_rows"].is_null()) {
@@ -126,6 +137,10 @@ std::string Render(const ResultSet& r, std::string_view format) {
     j["rows"] = r.rows;
     j["withheld_rows"] = r.withheld_rows ? nlohmann::json(*r.withheld_rows) : nlohmann::json();
     if (r.epsilon_spent) j["epsilon_spent"] = *r.epsilon_spent;
+    if (!r.withheld_by.empty()) {
+      j["withheld_by"] = nlohmann::ordered_json::object();
+      for (const auto& [rule, n] : r.withheld_by) j["withheld_by"][rule] = n;
+    }
     return j.dump() + "\n";
   }
   if (format == "csv") {
@@ -193,6 +208,14 @@ std::string Render(const ResultSet& r, std::string_view format) {
         *r.epsilon_spent, *r.epsilon_spent == 0 ? " (the stored answer of an identical query)" : "");
   } else if (!r.withheld_rows) {
     out += "; some rows were withheld below the threshold, their count is itself withheld)\n";
+  } else if (*r.withheld_rows > 0 && !r.withheld_by.empty()) {
+    // Pooled datasets: which rule withheld how many (names, never values).
+    std::vector<std::string> by;
+    for (const auto& [rule, n] : r.withheld_by) {
+      if (n > 0) by.push_back(fmt::format("{} {}", rule, n));
+    }
+    out += fmt::format("; {} row{} withheld by the cell rules: {})\n", *r.withheld_rows,
+                       *r.withheld_rows == 1 ? "" : "s", fmt::join(by, ", "));
   } else if (*r.withheld_rows > 0) {
     out += fmt::format("; {} row{} withheld below the threshold)\n", *r.withheld_rows,
                        *r.withheld_rows == 1 ? "" : "s");
@@ -281,7 +304,8 @@ Status Store(const std::string& room_dir, const room::MetaSealer& sealer, const 
     fds.clear();
   };
   for (const auto& rc : receivers) {
-    auto fd = WriteNewFile(dir + "/" + rc.party + ".sealed", crypto::Seal(rc.key, plain), 0600);
+    auto fd = WriteNewFile(dir + "/" + rc.party + ".sealed",
+                           crypto::Seal(rc.key, rc.own ? ToJson(*rc.own).dump() : plain), 0600);
     if (!fd) {
       close_fds();
       return std::unexpected(fd.error());

@@ -36,13 +36,17 @@ struct ResultSet {
   // Set for an answer with differential privacy: what this query cost (0 for
   // the stored answer of an identical query in the same period).
   std::optional<double> epsilon_spent;
+  // A query over pooled datasets: per cell rule, in order, how many groups
+  // failed it (a group can fail several); released with withheld_rows only.
+  std::vector<std::pair<std::string, int64_t>> withheld_by;
 };
 
 // A noisy cell: an object with a number "value" and its interval.
 bool IsNoisyCell(const nlohmann::json& cell);
 
 // {"result_id": "...", "columns": [...], "rows": [[...]], "withheld_rows": N|null}
-// and "epsilon_spent": E for a differentially private answer.
+// and "epsilon_spent": E for a differentially private answer, "withheld_by":
+// {rule: N} for a query over pooled datasets.
 nlohmann::json ToJson(const ResultSet& r);
 // BAD_INPUT when the object does not have that shape.
 Result<ResultSet> FromJson(const nlohmann::json& j);
@@ -60,6 +64,9 @@ bool ValidId(std::string_view id);
 struct Receiver {
   std::string party;
   crypto::PublicIdentity key;
+  // This receiver's own version of the result (a benchmark answer with the
+  // contributor's own figures, same id); null: the shared one.
+  const ResultSet* own = nullptr;
 };
 
 // Seals `r` to every receiver and stores it with `meta` (ids, names and counts

@@ -57,6 +57,16 @@ bool IsPackageId(const std::string& id) {
   return true;
 }
 
+// A catalogue name the spec allows: a dataset that is not pooled, or a part
+// of a pooled dataset named after one of its contributors.
+bool KnownEntry(const spec::Spec& spec, const std::string& name) {
+  auto at = name.find('@');
+  const spec::Dataset* d = spec.FindDataset(name.substr(0, at));
+  if (!d) return false;
+  if (at == std::string::npos) return !d->pooled();
+  return d->ContributorIndex(name.substr(at + 1)) >= 0;
+}
+
 // A room file that must be there. TAMPERED when it is gone: a room never loses
 // a file, so a missing one was deleted or the folder was damaged.
 Result<std::string> ReadRoomFile(const std::string& dir, const std::string& rel) {
@@ -470,7 +480,7 @@ struct Room::State {
       }
     }
     for (auto it = catalog["datasets"].begin(); it != catalog["datasets"].end(); ++it) {
-      if (!spec.FindDataset(it.key())) return Malformed("catalog.json", "datasets");
+      if (!KnownEntry(spec, it.key())) return Malformed("catalog.json", "datasets");
       CR_ASSIGN(auto e, EntryFromJson(it.key(), it.value()));
       if (!catalog["packages"].contains(e.package_id)) return Malformed("catalog.json", "packages");
       datasets[e.name] = std::move(e);
@@ -480,7 +490,7 @@ struct Room::State {
       if (!it->is_object()) return Malformed("catalog.json", "disposed");
       for (auto d = it->begin(); d != it->end(); ++d) {
         const json& j = d.value();
-        if (!spec.FindDataset(d.key()) || !j.is_object() || !IsString(j, "package_id") ||
+        if (!KnownEntry(spec, d.key()) || !j.is_object() || !IsString(j, "package_id") ||
             !IsPackageId(j["package_id"].get<std::string>()) || !IsString(j, "at") ||
             !IsString(j, "reason")) {
           return Malformed("catalog.json", "disposed");
@@ -553,6 +563,30 @@ const Clock& Room::clock() const { return *s_->clock; }
 bool Room::active() const { return s_->state.value("status", "") == "active"; }
 audit::AuditLog& Room::audit() { return *s_->audit; }
 const std::map<std::string, DatasetEntry>& Room::datasets() const { return s_->datasets; }
+
+std::vector<const DatasetEntry*> Room::Parts(const std::string& dataset) const {
+  std::vector<const DatasetEntry*> out;
+  const spec::Dataset* d = s_->spec.FindDataset(dataset);
+  if (!d) return out;
+  std::vector<std::string> names;
+  if (d->pooled()) {
+    for (const auto& c : d->contributors) names.push_back(PartName(dataset, c));
+  } else {
+    names.push_back(dataset);
+  }
+  for (const auto& n : names) {
+    if (auto it = s_->datasets.find(n); it != s_->datasets.end()) out.push_back(&it->second);
+  }
+  return out;
+}
+
+std::string PartName(const std::string& dataset, const std::string& contributor) {
+  return dataset + "@" + contributor;
+}
+
+std::string DatasetOf(const std::string& entry_name) {
+  return entry_name.substr(0, entry_name.find('@'));
+}
 bool Room::PackageSeen(const std::string& id) const {
   return s_->catalog["packages"].contains(id);
 }
@@ -989,12 +1023,16 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
     return s.audit->Refuse(record.refused_event, "operator",
                            {{"dataset", h.dataset}, {"reason", e.message}}, e);
   };
-  if (!s.spec.FindDataset(h.dataset) || !IsPackageId(h.package_id)) {
+  const spec::Dataset* ds = s.spec.FindDataset(h.dataset);
+  if (!ds || !IsPackageId(h.package_id) || !ds->Contributes(owner)) {
     return refuse(Error{ErrorCode::TAMPERED, "the package's dataset or id is malformed"});
   }
-  const std::string data_path = P(s.dir, DataFile(h.dataset, h.package_id));
-  const std::string key_path = P(s.dir, KeyFile(h.dataset, h.package_id));
-  const std::string ad = h.dataset + "/" + h.package_id;
+  // A pooled dataset keeps one part per contributor: re-contributing replaces
+  // only the contributor's own part.
+  const std::string name = ds->pooled() ? PartName(h.dataset, owner) : h.dataset;
+  const std::string data_path = P(s.dir, DataFile(name, h.package_id));
+  const std::string key_path = P(s.dir, KeyFile(name, h.package_id));
+  const std::string ad = name + "/" + h.package_id;
   // 1. The data, under a fresh key of the room's.
   auto written = WriteDataFile(data_path, plain, segments, ad);
   if (!written) return refuse(written.error());
@@ -1006,9 +1044,9 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
   }
   // 3. Commit: the catalogue names the new package (and remembers its id forever).
   std::optional<DatasetEntry> previous;
-  if (auto it = s.datasets.find(h.dataset); it != s.datasets.end()) previous = it->second;
+  if (auto it = s.datasets.find(name); it != s.datasets.end()) previous = it->second;
   DatasetEntry e;
-  e.name = h.dataset;
+  e.name = name;
   e.package_id = h.package_id;
   e.owner = owner;
   e.ingested_unix = s.clock->NowUnix();
@@ -1030,8 +1068,8 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
     s.catalog = old_catalog;
     return s.WriteCatalog(old_catalog);
   };
-  s.datasets[h.dataset] = e;
-  s.disposed.erase(h.dataset);
+  s.datasets[name] = e;
+  s.disposed.erase(name);
   s.catalog["packages"][h.package_id] = {{"dataset", h.dataset}, {"digest", package_digest},
                                          {"at", e.ingested_at}};
   if (auto saved = s.SaveCatalog(); !saved) {
@@ -1040,12 +1078,13 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
     return refuse(WithCleanup(saved.error(), undo));
   }
   // 4. Audited, or undone: an ingest the log does not show did not happen.
-  nlohmann::json details = {{"dataset", e.name},
+  nlohmann::json details = {{"dataset", h.dataset},
                              {"package_id", e.package_id},
                              {"rows", e.rows},
                              {"bytes", e.bytes},
                              {"replaced", previous.has_value()},
                              {"catalog", s.CatalogMark()}};
+  if (ds->pooled()) details["contributor"] = owner;
   for (const auto& [k, v] : record.details.items()) details[k] = v;
   auto audited = s.audit->Append(record.event, owner, details);
   if (!audited) {

@@ -56,6 +56,8 @@
 namespace cr::room {
 
 struct DatasetEntry {
+  // The dataset's name, or for a part of a pooled dataset PartName(dataset,
+  // contributor): each contributor's latest part is its own entry.
   std::string name;
   std::string package_id;
   std::string owner;
@@ -179,6 +181,9 @@ class Room {
   bool active() const;
   audit::AuditLog& audit();
   const std::map<std::string, DatasetEntry>& datasets() const;
+  // The stored entries of spec dataset `dataset`: its one entry, or for a
+  // pooled dataset each contributor's part in the spec's contributor order.
+  std::vector<const DatasetEntry*> Parts(const std::string& dataset) const;
   bool PackageSeen(const std::string& package_id) const;
   RoomInfo Info() const;
   // The last disposal of `dataset` when it is not back in the room; nullptr otherwise.
@@ -270,6 +275,14 @@ class Room {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// The catalogue name of a contributor's part of a pooled dataset,
+// "DATASET@CONTRIBUTOR" ('@' is in neither name). The name is bound into the
+// part's file names and the associated data of its keys, so a part cannot be
+// passed off as another contributor's.
+std::string PartName(const std::string& dataset, const std::string& contributor);
+// The spec dataset of a catalogue name (the name itself when it is no part).
+std::string DatasetOf(const std::string& entry_name);
 
 // Where `Room::Init` leaves the public key: DIR/room.pub.
 std::string RoomPubPath(const std::string& dir);

@@ -24,11 +24,23 @@ std::vector<DatasetView> DatasetViews(const Room& room, const RoomInfo& info, lo
     DatasetView v;
     v.declared = &d;
     if (auto it = info.packages.find(d.name); it != info.packages.end()) v.packages = it->second;
-    if (auto it = room.datasets().find(d.name); it != room.datasets().end()) {
-      v.stored = &it->second;
+    const DatasetEntry* oldest = nullptr;
+    if (d.pooled()) {
+      for (const auto& c : d.contributors) {
+        auto it = room.datasets().find(PartName(d.name, c));
+        const DatasetEntry* part = it == room.datasets().end() ? nullptr : &it->second;
+        v.parts.push_back(part);
+        if (!part) continue;
+        if (!v.stored || part->ingested_unix > v.stored->ingested_unix) v.stored = part;
+        if (!oldest || part->ingested_unix < oldest->ingested_unix) oldest = part;
+      }
+    } else if (auto it = room.datasets().find(d.name); it != room.datasets().end()) {
+      v.stored = oldest = &it->second;
+    }
+    if (v.stored) {
       v.state = "stored";
       if (spec.retention_days > 0) {
-        long long until = v.stored->ingested_unix + spec.retention_days * 86400LL;
+        long long until = oldest->ingested_unix + spec.retention_days * 86400LL;
         v.retain_until = Rfc3339(until);
         v.expired = now_unix >= until;
       }
@@ -43,18 +55,35 @@ std::vector<DatasetView> DatasetViews(const Room& room, const RoomInfo& info, lo
 ordered_json DatasetsJson(const std::vector<DatasetView>& views) {
   ordered_json list = ordered_json::array();
   for (const auto& v : views) {
+    const bool pooled = v.declared->pooled();
     ordered_json j = {{"name", v.declared->name},
-                      {"owner", v.declared->owner},
-                      {"state", v.state},
-                      {"contributions", v.packages}};
+                      {"owner", pooled ? ordered_json() : ordered_json(v.declared->owner)}};
+    int64_t rows = 0;
+    if (pooled) {
+      ordered_json contributors = ordered_json::array();
+      for (size_t i = 0; i < v.parts.size(); ++i) {
+        ordered_json c = {{"name", v.declared->contributors[i]},
+                          {"contributed", v.parts[i] != nullptr}};
+        if (const DatasetEntry* part = v.parts[i]) {
+          c["rows"] = part->rows;
+          c["package_id"] = part->package_id;
+          c["ingested_at"] = part->ingested_at;
+          rows += part->rows;
+        }
+        contributors.push_back(std::move(c));
+      }
+      j["contributors"] = std::move(contributors);
+    }
+    j["state"] = v.state;
+    j["contributions"] = v.packages;
     if (v.stored) {
       ordered_json columns = ordered_json::array();
       for (const auto& c : v.stored->schema) {
         columns.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
       }
       j["columns"] = std::move(columns);
-      j["rows"] = v.stored->rows;
-      j["package_id"] = v.stored->package_id;
+      j["rows"] = pooled ? rows : v.stored->rows;
+      j["package_id"] = pooled ? ordered_json() : ordered_json(v.stored->package_id);
       j["ingested_at"] = v.stored->ingested_at;
       j["retain_until"] = v.retain_until.empty() ? ordered_json() : ordered_json(v.retain_until);
       j["expired"] = v.expired;
@@ -79,24 +108,40 @@ ordered_json StatusJson(const Room& room, const RoomInfo& info) {
   }
   ordered_json versions = ordered_json::array();
   for (const auto& v : room.history()) versions.push_back(VersionSummary(v));
-  return ordered_json{
-      {"collaboration", spec.collaboration},
-      {"spec_hash", spec.hash},
-      {"room_format", info.format},
-      {"status", room.active() ? "active" : "initialized"},
-      {"active", room.active()},
-      {"created_at", info.created_at},
-      {"activated_at", info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
-      {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
-      {"room_region", info.region.empty() ? ordered_json() : ordered_json(info.region)},
-      {"version", info.version},
-      {"versions", std::move(versions)},
-      {"retention_days", spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
-      {"engine", "duckdb"},
-      {"room_key_fingerprint", room.key().pub().Fingerprint()},
-      {"parties", std::move(parties)},
-      {"datasets_declared", spec.datasets.size()},
-      {"datasets_stored", static_cast<int64_t>(room.datasets().size())}};
+  // Datasets of the spec with data in the room (a pooled one counts once).
+  size_t stored = 0;
+  for (const auto& d : spec.datasets) stored += room.Parts(d.name).empty() ? 0 : 1;
+  ordered_json pools = ordered_json::array();
+  for (const auto& d : spec.datasets) {
+    if (!d.pooled()) continue;
+    ordered_json contributors = ordered_json::array();
+    for (const auto& c : d.contributors) {
+      contributors.push_back(
+          {{"name", c}, {"contributed", room.datasets().count(PartName(d.name, c)) > 0}});
+    }
+    pools.push_back({{"dataset", d.name}, {"contributors", std::move(contributors)}});
+  }
+  ordered_json out{{"collaboration", spec.collaboration},
+                   {"spec_hash", spec.hash},
+                   {"room_format", info.format},
+                   {"status", room.active() ? "active" : "initialized"},
+                   {"active", room.active()},
+                   {"created_at", info.created_at},
+                   {"activated_at",
+                    info.activated_at.empty() ? ordered_json() : ordered_json(info.activated_at)},
+                   {"region", spec.region.empty() ? ordered_json() : ordered_json(spec.region)},
+                   {"room_region", info.region.empty() ? ordered_json() : ordered_json(info.region)},
+                   {"version", info.version},
+                   {"versions", std::move(versions)},
+                   {"retention_days",
+                    spec.retention_days > 0 ? ordered_json(spec.retention_days) : ordered_json()},
+                   {"engine", "duckdb"},
+                   {"room_key_fingerprint", room.key().pub().Fingerprint()},
+                   {"parties", std::move(parties)},
+                   {"datasets_declared", spec.datasets.size()},
+                   {"datasets_stored", static_cast<int64_t>(stored)}};
+  if (!pools.empty()) out["pools"] = std::move(pools);
+  return out;
 }
 
 std::string Dump(const ordered_json& doc) {

@@ -15,7 +15,10 @@ namespace cr::room {
 // (packages were ingested, none is held now) or "not contributed".
 struct DatasetView {
   const spec::Dataset* declared = nullptr;
-  const DatasetEntry* stored = nullptr;
+  const DatasetEntry* stored = nullptr;  // a pooled dataset: its latest part
+  // A pooled dataset: the part of each contributor (nullptr: not contributed),
+  // in the spec's contributor order.
+  std::vector<const DatasetEntry*> parts;
   int64_t packages = 0;
   std::string state;
   std::string retain_until;  // "" when retention is off or nothing is stored
@@ -30,11 +33,15 @@ std::vector<DatasetView> DatasetViews(const Room& room, const RoomInfo& info, lo
 
 // {"datasets": [{"name", "owner", "state", "contributions", and when stored
 // "columns" [{name, type, role}], "rows", "package_id", "ingested_at",
-// "retain_until", "expired"}]}: what `datasets --format json` prints.
+// "retain_until", "expired"}]}: what `datasets --format json` prints. A
+// pooled dataset has "owner": null and "contributors" [{name, contributed,
+// and when contributed rows, package_id, ingested_at}], "rows" summed over
+// the parts, "package_id" null, and "retain_until" the earliest part's.
 nlohmann::ordered_json DatasetsJson(const std::vector<DatasetView>& views);
 
 // What `status --format json` prints: the collaboration, spec hash, parties
-// with abilities and who signed, activation, region, retention.
+// with abilities and who signed, activation, region, retention; with pooled
+// datasets, "pools" [{dataset, contributors [{name, contributed}]}].
 nlohmann::ordered_json StatusJson(const Room& room, const RoomInfo& info);
 
 // The pretty form both print: two-space indent, invalid UTF-8 replaced.

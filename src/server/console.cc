@@ -70,6 +70,10 @@ Status ParseQueryField(const std::string& key, const nlohmann::json& value, quer
       return Fail(ErrorCode::USAGE, "\"epsilon\" must be a positive number");
     }
     q.epsilon = value.get<double>();
+  } else if (key == "benchmark") {
+    if (!value.is_boolean())
+      return Fail(ErrorCode::BAD_INPUT, "\"benchmark\" must be true or false");
+    q.benchmark = value.get<bool>();
   } else {
     return Fail(ErrorCode::BAD_INPUT, "unexpected field in the request body");
   }

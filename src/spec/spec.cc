@@ -443,9 +443,12 @@ class Parser {
       if (!IsName(e.key)) {
         return Invalid(path, e.key_node, "invalid template name (expected {})", kNamePattern);
       }
-      CR_ASSIGN(Map m, Map::Read(e.value, path, {"parameters", "sql"}));
+      CR_ASSIGN(Map m, Map::Read(e.value, path, {"parameters", "sql", "benchmark"}));
       Template t;
       t.name = e.key;
+      if (auto n = m.Get("benchmark")) {
+        CR_ASSIGN(t.benchmark, GetBool(*n, m.Path("benchmark")));
+      }
       if (auto n = m.Get("parameters")) {
         CR_ASSIGN(Map params, Map::Read(*n, m.Path("parameters")));
         for (const auto& p : params.entries()) {
@@ -502,17 +505,23 @@ class Parser {
 
   Result<Dataset> ParseDataset(const std::string& name, const YAML::Node& node,
                                const std::string& path) {
-    CR_ASSIGN(Map m, Map::Read(node, path, {"owner", "privacy_unit_column", "columns", "rule"}));
+    CR_ASSIGN(
+        Map m,
+        Map::Read(node, path, {"owner", "contributors", "privacy_unit_column", "columns", "rule"}));
     Dataset d;
     d.name = name;
 
-    std::string owner_path = m.Path("owner");
-    CR_ASSIGN(YAML::Node owner, m.Require("owner"));
-    CR_ASSIGN(d.owner, GetString(owner, owner_path));
-    const Party* party = spec_.FindParty(d.owner);
-    if (!party) return Invalid(owner_path, owner, "unknown party '{}'", d.owner);
-    if (!party->Can("contribute")) {
-      return Invalid(owner_path, owner, "party {} does not have the contribute ability", d.owner);
+    if (m.Get("contributors")) {
+      CR_TRY(ParseContributors(m, d));
+    } else {
+      std::string owner_path = m.Path("owner");
+      CR_ASSIGN(YAML::Node owner, m.Require("owner"));
+      CR_ASSIGN(d.owner, GetString(owner, owner_path));
+      const Party* party = spec_.FindParty(d.owner);
+      if (!party) return Invalid(owner_path, owner, "unknown party '{}'", d.owner);
+      if (!party->Can("contribute")) {
+        return Invalid(owner_path, owner, "party {} does not have the contribute ability", d.owner);
+      }
     }
 
     CR_ASSIGN(YAML::Node columns_node, m.Require("columns"));
@@ -523,6 +532,10 @@ class Parser {
       std::string cpath = columns.Path(c.key);
       if (!IsName(c.key)) {
         return Invalid(cpath, c.key_node, "invalid column name (expected {})", kNamePattern);
+      }
+      if (c.key.starts_with(kReservedPrefix)) {
+        return Invalid(cpath, c.key_node, "column names starting with {} are reserved for the room",
+                       kReservedPrefix);
       }
       CR_ASSIGN(Column column, ParseColumn(c.key, c.value, cpath));
       d.columns.push_back(std::move(column));
@@ -541,6 +554,80 @@ class Parser {
     CR_ASSIGN(YAML::Node rule, m.Require("rule"));
     CR_TRY(ParseRule(rule, m.Path("rule"), d));
     return d;
+  }
+
+  // contributors: a list of distinct parties with the contribute ability,
+  // instead of an owner (never both).
+  Status ParseContributors(const Map& m, Dataset& d) {
+    std::string path = m.Path("contributors");
+    if (const auto* owner = m.Find("owner")) {
+      return Invalid(m.Path("owner"), owner->key_node,
+                     "a dataset has an owner or contributors, not both");
+    }
+    CR_ASSIGN(YAML::Node node, m.Require("contributors"));
+    CR_ASSIGN(d.contributors, GetStringList(node, path, /*allow_empty=*/false));
+    std::set<std::string> seen;
+    for (const auto& name : d.contributors) {
+      const Party* party = spec_.FindParty(name);
+      if (!party) return Invalid(path, node, "unknown party '{}'", name);
+      if (!party->Can("contribute")) {
+        return Invalid(path, node, "party {} does not have the contribute ability", name);
+      }
+      if (!seen.insert(name).second) return Invalid(path, node, "party {} is listed twice", name);
+    }
+    return Ok();
+  }
+
+  // min_contributors, dominance and p_percent: only for pooled datasets.
+  Status ParsePoolRules(const Map& m, Dataset& d) {
+    Rule& r = d.rule;
+    for (const char* key : {"min_contributors", "dominance", "p_percent"}) {
+      if (const auto* e = m.Find(key); e && !d.pooled()) {
+        return Invalid(m.Path(key), e->key_node, "only for a dataset with contributors");
+      }
+    }
+    if (auto n = m.Get("min_contributors")) {
+      std::string p = m.Path("min_contributors");
+      CR_ASSIGN(int64_t v, GetInt(*n, p));
+      if (v < 1) return Invalid(p, *n, "must be at least 1");
+      if (v > static_cast<int64_t>(d.contributors.size())) {
+        return Invalid(p, *n, "exceeds the number of contributors ({})", d.contributors.size());
+      }
+      r.min_contributors = v;
+    }
+    if (auto n = m.Get("dominance")) {
+      std::string p = m.Path("dominance");
+      CR_ASSIGN(Map dm, Map::Read(*n, p, {"n", "k"}));
+      CR_ASSIGN(YAML::Node nn, dm.Require("n"));
+      CR_ASSIGN(YAML::Node kk, dm.Require("k"));
+      Rule::Dominance dom;
+      CR_ASSIGN(dom.n, GetInt(nn, dm.Path("n")));
+      CR_ASSIGN(dom.k, GetNumber(kk, dm.Path("k")));
+      if (dom.n < 1) return Invalid(dm.Path("n"), nn, "must be at least 1");
+      if (dom.n >= static_cast<int64_t>(d.contributors.size())) {
+        return Invalid(dm.Path("n"), nn, "must be below the number of contributors ({})",
+                       d.contributors.size());
+      }
+      if (!(dom.k > 0 && dom.k < 1)) return Invalid(dm.Path("k"), kk, "must be between 0 and 1");
+      r.dominance = dom;
+    }
+    if (auto n = m.Get("p_percent")) {
+      std::string p = m.Path("p_percent");
+      CR_ASSIGN(double v, GetNumber(*n, p));
+      if (!(v > 0 && v <= 100)) return Invalid(p, *n, "must be above 0 and at most 100");
+      r.p_percent = v;
+    }
+    if (d.pooled()) {
+      // Fewer contributors than the default minimum cannot release anything.
+      int64_t need = d.MinContributors();
+      if (need > static_cast<int64_t>(d.contributors.size())) {
+        return Invalid(m.path(), m.node(),
+                       "a pooled dataset needs at least {} contributors "
+                       "(or a lower min_contributors)",
+                       need);
+      }
+    }
+    return Ok();
   }
 
   Result<Column> ParseColumn(const std::string& name, const YAML::Node& node,
@@ -593,7 +680,8 @@ class Parser {
               Map::Read(node, path,
                         {"kind", "receivers", "aggregates", "min_distinct_units", "join_operators",
                          "public_values", "require_dp", "list_columns", "templates",
-                         "result_regions", "max_queries"}));
+                         "result_regions", "max_queries", "min_contributors", "dominance",
+                         "p_percent"}));
     Rule& r = d.rule;
     CR_ASSIGN(YAML::Node kind, m.Require("kind"));
     CR_ASSIGN(r.kind, GetEnum(kind, m.Path("kind"), kRuleKinds, "rule kind"));
@@ -604,7 +692,10 @@ class Parser {
       static const std::set<std::string_view> kCommon = {"kind", "receivers", "result_regions", "max_queries"};
       static const std::set<std::string_view> kAggregation = {
           "aggregates", "min_distinct_units", "join_operators", "public_values", "require_dp"};
+      static const std::set<std::string_view> kPool = {"min_contributors", "dominance",
+                                                       "p_percent"};
       if (kCommon.contains(e.key)) continue;
+      if (kPool.contains(e.key) && r.kind != RuleKind::kList) continue;
       bool ok = (r.kind == RuleKind::kAggregation && kAggregation.contains(e.key)) ||
                 (r.kind == RuleKind::kList && e.key == "list_columns") ||
                 (r.kind == RuleKind::kCustom && e.key == "templates");
@@ -632,6 +723,7 @@ class Parser {
 
     if (auto n = m.Get("max_queries")) CR_TRY(ParseMaxQueries(*n, m.Path("max_queries"), r));
 
+    CR_TRY(ParsePoolRules(m, d));
     switch (r.kind) {
       case RuleKind::kAggregation:
         return ParseAggregationRule(m, d);
@@ -877,6 +969,20 @@ const Column* Dataset::FindColumn(std::string_view column) const {
   return nullptr;
 }
 
+bool Dataset::Contributes(std::string_view party) const {
+  return pooled() ? ContributorIndex(party) >= 0 : owner == party;
+}
+
+int Dataset::ContributorIndex(std::string_view party) const {
+  auto it = std::find(contributors.begin(), contributors.end(), party);
+  return it == contributors.end() ? -1 : static_cast<int>(it - contributors.begin());
+}
+
+int64_t Dataset::MinContributors() const {
+  if (!pooled()) return 0;
+  return rule.min_contributors.value_or(kDefaultMinContributors);
+}
+
 bool Party::Can(std::string_view ability) const {
   return std::find(abilities.begin(), abilities.end(), ability) != abilities.end();
 }
@@ -968,6 +1074,12 @@ nlohmann::ordered_json Summary(const Spec& spec) {
                          {"min_distinct_units", spec.MinDistinctUnits(d)},
                          {"min_distinct_units_from", r.min_distinct_units ? "rule" : "default"}};
     if (!r.result_regions.empty()) rule["result_regions"] = r.result_regions;
+    if (d.pooled()) {
+      rule["min_contributors"] = d.MinContributors();
+      rule["dominance"] =
+          r.dominance ? ordered_json{{"n", r.dominance->n}, {"k", r.dominance->k}} : ordered_json();
+      rule["p_percent"] = r.p_percent ? ordered_json(*r.p_percent) : ordered_json();
+    }
     switch (r.kind) {
       case RuleKind::kAggregation: {
         ordered_json aggregates = ordered_json::object();
@@ -993,11 +1105,13 @@ nlohmann::ordered_json Summary(const Spec& spec) {
     if (r.max_queries) {
       rule["max_queries"] = {{"count", r.max_queries->count}, {"per", r.max_queries->per}};
     }
-    datasets.push_back({{"name", d.name},
-                        {"owner", d.owner},
-                        {"privacy_unit_column", d.privacy_unit_column},
-                        {"columns", std::move(columns)},
-                        {"rule", std::move(rule)}});
+    ordered_json ds = {{"name", d.name},
+                       {"owner", d.pooled() ? ordered_json() : ordered_json(d.owner)}};
+    if (d.pooled()) ds["contributors"] = d.contributors;
+    ds["privacy_unit_column"] = d.privacy_unit_column;
+    ds["columns"] = std::move(columns);
+    ds["rule"] = std::move(rule);
+    datasets.push_back(std::move(ds));
   }
   j["datasets"] = std::move(datasets);
 
@@ -1072,8 +1186,10 @@ std::string SummaryText(const Spec& spec) {
   out += fmt::format("\ndatasets ({})\n", spec.datasets.size());
   for (const Dataset& d : spec.datasets) {
     const Rule& r = d.rule;
-    out += fmt::format("  {}: owner {}, privacy unit column {}\n", d.name, d.owner,
-                       d.privacy_unit_column);
+    out +=
+        fmt::format("  {}: {}, privacy unit column {}\n", d.name,
+                    d.pooled() ? "contributors " + JoinNames(d.contributors) : "owner " + d.owner,
+                    d.privacy_unit_column);
     std::vector<std::vector<std::string>> cols = {{"column", "type", "role", "normalize", "bounds"}};
     for (const Column& c : d.columns) {
       cols.push_back({c.name, std::string(Name(c.type)), std::string(Name(c.role)),
@@ -1089,6 +1205,14 @@ std::string SummaryText(const Spec& spec) {
                                   r.min_distinct_units ? "rule" : "default")},
         {"receivers", JoinNames(r.receivers)}};
     if (!r.result_regions.empty()) rule.push_back({"result regions", JoinNames(r.result_regions)});
+    if (d.pooled()) {
+      rule.push_back({"contributors", fmt::format("min_contributors {}", d.MinContributors())});
+      if (r.dominance) {
+        rule.push_back(
+            {"dominance", fmt::format("n {} k {}", r.dominance->n, Number(r.dominance->k))});
+      }
+      if (r.p_percent) rule.push_back({"p% rule", fmt::format("p {}", Number(*r.p_percent))});
+    }
     switch (r.kind) {
       case RuleKind::kAggregation: {
         std::vector<std::string> aggs;

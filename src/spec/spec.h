@@ -77,16 +77,48 @@ struct Rule {
   // Usage budget (any kind): at most `max_queries` queries touching the
   // dataset per window (docs/spec-reference.md).
   std::optional<MaxQueries> max_queries;
+  // Pooled datasets (contributors): cell rules for business data, checked
+  // inside the generated SQL (docs/query-rules.md). A released cell needs
+  // min_contributors distinct contributors; under `dominance` no n of them may
+  // supply more than k of a released SUM (or AVG); under `p_percent` the rest
+  // of the cell after the two largest contributors must exceed p% of the largest.
+  std::optional<int64_t> min_contributors;
+  struct Dominance {
+    int64_t n = 1;
+    double k = 0;
+  };
+  std::optional<Dominance> dominance;
+  std::optional<double> p_percent;
 };
+
+// Default min_contributors of a pooled dataset's rule: below three, one
+// contributor can subtract itself from a released total and learn the other.
+inline constexpr int64_t kDefaultMinContributors = 3;
+// The column the room adds to a pooled dataset when it mounts it: which
+// contributor a row came from (its index in `contributors`). It is never
+// declared, so no query can name it, and a declared column may not start with
+// the room's reserved prefix.
+inline constexpr const char* kContributorColumn = "__cr_contributor";
+inline constexpr std::string_view kReservedPrefix = "__cr";
 
 struct Dataset {
   std::string name;
-  std::string owner;                // party name
+  std::string owner;  // party name ("" for a pooled dataset)
+  // A pooled dataset lists contributors instead of an owner: the union of the
+  // latest part of each (spec order).
+  std::vector<std::string> contributors;
   std::string privacy_unit_column;  // a join_key column
   std::vector<Column> columns;      // in spec order
   Rule rule;
 
   const Column* FindColumn(std::string_view column) const;
+  bool pooled() const { return !contributors.empty(); }
+  // May `party` contribute to it: the owner, or one of the contributors.
+  bool Contributes(std::string_view party) const;
+  // Index of `party` in contributors, -1 when it is none.
+  int ContributorIndex(std::string_view party) const;
+  // The effective min_contributors of a pooled dataset (0 for others).
+  int64_t MinContributors() const;
 };
 
 struct Party {
@@ -128,6 +160,8 @@ struct Template {
   std::string name;
   std::vector<TemplateParam> parameters;  // in spec order
   std::string sql;
+  // Answered as a benchmark over its pooled dataset (query --benchmark).
+  bool benchmark = false;
 };
 
 struct Spec {

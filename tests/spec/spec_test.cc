@@ -1185,5 +1185,76 @@ TEST_F(SpecTest, DpKeysParseInJsonSpecsToo) {
   EXPECT_EQ(r->privacy.dp->delta, 0);
 }
 
+// ----- Pooled datasets (contributors) ------------------------------------------------
+
+// purchases pooled by both parties, with `rule_keys` in its rule.
+std::string Pooled(const std::string& rule_keys) {
+  return Edited(kBase, {{"    owner: acme\n", "    contributors: [acme, newsco]\n"},
+                        {std::string(kPurchasesRule),
+                         "rule: {kind: aggregation, aggregates: {amount: [sum, avg, count]}, " +
+                             rule_keys + "receivers: [acme]}"}});
+}
+
+TEST_F(SpecTest, APooledDatasetListsContributorsAndItsCellRules) {
+  auto r = ParseText(Pooled("min_contributors: 2, dominance: {n: 1, k: 0.6}, p_percent: 10, "));
+  ASSERT_TRUE(r) << r.error().ToString();
+  const Dataset* d = r->FindDataset("purchases");
+  EXPECT_TRUE(d->pooled());
+  EXPECT_EQ(d->owner, "");
+  EXPECT_EQ(d->contributors, (std::vector<std::string>{"acme", "newsco"}));
+  EXPECT_TRUE(d->Contributes("newsco"));
+  EXPECT_EQ(d->ContributorIndex("newsco"), 1);
+  EXPECT_EQ(d->MinContributors(), 2);
+  EXPECT_EQ(d->rule.dominance->n, 1);
+  EXPECT_DOUBLE_EQ(d->rule.dominance->k, 0.6);
+  EXPECT_DOUBLE_EQ(*d->rule.p_percent, 10);
+  EXPECT_FALSE(r->FindDataset("impressions")->pooled());
+  EXPECT_EQ(r->FindDataset("impressions")->MinContributors(), 0);
+}
+
+TEST_F(SpecTest, EveryBadPoolFieldIsNamed) {
+  const std::string rules = "min_contributors: 2, ";
+  struct Case {
+    std::string name, text, path;
+  };
+  const std::vector<Case> cases = {
+      {"owner and contributors",
+       Edited(Pooled(rules), {{"contributors: [acme, newsco]\n",
+                               "contributors: [acme, newsco]\n    owner: acme\n"}}),
+       "datasets.purchases.owner"},
+      {"unknown contributor",
+       Edited(Pooled(rules), {{"contributors: [acme, newsco]", "contributors: [acme, nobody]"}}),
+       "datasets.purchases.contributors"},
+      {"listed twice",
+       Edited(Pooled(rules), {{"contributors: [acme, newsco]", "contributors: [acme, acme]"}}),
+       "datasets.purchases.contributors"},
+      {"default minimum above the contributors", Pooled(""), "datasets.purchases.rule"},
+      {"min_contributors above the contributors", Pooled("min_contributors: 3, "),
+       "datasets.purchases.rule.min_contributors"},
+      {"min_contributors zero", Pooled("min_contributors: 0, "),
+       "datasets.purchases.rule.min_contributors"},
+      {"dominance n too large", Pooled(rules + "dominance: {n: 2, k: 0.5}, "),
+       "datasets.purchases.rule.dominance.n"},
+      {"dominance k of 1", Pooled(rules + "dominance: {n: 1, k: 1}, "),
+       "datasets.purchases.rule.dominance.k"},
+      {"dominance without k", Pooled(rules + "dominance: {n: 1}, "),
+       "datasets.purchases.rule.dominance"},
+      {"p_percent zero", Pooled(rules + "p_percent: 0, "), "datasets.purchases.rule.p_percent"},
+      {"pool rule on an owned dataset",
+       Edited(kBase, {{std::string(kPurchasesRule),
+                       "rule: {kind: aggregation, aggregates: {amount: [sum]}, p_percent: 10, "
+                       "receivers: [acme]}"}}),
+       "datasets.purchases.rule.p_percent"},
+      {"reserved column name",
+       Edited(kBase, {{"      day:    {type: date, role: dimension}",
+                       "      __cr_contributor: {type: integer, role: dimension}"}}),
+       "datasets.purchases.columns.__cr_contributor"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ExpectError(ParseText(c.text), ErrorCode::SPEC_INVALID, c.path);
+  }
+}
+
 }  // namespace
 }  // namespace cr::spec

@@ -1,0 +1,276 @@
+// Pooled datasets at scale (issue 14): 1,000 contributors x 10,000 rows (10M
+// rows) in one pooled dataset, each contributor's part its own encrypted file.
+//
+//   BM_PlainDuckDbBenchmark  baseline: the same answer on plain DuckDB over the
+//                            union (one Parquet file with a contributor column,
+//                            the bytes the room decrypts): per cell the total,
+//                            the peers' mean, median and quartiles, and every
+//                            contributor's own figure
+//   BM_CleanroomBenchmark    query::Run with benchmark: decrypt the 1,000 parts
+//                            into memory, mount them as one view, generated SQL
+//                            with unit and contributor counts, dominance and p%,
+//                            the benchmark view, one sealed copy per contributor
+//   BM_IngestOnePart         one contributor re-contributes its part
+//                            (prepare + ingest) into the full room
+//
+//   build/bin/pool_bench [--contributors=N] [--rows=N] [--dir=DIR]
+// With --dir the room is kept and reused by the next run of the same sizes.
+#include <benchmark/benchmark.h>
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bench_check.h"
+#include "common/files.h"
+#include "crypto/crypto.h"
+#include "engine/engine.h"
+#include "ingest/ingest.h"
+#include "ingest/prepare.h"
+#include "query/service.h"
+#include "ratio_reporter.h"
+#include "room/room.h"
+#include "room_passphrase.h"
+#include "spec/spec.h"
+
+namespace {
+
+int64_t g_contributors = 1000;
+int64_t g_rows = 10000;
+std::string g_dir;
+
+// The analyst's question; --benchmark adds each contributor's own figure.
+const char* kQuery =
+    "SELECT category, department, SUM(amount) AS spend FROM it_spend GROUP BY category, department";
+
+using cr::bench::Check;
+using cr::bench::Must;
+
+std::string D(const std::string& rel) { return g_dir + "/" + rel; }
+std::string Name(int64_t i) { return fmt::format("c{:04d}", i); }
+
+std::string SpecText() {
+  std::string s = "collaboration: pool-bench\nparties:\n";
+  for (int64_t i = 0; i < g_contributors; ++i) {
+    s += fmt::format(
+        "  {0}: {{public_key: keys/{0}.pub, abilities: [contribute, receive_results]}}\n", Name(i));
+  }
+  s += "  analyst: {public_key: keys/analyst.pub, abilities: [query, receive_results]}\n"
+       "privacy: {unit: budget_line, min_distinct_units: 10}\n"
+       "datasets:\n  it_spend:\n    contributors: [";
+  for (int64_t i = 0; i < g_contributors; ++i) s += (i ? ", " : "") + Name(i);
+  s += "]\n    privacy_unit_column: line_id\n    columns:\n"
+       "      line_id: {type: string, role: join_key}\n"
+       "      category: {type: string, role: dimension}\n"
+       "      department: {type: string, role: dimension}\n"
+       "      amount: {type: double, role: metric, bounds: [0, 1000]}\n"
+       "    rule:\n      kind: aggregation\n      aggregates: {amount: [sum, avg]}\n"
+       "      min_contributors: 3\n      dominance: {n: 1, k: 0.6}\n      p_percent: 10\n"
+       "      receivers: [analyst";
+  for (int64_t i = 0; i < g_contributors; ++i) s += ", " + Name(i);
+  s += "]\n";
+  return s;
+}
+
+// Contributor i's raw part: 10 categories x 5 departments, amounts in [0, 1000).
+void WritePart(int64_t i, const std::string& path, int64_t salt) {
+  auto db = Must(cr::engine::Database::Open(), "duckdb");
+  Check(db.Execute(fmt::format(
+            "COPY (SELECT '{0}-' || range || '-{2}' AS line_id, 'cat' || (range % 10) AS category, "
+            "'dep' || (range % 5) AS department, (hash(range * 7919 + {1}) % 100000) / 100.0 AS "
+            "amount FROM range({3})) TO {4} (FORMAT parquet)",
+            Name(i), i + salt * 1000003, salt, g_rows, cr::engine::QuoteLiteral(path))),
+        "write part");
+}
+
+cr::Result<cr::ingest::PrepareReport> PreparePart(int64_t i, int64_t salt, const std::string& out) {
+  std::string input = D(fmt::format("in-{}.parquet", Name(i)));
+  WritePart(i, input, salt);
+  cr::ingest::PrepareOptions o;
+  o.spec_path = D("spec.yaml");
+  o.dataset = "it_spend";
+  o.input = input;
+  o.key_path = D("keys/" + Name(i) + ".key");
+  o.secret_path = D("shared.secret");
+  o.room_pub = cr::room::RoomPubPath(D("room"));
+  o.out = out;
+  auto r = cr::ingest::Prepare(o);
+  std::filesystem::remove(input);
+  return r;
+}
+
+// The room with every part ingested, and the union in plain Parquet.
+void SetUpRoom() {
+  Check(cr::bench::UseRoomPassphrase(g_dir), "passphrase");
+  const std::string marker = D("pool-room.done");
+  const std::string want = fmt::format("{} {}\n", g_contributors, g_rows);
+  if (cr::PathExists(marker) && cr::ReadFile(marker).value_or("") == want) return;
+  std::filesystem::remove_all(D("room"));
+  Check(cr::MakeDirs(D("keys")), "keys");
+  fmt::print("setting up {} contributors x {} rows...\n", g_contributors, g_rows);
+  for (int64_t i = 0; i <= g_contributors; ++i) {
+    std::string name = i < g_contributors ? Name(i) : "analyst";
+    Check(cr::crypto::WriteIdentityFiles(cr::crypto::Identity::Generate(), D("keys"), name),
+          "keygen");
+  }
+  Check(cr::WriteFileAtomic(D("spec.yaml"), SpecText()), "spec");
+  Check(cr::crypto::WriteNewSharedSecret(D("shared.secret")), "secret");
+  auto spec = Must(cr::spec::Load(D("spec.yaml")), "spec load");
+  cr::room::InitOptions init;
+  init.key_store.kind = cr::room::KeyStoreKind::kPassphrase;
+  Must(cr::room::Room::Init(D("room"), D("spec.yaml"), init), "room init");
+  std::vector<std::string> sigs;
+  for (const auto& p : spec.parties) {
+    auto id = cr::crypto::Identity::Load(D("keys/" + p.name + ".key"));
+    auto sig = cr::spec::Sign(spec, *id);
+    sigs.push_back(D("sig-" + p.name + ".json"));
+    Check(cr::WriteFileAtomic(sigs.back(), cr::spec::SignatureToJson(*sig)), "sign");
+  }
+  auto room = Must(cr::room::Room::Open(D("room")), "open");
+  Check(room.Activate(sigs), "activate");
+  for (const auto& s : sigs) std::filesystem::remove(s);
+  for (int64_t i = 0; i < g_contributors; ++i) {
+    std::string pkg = D("part.crpkg");
+    Must(PreparePart(i, 0, pkg), "prepare");
+    Must(cr::ingest::Ingest(room, pkg), "ingest");
+    std::filesystem::remove(pkg);
+    if ((i + 1) % 100 == 0) fmt::print("  {} parts ingested\n", i + 1);
+  }
+  // The baseline's union: every part's decrypted Parquet with its contributor.
+  auto db = cr::engine::Database::Open();
+  std::vector<cr::engine::MemFile> files;
+  std::vector<std::string> selects;
+  for (const auto* part : room.Parts("it_spend")) {
+    auto mem = Must(room.Decrypt(part->name), "decrypt");
+    selects.push_back(fmt::format("SELECT *, {} AS contributor FROM read_parquet({})",
+                                  spec.FindDataset("it_spend")->ContributorIndex(part->owner),
+                                  cr::engine::QuoteLiteral(mem.path())));
+    files.push_back(std::move(mem));
+  }
+  Check(
+      db->Execute(fmt::format("COPY ({}) TO {} (FORMAT parquet)", fmt::join(selects, " UNION ALL "),
+                              cr::engine::QuoteLiteral(D("union.parquet")))),
+      "union");
+  Check(cr::WriteFileAtomic(marker, want), "marker");
+}
+
+void BM_PlainDuckDbBenchmark(benchmark::State& state) {
+  const std::string u = "read_parquet(" + cr::engine::QuoteLiteral(D("union.parquet")) + ")";
+  for (auto _ : state) {
+    auto db = cr::engine::Database::Open();
+    bool ok =
+        db->Execute(
+              fmt::format("CREATE TEMP TABLE parts AS SELECT category, department, contributor, "
+                          "SUM(amount) AS s FROM {} GROUP BY category, department, contributor",
+                          u))
+            .has_value();
+    auto peers = db->Query(
+        "SELECT category, department, sum(s), avg(s), median(s), quantile_cont(s, 0.25), "
+        "quantile_cont(s, 0.75) FROM parts GROUP BY category, department");
+    auto own = db->Query("SELECT category, department, contributor, s FROM parts");
+    if (!ok || !peers || !own || peers->row_count() == 0) state.SkipWithError("baseline failed");
+  }
+}
+
+void BM_CleanroomBenchmark(benchmark::State& state) {
+  auto analyst = cr::crypto::Identity::Load(D("keys/analyst.key"));
+  cr::query::Request req;
+  req.sql = kQuery;
+  req.benchmark = true;
+  cr::query::ExecStats last;
+  for (auto _ : state) {
+    auto room = cr::room::Room::Open(D("room"));
+    auto out = room ? cr::query::Run(*room, *analyst, req) : std::unexpected(room.error());
+    if (!out || out->result.rows.empty()) {
+      state.SkipWithError(out ? "nothing released" : out.error().ToString().c_str());
+      break;
+    }
+    last = out->stats;
+    // A result holds a sealed copy per contributor: keep the room from growing.
+    std::filesystem::remove_all(D("room/results/" + out->result.result_id));
+  }
+  state.counters["decrypt_s"] = last.decrypt_seconds;
+  state.counters["sql_s"] = last.query_seconds;
+  state.counters["released"] = static_cast<double>(last.released_rows);
+}
+
+void BM_IngestOnePart(benchmark::State& state) {
+  int64_t salt = 1;
+  for (auto _ : state) {
+    std::string pkg = D("again.crpkg");
+    auto prepared = PreparePart(7, salt++, pkg);
+    auto room = cr::room::Room::Open(D("room"));
+    cr::Result<cr::ingest::IngestReport> ingested = !prepared ? std::unexpected(prepared.error())
+                                                    : !room   ? std::unexpected(room.error())
+                                                              : cr::ingest::Ingest(*room, pkg);
+    std::filesystem::remove(pkg);
+    if (!ingested) {
+      state.SkipWithError(ingested.error().ToString().c_str());
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_PlainDuckDbBenchmark)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->Iterations(2)
+    ->Repetitions(3);
+BENCHMARK(BM_CleanroomBenchmark)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->Iterations(2)
+    ->Repetitions(3);
+BENCHMARK(BM_IngestOnePart)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(2)->Repetitions(3);
+
+int main(int argc, char** argv) {
+  std::vector<char*> rest;
+  static char interleave[] = "--benchmark_enable_random_interleaving=true";
+  bool interleave_given = false;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) == 0)
+      interleave_given = true;
+    if (std::strncmp(argv[i], "--contributors=", 15) == 0)
+      g_contributors = std::atoll(argv[i] + 15);
+    else if (std::strncmp(argv[i], "--rows=", 7) == 0)
+      g_rows = std::atoll(argv[i] + 7);
+    else if (std::strncmp(argv[i], "--dir=", 6) == 0)
+      g_dir = argv[i] + 6;
+    else
+      rest.push_back(argv[i]);
+  }
+  bool temp = g_dir.empty();
+  if (temp) {
+    std::string tmpl = "/tmp/cleanroom-poolbench-XXXXXX";
+    g_dir = ::mkdtemp(tmpl.data());
+  }
+  Check(cr::MakeDirs(g_dir), "dir");
+  Check(cr::crypto::Init(), "sodium");
+  fmt::print("pool benchmark: {} contributors x {} rows in {}\n", g_contributors, g_rows, g_dir);
+  SetUpRoom();
+  if (!interleave_given) rest.push_back(interleave);
+  int rest_argc = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_argc, rest.data());
+  cr::bench::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  auto s = reporter.seconds();
+  if (s.count("BM_PlainDuckDbBenchmark") && s.count("BM_CleanroomBenchmark")) {
+    double plain = s["BM_PlainDuckDbBenchmark"], ours = s["BM_CleanroomBenchmark"];
+    fmt::print(
+        "\nplain DuckDB over the union {:.2f} s | cleanroom benchmark query {:.2f} s | ratio "
+        "{:.2f}x (target <= 1.50x; medians of 3 interleaved repetitions)\n",
+        plain, ours, ours / plain);
+  }
+  if (s.count("BM_IngestOnePart")) {
+    fmt::print("ingest of one part ({} rows, prepare + ingest) into the {}-part room: {:.2f} s\n",
+               g_rows, g_contributors, s["BM_IngestOnePart"]);
+  }
+  if (temp) std::filesystem::remove_all(g_dir);
+  return 0;
+}
