@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "common/files.h"
 #include "crypto/crypto.h"
 #include "e2e/e2e_fixture.h"
 #include "spec/spec.h"
