@@ -427,21 +427,26 @@ Status Ledger::StoreAnswer(const std::string& query_key, std::string_view answer
 Result<size_t> Ledger::Rekey(const std::string& from_dir, const std::string& to_dir,
                              const crypto::Identity& from, const crypto::Identity& to) {
   size_t rewritten = 0;
-  const std::string log = JoinPath(from_dir, "budget.log");
-  if (PathExists(log)) {
-    CR_ASSIGN(std::vector<json> entries, ReadLedger(log, from.pub()));
+  // Both signed logs (the budget's and the query counts') keep their hashes
+  // and chain; each entry is signed again by the new key.
+  auto resign = [&](const char* name, Fields fields) -> Status {
+    const std::string log = JoinPath(from_dir, name);
+    if (!PathExists(log)) return Ok();
+    CR_ASSIGN(std::vector<json> entries, ReadLedger(log, from.pub(), fields));
     std::string text;
     for (json& e : entries) {
       std::string raw_hash;
       if (!FromHex(e["hash"].get<std::string>(), &raw_hash)) {
-        return Fail(ErrorCode::TAMPERED, "the room's budget.log holds a malformed hash");
+        return Fail(ErrorCode::TAMPERED, "the room's {} holds a malformed hash", name);
       }
       e["sig"] = crypto::Base64Encode(to.Sign(raw_hash));
       text += Dump(e) + "\n";
       ++rewritten;
     }
-    CR_TRY(WriteFileAtomic(JoinPath(to_dir, "budget.log"), text, 0600));
-  }
+    return WriteFileAtomic(JoinPath(to_dir, name), text, 0600);
+  };
+  CR_TRY(resign("budget.log", kChargeFields));
+  CR_TRY(resign("usage.log", kUseFields));
   const std::string answers = JoinPath(from_dir, "budget-answers");
   if (!PathExists(answers)) return rewritten;
   CR_TRY(MakeDirs(JoinPath(to_dir, "budget-answers"), 0700));

@@ -83,7 +83,7 @@ class Ledger {
 
   const std::string& log_path() const { return log_path_; }
 
-  // For `room rotate-key`: writes `from_dir`'s budget.log and budget-answers/
+  // For `room rotate-key`: writes `from_dir`'s budget.log, usage.log and budget-answers/
   // into `to_dir` under the room's next key: every entry checked under
   // `from` and signed again by `to` (its hash, and so every anchor the audit
   // log holds, unchanged), every stored answer re-encrypted. Nothing when the

@@ -44,10 +44,18 @@ struct Target {
 };
 
 // An impression whose time no other impression shares, near the middle of
-// the campaign, with a cost that shows: what the attacker knows about its target.
+// the campaign, with a cost that shows, of a person who saw an ad earlier
+// too: what the attacker knows about its target. The earlier ad matters: the
+// two questions then cover the same people, so the room's difference checks
+// (which compare the sets of people behind answers) have nothing to withhold.
 Result<Target> PickTarget(const std::string& csv_path) {
   CR_ASSIGN(std::string csv, ReadFile(csv_path));
-  std::map<std::string, std::pair<int, std::string>> by_time;  // shown_at -> (count, cost)
+  struct Slot {
+    int count = 0;
+    std::string cost, email;
+  };
+  std::map<std::string, Slot> by_time;             // shown_at -> impressions at that time
+  std::map<std::string, std::string> first_seen;  // email -> earliest shown_at
   std::istringstream in(csv);
   std::string line;
   std::getline(in, line);  // header: email,campaign,shown_at,cost,device
@@ -57,14 +65,18 @@ Result<Target> PickTarget(const std::string& csv_path) {
     for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
     if (f.size() != 5) return Fail(ErrorCode::INTERNAL, "demo: the impressions file is not the generator's");
     auto& slot = by_time[f[2]];
-    ++slot.first;
-    slot.second = f[3];
+    ++slot.count;
+    slot.cost = f[3];
+    slot.email = f[0];
+    auto [seen, fresh] = first_seen.emplace(f[0], f[2]);
+    if (!fresh && f[2] < seen->second) seen->second = f[2];
   }
   auto it = by_time.begin();
   std::advance(it, by_time.size() / 2);
   for (; it != by_time.end(); ++it) {
-    if (it->second.first == 1 && std::stod(it->second.second) >= 1.0) {
-      return Target{it->first, it->second.second};
+    const Slot& s = it->second;
+    if (s.count == 1 && std::stod(s.cost) >= 1.0 && first_seen.at(s.email) < it->first) {
+      return Target{it->first, s.cost};
     }
   }
   return Fail(ErrorCode::INTERNAL, "demo: no impression with a time of its own");
@@ -89,6 +101,9 @@ Status RunDemoDp(client::Client& acme, const std::string& impressions_csv, int f
   CR_ASSIGN(double vb, Number(b));
   Say(fmt::format("each covers far more than 100 people, so the threshold lets both out: A = {:.4f}, "
                   "B = {:.4f}", va, vb));
+  Say("the target saw an ad earlier too, so A and B cover the same people: the difference "
+      "check, which withholds an answer whose people differ from an earlier one's by 1 to 99, "
+      "has nothing to withhold");
   const double exact = std::stod(target.cost);
   Say(fmt::format("A - B = {:.4f}: exactly the cost of the target's impression (newsco's file "
                   "says {})", va - vb, target.cost));

@@ -51,6 +51,9 @@ Status Init() {
 bool MakeProcessNonDumpable() { return ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0; }
 
 SecureBuffer::SecureBuffer(size_t size) : size_(size) {
+  // sodium_malloc needs sodium_init (it sets the page size); a caller that
+  // forgot Init() gets it here rather than an abort.
+  if (!Init()) std::abort();
   data_ = static_cast<unsigned char*>(sodium_malloc(size == 0 ? 1 : size));
   if (!data_) std::abort();
 }

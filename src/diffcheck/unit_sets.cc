@@ -21,8 +21,15 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kKeyContext[8] = {'c', 'r', 'u', 'n', 'i', 't', 's', '_'};
+constexpr const char* kKeyContext = room::kUnitSetsKeyContext;
 constexpr const char* kIndex = "index.json";
+// Sealed under its path in the room, as every other metadata file, so that
+// room rotate-key reseals it with the rest.
+constexpr const char* kIndexName = "unitsets/index.json";
+
+Status WriteIndex(const std::string& dir, const room::MetaSealer& sealer, const json& index) {
+  return WriteFileAtomic(JoinPath(dir, kIndex), sealer.Seal(kIndexName, index), 0600);
+}
 
 // splitmix64's finaliser: the fingerprint is the sum of these over a set's
 // hashes, so it does not depend on the order they arrive in.
@@ -85,7 +92,8 @@ Result<json> ReadIndex(const std::string& dir, const room::MetaSealer& sealer) {
     }
     return json{{"entries", json::array()}};
   }
-  CR_ASSIGN(json index, sealer.Read(dir, kIndex));
+  CR_ASSIGN(std::string text, ReadFile(JoinPath(dir, kIndex)));
+  CR_ASSIGN(json index, sealer.Open(kIndexName, text));
   auto bad = [] {
     return Fail(ErrorCode::TAMPERED, "the room's difference-check index is malformed");
   };
@@ -260,7 +268,7 @@ Status Store::Add(const Lock&, const std::string& id, const std::vector<std::str
   index["entries"].push_back({{"result", id},
                               {"datasets", std::vector<std::string>(want.begin(), want.end())},
                               {"rows", std::move(entry_rows)}});
-  return sealer_.Write(dir_, kIndex, index);
+  return WriteIndex(dir_, sealer_, index);
 }
 
 Status Store::Remove(const Lock&, const std::string& id) const {
@@ -276,7 +284,7 @@ Status Store::Remove(const Lock&, const std::string& id) const {
   }
   if (!found) return Ok();
   index["entries"] = std::move(kept);
-  CR_TRY(sealer_.Write(dir_, kIndex, index));
+  CR_TRY(WriteIndex(dir_, sealer_, index));
   return RemoveFileDurable(JoinPath(dir_, UnitsName(id)));
 }
 
@@ -305,7 +313,7 @@ Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& seale
   index["entries"] = std::move(kept);
   // The index first: a set it no longer lists is never read, even if its
   // file outlives a crash (and the next disposal or sweep removes it).
-  CR_TRY(sealer.Write(dir, kIndex, index));
+  CR_TRY(WriteIndex(dir, sealer, index));
   for (const auto& id : gone) {
     const std::string path = JoinPath(dir, UnitsName(id));
     if (PathExists(path)) CR_TRY(RemoveFileDurable(path));

@@ -46,7 +46,7 @@ json HistoryToJson(const std::vector<VersionRecord>& versions) {
 
 Result<std::vector<VersionRecord>> HistoryFromJson(const json& j) {
   auto format = j.find("format");
-  if (format == j.end() || !format->is_number_unsigned() || format->get<uint64_t>() != 1) {
+  if (format == j.end() || !format->is_number_integer() || format->get<int64_t>() != 1) {
     return Damaged("format");
   }
   auto versions = j.find("versions");

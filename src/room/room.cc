@@ -28,6 +28,13 @@
 namespace cr::room {
 namespace {
 
+// A string field of a room document, or "" when it is absent or not a string:
+// read before the document's types are checked, so it must not throw.
+std::string StrField(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 constexpr char kWrapContext[8] = {'c', 'r', 'w', 'r', 'a', 'p', 'k', '1'};
 
 std::string P(const std::string& dir, const std::string& rel) { return JoinPath(dir, rel); }
@@ -310,7 +317,7 @@ Result<json> VerifySignatureFiles(const spec::Spec& spec, const std::vector<std:
 // Residency: a spec that names a region runs only in a room initialised there.
 Status CheckRegion(const spec::Spec& spec, const json& state) {
   if (spec.region.empty()) return Ok();
-  const std::string room_region = state.value("region", "");
+  const std::string room_region = StrField(state, "region");
   if (room_region == spec.region) return Ok();
   if (room_region.empty()) {
     return Fail(ErrorCode::REGION_MISMATCH,
@@ -378,7 +385,7 @@ struct Room::State {
   uint64_t Version() const {
     auto it = state.find("version");
     if (it != state.end() && it->is_number_unsigned()) return it->get<uint64_t>();
-    return state.value("status", "") == "active" ? 1 : 0;  // activated before versions were kept
+    return StrField(state, "status") == "active" ? 1 : 0;  // activated before versions were kept
   }
 
   // history.json against the version state.json names. One version ahead is
@@ -414,7 +421,7 @@ struct Room::State {
                   "was put back, or the file was replaced)",
                   kHistoryFile, versions.size(), expected);
     }
-    if (versions.back().spec_sha256 != state.value("spec_sha256", "")) {
+    if (versions.back().spec_sha256 != StrField(state, "spec_sha256")) {
       return Fail(ErrorCode::TAMPERED, "the room's {} does not end with the spec in force",
                   kHistoryFile);
     }
@@ -560,7 +567,7 @@ nlohmann::json Room::KeyStoreInfo() const {
   return info ? *info : nlohmann::json::object();
 }
 const Clock& Room::clock() const { return *s_->clock; }
-bool Room::active() const { return s_->state.value("status", "") == "active"; }
+bool Room::active() const { return StrField(s_->state, "status") == "active"; }
 audit::AuditLog& Room::audit() { return *s_->audit; }
 const std::map<std::string, DatasetEntry>& Room::datasets() const { return s_->datasets; }
 
@@ -886,7 +893,7 @@ Status Room::Activate(const std::vector<std::string>& files) {
       "room.activate", "operator",
       {{"spec_hash", s.spec.hash},
        {"version", 1},
-       {"region", state.value("region", "")},
+       {"region", StrField(state, "region")},
        {"signed_by", std::vector<std::string>(signed_by.begin(), signed_by.end())}});
   if (!audited) {
     // An activation the log does not show did not happen.
@@ -958,7 +965,7 @@ Result<VersionChange> Room::ActivateVersion(const std::string& spec_path,
     // Activated before versions were kept: its record is made from state.json.
     const RoomInfo info = Info();
     std::set<std::string> old_signed(info.signed_by.begin(), info.signed_by.end());
-    history.push_back(MakeVersion(1, s.spec, s.state.value("activated_at", ""), old_signed,
+    history.push_back(MakeVersion(1, s.spec, StrField(s.state, "activated_at"), old_signed,
                                   s.state["signatures"]));
   }
   const uint64_t version = history.back().version + 1;
@@ -1005,7 +1012,7 @@ Result<VersionChange> Room::ActivateVersion(const std::string& spec_path,
   return change;
 }
 
-std::string Room::region() const { return s_->state.value("region", ""); }
+std::string Room::region() const { return StrField(s_->state, "region"); }
 uint64_t Room::version() const { return s_->Version(); }
 const std::vector<VersionRecord>& Room::history() const { return s_->history; }
 
@@ -1555,14 +1562,15 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
 namespace {
 
 // What rotate-key does with each file of the room, by its path in the room.
-enum class RotateAction { kLink, kRewrap, kReseal, kOwn };
+enum class RotateAction { kLink, kRewrap, kReseal, kRekeyUnits, kOwn };
 
 RotateAction ActionFor(const std::string& rel, std::string_view text_head) {
   if (rel == kKeyStoreFile || rel == "room.pub" || rel == "audit.log" || rel == "budget.log" ||
-      rel.starts_with("budget-answers/")) {
+      rel == "usage.log" || rel.starts_with("budget-answers/")) {
     return RotateAction::kOwn;  // written by RotateKey itself (or budget::Ledger::Rekey)
   }
   if (rel.starts_with("keys/") && rel.ends_with(".key")) return RotateAction::kRewrap;
+  if (rel.starts_with("unitsets/") && rel.ends_with(".units")) return RotateAction::kRekeyUnits;
   if (rel.ends_with(".json") && !text_head.empty()) return RotateAction::kReseal;
   return RotateAction::kLink;
 }
@@ -1631,7 +1639,9 @@ Result<crypto::PublicIdentity> Room::RotateKey(const std::string& dir, const Key
   MetaSealer next_sealer(next);
   const crypto::SecureBuffer old_wrap = s.WrapKey();
   const crypto::SecureBuffer new_wrap = next.DeriveKey(1, kWrapContext);
-  size_t rewrapped = 0, resealed = 0;
+  const crypto::SecureBuffer old_units = s.key->DeriveKey(1, kUnitSetsKeyContext);
+  const crypto::SecureBuffer new_units = next.DeriveKey(1, kUnitSetsKeyContext);
+  size_t rewrapped = 0, resealed = 0, rekeyed_units = 0;
   std::string catalog_sha256;
   auto build = [&]() -> Status {
     if (::chmod(tmp.c_str(), 0700) != 0) return Fail(ErrorCode::INTERNAL, "cannot set the mode of {}", tmp);
@@ -1640,7 +1650,8 @@ Result<crypto::PublicIdentity> Room::RotateKey(const std::string& dir, const Key
       const std::string to = P(tmp, rel);
       CR_TRY(MakeDirs(DirName(to), 0700));
       std::string text;
-      if (rel.ends_with(".json") || (rel.starts_with("keys/") && rel.ends_with(".key"))) {
+      if (rel.ends_with(".json") || rel.ends_with(".units") ||
+          (rel.starts_with("keys/") && rel.ends_with(".key"))) {
         CR_ASSIGN(text, ReadFile(from));
       }
       const bool sealed = rel.ends_with(".json") && MetaSealer::LooksSealed(text);
@@ -1657,6 +1668,14 @@ Result<crypto::PublicIdentity> Room::RotateKey(const std::string& dir, const Key
           if (!data_key) return Fail(ErrorCode::TAMPERED, "the room's {} does not open", rel);
           CR_TRY(WriteFileAtomic(to, crypto::AeadSeal(new_wrap, data_key->view(), ad), 0600));
           ++rewrapped;
+          break;
+        }
+        case RotateAction::kRekeyUnits: {
+          // A difference check's unit sets, bound to their path in the room.
+          auto plain = crypto::AeadOpen(old_units, text, rel);
+          if (!plain) return Fail(ErrorCode::TAMPERED, "the room's {} does not open", rel);
+          CR_TRY(WriteFileAtomic(to, crypto::AeadSeal(new_units, plain->view(), rel), 0600));
+          ++rekeyed_units;
           break;
         }
         case RotateAction::kReseal: {
@@ -1689,6 +1708,7 @@ Result<crypto::PublicIdentity> Room::RotateKey(const std::string& dir, const Key
          {"key_store", KeyStoreKindName(resolved->kind)},
          {"data_keys_rewrapped", rewrapped},
          {"files_resealed", resealed},
+         {"unit_sets_rekeyed", rekeyed_units},
          {"budget_records_rekeyed", budget_entries},
          {"catalog", {{"generation", s.Generation()}, {"sha256", catalog_sha256}}}}));
     // The rebuilt room must open on its own before it replaces anything.

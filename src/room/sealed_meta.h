@@ -20,6 +20,11 @@
 
 namespace cr::room {
 
+// Subkey contexts (crypto_kdf) of room files that other modules write and
+// room rotate-key re-encrypts: the difference checks' unit sets
+// (unitsets/*.units, each bound to its path in the room).
+inline constexpr char kUnitSetsKeyContext[9] = "crunits_";
+
 class MetaSealer {
  public:
   // The MAC key is a subkey of the room key (crypto_kdf), never the key itself.

@@ -268,6 +268,26 @@ TEST_F(GovernanceE2e, ARemovedOrCutUsageLogIsTampered) {
   EXPECT_EQ(Query(kReach).exit_code, 0);
 }
 
+TEST_F(GovernanceE2e, ARotatedRoomKeyCarriesTheUnitSetsAndTheUsageCounts) {
+  // Rotating the room key must not be a way to wipe the difference checks'
+  // memory or the query counts: both move to the new key.
+  SetUpAttack(GovSpec("", "      max_queries: {count: 2, per: lifetime}\n"));
+  ASSERT_EQ(QueryJson(both_)["rows"].size(), 1u);
+  EXPECT_EQ(Budget()["usage"][0]["used"], 1);
+  json rotated = json::parse(Ok("--format json room rotate-key --room " + Q(P("room"))).out);
+  EXPECT_NE(rotated["fingerprint"], rotated["previous_fingerprint"]);
+  std::string log = Slurp(P("room/audit.log"));
+  EXPECT_NE(log.find("\"unit_sets_rekeyed\":1"), std::string::npos);
+  EXPECT_EQ(Budget()["usage"][0]["used"], 1);
+  // The differencing pair across the rotation: the second is still withheld.
+  json b = QueryJson(spring_);
+  EXPECT_TRUE(b["rows"].empty()) << b.dump();
+  EXPECT_EQ(b["withheld_rows"], 1);
+  EXPECT_EQ(Budget()["usage"][0]["used"], 2);
+  ExpectRefused(Query(kReach), 4, "USAGE_EXHAUSTED");
+  Ok("audit verify --room " + Q(P("room")));
+}
+
 TEST_F(GovernanceE2e, ABadUsageWindowIsASpecError) {
   Ok("keygen --name acme --out " + Q(P("keys")));
   Ok("keygen --name newsco --out " + Q(P("keys")));

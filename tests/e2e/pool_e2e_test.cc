@@ -485,10 +485,24 @@ class PoolDifferencingE2e : public PoolE2e {
   const std::string cloud_ = "SELECT SUM(amount) AS s FROM spend WHERE category = 'cloud'";
 };
 
-TEST_F(PoolDifferencingE2e, WithoutDpTheDifferenceIsExact) {
+TEST_F(PoolDifferencingE2e, WithoutDpOrDifferenceChecksTheDifferenceIsExact) {
+  // The control: with the checks turned off the pair gives the line away.
+  SetUpPool(PoolSpec(Rules(false, false), "  difference_checks: false\n"));
+  ContributeAll(Data());
+  json a = QueryJson(both_), b = QueryJson(cloud_);
+  ASSERT_EQ(a["rows"].size(), 1u) << a.dump();
+  ASSERT_EQ(b["rows"].size(), 1u) << b.dump();
+  EXPECT_NEAR(Sum(a) - Sum(b), 777, 1e-6);
+}
+
+TEST_F(PoolDifferencingE2e, DifferenceChecksWithholdTheSecondOfThePairByDefault) {
   SetUpPool(PoolSpec(Rules(false, false)));
   ContributeAll(Data());
-  EXPECT_NEAR(Sum(QueryJson(both_)) - Sum(QueryJson(cloud_)), 777, 1e-6);
+  json a = QueryJson(both_);
+  ASSERT_EQ(a["rows"].size(), 1u) << a.dump();
+  json b = QueryJson(cloud_);
+  EXPECT_TRUE(b["rows"].empty()) << b.dump();
+  EXPECT_EQ(b["withheld_rows"], 1) << b.dump();
 }
 
 TEST_F(PoolDifferencingE2e, WithDpTheDifferenceIsNoise) {
