@@ -40,6 +40,10 @@ struct ExecStats {
   std::vector<diffcheck::UnitSet> unit_sets;
   int64_t difference_withheld = 0;  // released rows then withheld by the difference check
   double unit_set_seconds = 0;
+  // The difference check after the SQL: comparing with earlier rows, and
+  // recording the released rows' sets (query::Run fills these).
+  double unit_check_seconds = 0;
+  double unit_store_seconds = 0;
   std::optional<OwnFigures> own;  // set for a benchmark answer
 };
 

@@ -248,8 +248,11 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
   if (sets.size() != out->result.rows.size()) {
     return Fail(ErrorCode::INTERNAL, "the difference check lost track of the released rows");
   }
+  const auto t0 = std::chrono::steady_clock::now();
   CR_ASSIGN(std::vector<bool> withheld,
             store.Check(lock, plan.Datasets(), sets, plan.min_distinct_units));
+  const auto t1 = std::chrono::steady_clock::now();
+  out->stats.unit_check_seconds = std::chrono::duration<double>(t1 - t0).count();
   std::vector<nlohmann::json> kept;
   std::vector<const diffcheck::UnitSet*> kept_sets;
   for (size_t r = 0; r < withheld.size(); ++r) {
@@ -267,6 +270,8 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
     out->result.withheld_rows = out->stats.withheld_rows;
   }
   CR_TRY(store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
+  out->stats.unit_store_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   return lock;
 }
 

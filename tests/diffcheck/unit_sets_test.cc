@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "common/files.h"
@@ -110,6 +113,64 @@ TEST_F(UnitSetsTest, SizesFarApartAreSettledWithoutOpeningABitmap) {
   EXPECT_EQ(CheckOne(Set(0, 200)), std::vector<bool>{false});
   // A near one needs the bitmap, and its absence is tampering.
   EXPECT_EQ(CheckFails(Set(0, 299)), ErrorCode::TAMPERED);
+}
+
+// The merge that stops at k agrees with the full symmetric difference on
+// random sets, some near one another, some unrelated, of about equal sizes
+// (so the size gap settles nothing).
+TEST_F(UnitSetsTest, TheStoppingCountAgreesWithTheFullDifferenceOnRandomSets) {
+  std::mt19937_64 rng(7);
+  std::vector<UnitSet> stored;
+  std::vector<std::vector<uint64_t>> stored_values;
+  for (int s = 0; s < 40; ++s) {
+    std::vector<uint64_t> v;
+    const size_t n = 2000 + rng() % 20;
+    const uint64_t base = (s % 4 == 0) ? 0 : rng();  // a quarter share most units
+    for (size_t i = 0; i < n; ++i) v.push_back((base + i) * 0x9e3779b97f4a7c15ULL);
+    UnitSet u;
+    u.Add(v.data(), v.size(), true);
+    u.Finish();
+    AddOne("r" + std::to_string(s), u);
+    stored_values.push_back(v);
+    stored.push_back(std::move(u));
+  }
+  for (int t = 0; t < 60; ++t) {
+    // Near one of the shared-base sets: drop or add a few units, anywhere.
+    std::vector<uint64_t> v = stored_values[(t % 10) * 4];
+    const int change = static_cast<int>(rng() % (2 * kK));
+    for (int c = 0; c < change; ++c) {
+      if (rng() % 2) {
+        v.erase(v.begin() + static_cast<long>(rng() % v.size()));
+      } else {
+        v.push_back(rng());
+      }
+    }
+    UnitSet u;
+    u.Add(v.data(), v.size(), true);
+    u.Finish();
+    bool expected = false;
+    for (const UnitSet& s : stored) {
+      const uint64_t gap = s.count() > u.count() ? s.count() - u.count() : u.count() - s.count();
+      if (gap >= static_cast<uint64_t>(kK)) continue;
+      if (gap == 0 && s.fingerprint() == u.fingerprint()) continue;
+      std::vector<uint32_t> x;
+      std::set_symmetric_difference(u.low().begin(), u.low().end(), s.low().begin(),
+                                    s.low().end(), std::back_inserter(x));
+      expected = expected || x.size() < static_cast<uint64_t>(kK);
+    }
+    EXPECT_EQ(CheckOne(u), std::vector<bool>{expected}) << "case " << t << ", " << change << " changes";
+  }
+}
+
+TEST(LowDifferenceTest, CountsTheSymmetricDifferenceUpToEnough) {
+  const std::vector<uint32_t> a = {1, 5, 9, 12}, b = {1, 6, 9, 13, 20};
+  EXPECT_EQ(LowDifference(a, b, 100), 5u);  // 5, 6, 12, 13, 20
+  EXPECT_EQ(LowDifference(b, a, 100), 5u);
+  EXPECT_EQ(LowDifference(a, b, 3), 3u);    // stops there
+  EXPECT_EQ(LowDifference(a, a, 100), 0u);
+  EXPECT_EQ(LowDifference(a, {}, 100), 4u);
+  EXPECT_EQ(LowDifference({}, {}, 100), 0u);
+  EXPECT_EQ(LowDifference({0, UINT32_MAX}, {UINT32_MAX}, 100), 1u);
 }
 
 TEST_F(UnitSetsTest, AChangedBitmapOrIndexIsTampered) {
