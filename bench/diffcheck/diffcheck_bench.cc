@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <string>
 
+#include "bench_check.h"
 #include "bench_room.h"
 #include "common/files.h"
 #include "crypto/crypto.h"
@@ -41,12 +42,7 @@ const char* kQuery =
     "SELECT i.campaign, COUNT(DISTINCT p.email) AS buyers, SUM(p.amount) AS revenue "
     "FROM impressions i JOIN purchases p ON i.email = p.email GROUP BY i.campaign";
 
-void Check(const cr::Status& st, const char* what) {
-  if (!st) {
-    fmt::print(stderr, "{}: {}\n", what, st.error().ToString());
-    std::exit(1);
-  }
-}
+using cr::bench::Check;
 
 std::string D(const std::string& rel) { return g_dir + "/" + rel; }
 
@@ -152,23 +148,12 @@ BENCHMARK(BM_QueryWithChecks)
     ->Repetitions(5);
 
 int main(int argc, char** argv) {
-  std::vector<char*> rest;
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
-  bool interleave_given = false;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) == 0)
-      interleave_given = true;
-    if (std::strncmp(argv[i], "--impressions=", 14) == 0)
-      g_impressions = std::atoll(argv[i] + 14);
-    else if (std::strncmp(argv[i], "--purchases=", 12) == 0)
-      g_purchases = std::atoll(argv[i] + 12);
-    else if (std::strncmp(argv[i], "--people=", 9) == 0)
-      g_people = std::atoll(argv[i] + 9);
-    else if (std::strncmp(argv[i], "--dir=", 6) == 0)
-      g_dir = argv[i] + 6;
-    else
-      rest.push_back(argv[i]);
-  }
+  std::vector<char*> rest = cr::bench::BenchArgs(
+      argc, argv,
+      {{"--impressions=", [](const char* v) { g_impressions = std::atoll(v); }},
+       {"--purchases=", [](const char* v) { g_purchases = std::atoll(v); }},
+       {"--people=", [](const char* v) { g_people = std::atoll(v); }},
+       {"--dir=", [](const char* v) { g_dir = v; }}});
   bool temp = g_dir.empty();
   if (temp) {
     std::string tmpl = "/tmp/cleanroom-dcbench-XXXXXX";
@@ -180,7 +165,6 @@ int main(int argc, char** argv) {
       "{} earlier results per room\n",
       g_impressions, g_purchases, g_people, g_dir, kEarlier);
   SetUpRooms();
-  if (!interleave_given) rest.push_back(interleave);
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
   cr::bench::RatioReporter reporter;

@@ -230,21 +230,11 @@ BENCHMARK(BM_CleanroomBenchmark)
 BENCHMARK(BM_IngestOnePart)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(2)->Repetitions(3);
 
 int main(int argc, char** argv) {
-  std::vector<char*> rest;
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
-  bool interleave_given = false;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--benchmark_enable_random_interleaving", 38) == 0)
-      interleave_given = true;
-    if (std::strncmp(argv[i], "--contributors=", 15) == 0)
-      g_contributors = std::atoll(argv[i] + 15);
-    else if (std::strncmp(argv[i], "--rows=", 7) == 0)
-      g_rows = std::atoll(argv[i] + 7);
-    else if (std::strncmp(argv[i], "--dir=", 6) == 0)
-      g_dir = argv[i] + 6;
-    else
-      rest.push_back(argv[i]);
-  }
+  std::vector<char*> rest = cr::bench::BenchArgs(
+      argc, argv,
+      {{"--contributors=", [](const char* v) { g_contributors = std::atoll(v); }},
+       {"--rows=", [](const char* v) { g_rows = std::atoll(v); }},
+       {"--dir=", [](const char* v) { g_dir = v; }}});
   bool temp = g_dir.empty();
   if (temp) {
     std::string tmpl = "/tmp/cleanroom-poolbench-XXXXXX";
@@ -254,7 +244,6 @@ int main(int argc, char** argv) {
   Check(cr::crypto::Init(), "sodium");
   fmt::print("pool benchmark: {} contributors x {} rows in {}\n", g_contributors, g_rows, g_dir);
   SetUpRoom();
-  if (!interleave_given) rest.push_back(interleave);
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
   cr::bench::RatioReporter reporter;

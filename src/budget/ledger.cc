@@ -241,6 +241,26 @@ Status CheckAgainstAnchor(const std::vector<json>& entries, const std::string& a
   return Ok();
 }
 
+// A ledger read and checked against the audit log's anchor under one shared
+// lock: a writer appends its entry and then its anchor while it holds the
+// lock exclusively, so a reader that let go in between could see the anchor
+// of an entry it had not read and take a live ledger for a rolled-back one.
+Result<std::vector<json>> ReadAnchored(const std::string& path, const crypto::PublicIdentity& room,
+                                       Fields fields, const std::string& audit_path,
+                                       const char* anchor_key, std::string_view file) {
+  if (!PathExists(path)) {
+    CR_TRY(CheckAgainstAnchor({}, audit_path, room, anchor_key, file));
+    return std::vector<json>{};
+  }
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot open {}", path);
+  CR_TRY(Lock(fd.get(), LOCK_SH, path));
+  CR_ASSIGN(std::string data, ReadAllFd(fd.get(), path));
+  CR_ASSIGN(std::vector<json> entries, VerifiedEntries(data, path, room, fields));
+  CR_TRY(CheckAgainstAnchor(entries, audit_path, room, anchor_key, file));
+  return entries;
+}
+
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -323,8 +343,8 @@ Result<Ledger> Ledger::Open(const std::string& room_dir, const crypto::Identity&
   }
   CR_TRY(PeriodAt(dp.refresh, clock.NowUnix()));
   Ledger ledger(room_dir, room_key, dp, clock);
-  CR_ASSIGN(std::vector<json> entries, ReadLedger(ledger.log_path_, room_key.pub()));
-  CR_TRY(CheckAgainstAnchor(entries, ledger.audit_path_, room_key.pub()));
+  CR_TRY(ReadAnchored(ledger.log_path_, room_key.pub(), kChargeFields, ledger.audit_path_,
+                      kAnchorKey, "budget.log"));
   return ledger;
 }
 
@@ -570,9 +590,8 @@ UsageLedger::UsageLedger(const std::string& room_dir, const crypto::Identity& ro
 Result<UsageLedger> UsageLedger::Open(const std::string& room_dir, const crypto::Identity& room_key,
                                       const Clock& clock) {
   UsageLedger ledger(room_dir, room_key, clock);
-  CR_ASSIGN(std::vector<json> entries, ReadLedger(ledger.log_path_, room_key.pub(), kUseFields));
-  CR_TRY(CheckAgainstAnchor(entries, ledger.audit_path_, room_key.pub(), kUsageAnchorKey,
-                            "usage.log"));
+  CR_TRY(ReadAnchored(ledger.log_path_, room_key.pub(), kUseFields, ledger.audit_path_,
+                      kUsageAnchorKey, "usage.log"));
   return ledger;
 }
 
