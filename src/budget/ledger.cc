@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -198,14 +199,24 @@ Result<std::vector<json>> VerifiedEntries(std::string_view data, const std::stri
   return out;
 }
 
+// `while_locked` runs on the entries before the shared lock is let go.
+using EntriesCheck = std::function<Status(const std::vector<json>&)>;
+
 Result<std::vector<json>> ReadLedger(const std::string& path, const crypto::PublicIdentity& room,
-                                     Fields fields = kChargeFields) {
-  if (!PathExists(path)) return std::vector<json>{};
+                                     Fields fields = kChargeFields,
+                                     const EntriesCheck& while_locked = {}) {
+  if (!PathExists(path)) {
+    std::vector<json> none;
+    if (while_locked) CR_TRY(while_locked(none));
+    return none;
+  }
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot open {}", path);
   CR_TRY(Lock(fd.get(), LOCK_SH, path));  // never read a line half-appended
   CR_ASSIGN(std::string data, ReadAllFd(fd.get(), path));
-  return VerifiedEntries(data, path, room, fields);
+  CR_ASSIGN(std::vector<json> entries, VerifiedEntries(data, path, room, fields));
+  if (while_locked) CR_TRY(while_locked(entries));
+  return entries;
 }
 
 // A chain cut back to an earlier prefix (an old copy put back, the last lines
@@ -248,17 +259,9 @@ Status CheckAgainstAnchor(const std::vector<json>& entries, const std::string& a
 Result<std::vector<json>> ReadAnchored(const std::string& path, const crypto::PublicIdentity& room,
                                        Fields fields, const std::string& audit_path,
                                        const char* anchor_key, std::string_view file) {
-  if (!PathExists(path)) {
-    CR_TRY(CheckAgainstAnchor({}, audit_path, room, anchor_key, file));
-    return std::vector<json>{};
-  }
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return Fail(ErrorCode::FILE_UNREADABLE, "cannot open {}", path);
-  CR_TRY(Lock(fd.get(), LOCK_SH, path));
-  CR_ASSIGN(std::string data, ReadAllFd(fd.get(), path));
-  CR_ASSIGN(std::vector<json> entries, VerifiedEntries(data, path, room, fields));
-  CR_TRY(CheckAgainstAnchor(entries, audit_path, room, anchor_key, file));
-  return entries;
+  return ReadLedger(path, room, fields, [&](const std::vector<json>& entries) {
+    return CheckAgainstAnchor(entries, audit_path, room, anchor_key, file);
+  });
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {

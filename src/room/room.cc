@@ -605,28 +605,24 @@ const DisposedEntry* Room::Disposed(const std::string& dataset) const {
 RoomInfo Room::Info() const {
   // Open checks these files' shape only where it relies on them; read the rest
   // defensively so inspection never throws.
-  auto str = [](const nlohmann::json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
   const nlohmann::json& state = s_->state;
   RoomInfo info;
   if (auto it = state.find("format"); it != state.end() && it->is_number_integer()) {
     info.format = it->get<int>();
   }
-  info.created_at = str(state, "created_at");
-  info.region = str(state, "region");
+  info.created_at = StrField(state, "created_at");
+  info.region = StrField(state, "region");
   info.version = s_->Version();
-  info.activated_at = str(state, "activated_at");
+  info.activated_at = StrField(state, "activated_at");
   if (auto it = state.find("signatures"); it != state.end() && it->is_array()) {
     for (const auto& sig : *it) {
-      if (sig.is_object() && !str(sig, "party").empty()) info.signed_by.push_back(str(sig, "party"));
+      if (sig.is_object() && !StrField(sig, "party").empty()) info.signed_by.push_back(StrField(sig, "party"));
     }
   }
   if (auto it = s_->catalog.find("packages"); it != s_->catalog.end() && it->is_object()) {
     for (const auto& package : *it) {
-      if (package.is_object() && !str(package, "dataset").empty()) {
-        ++info.packages[str(package, "dataset")];
+      if (package.is_object() && !StrField(package, "dataset").empty()) {
+        ++info.packages[StrField(package, "dataset")];
       }
     }
   }
