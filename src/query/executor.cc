@@ -144,11 +144,8 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
   if (auto st = db.Execute(sql.groups, kRunError, false); !st) return fail(st.error());
   auto released = db.Query(plan.benchmark ? sql.benchmark : sql.released, kRunError, false);
   if (!released) return fail(released.error());
-  auto withheld = db.Query(sql.withheld_count, kRunError, false);
-  if (!withheld) return fail(withheld.error());
-  auto groups = db.Query(fmt::format("SELECT count(*) FROM {}", engine::QuoteIdent(kGroupsTable)),
-                         kRunError, false);
-  if (!groups) return fail(groups.error());
+  auto counts = db.Query(sql.group_counts, kRunError, false);
+  if (!counts) return fail(counts.error());
 
   results::ResultSet out;
   // A benchmark answer starts with the group id and has the peers' figures
@@ -218,7 +215,7 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     }
     if (stats) stats->unit_set_seconds = Since(t0);
   }
-  int64_t n_withheld = withheld->ScalarInt();
+  const int64_t n_withheld = std::stoll(counts->at(0, 0).value_or("0"));
   bool summary = true;
   if (n_withheld > 0) {
     // The summary is itself a release: only when the withheld groups together
@@ -235,10 +232,10 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
       out.withheld_by.emplace_back(sql.rules[i], std::stoll(by->at(0, i).value_or("0")));
     }
   }
-  // The in-memory database is discarded with the query; dropping early only frees memory.
-  (void)db.Execute(fmt::format("DROP TABLE IF EXISTS {}", engine::QuoteIdent(kGroupsTable)));
+  // The groups table goes with the in-memory database, closed off the
+  // answer's path (engine/closer.h): dropping it here would free it on it.
   if (stats) {
-    stats->groups = groups->ScalarInt();
+    stats->groups = std::stoll(counts->at(0, 1).value_or("0"));
     stats->released_rows = static_cast<int64_t>(out.rows.size());
     stats->withheld_rows = n_withheld;
     stats->summary_released = summary;

@@ -223,7 +223,7 @@ GeneratedSql Generate(const Plan& plan) {
         plan.unit_sets
             ? fmt::format(", CAST(row_number() OVER () AS BIGINT) AS {}", QuoteIdent(kRowKeyColumn))
             : "";
-    out.groups = fmt::format("CREATE TEMP TABLE {} AS SELECT *, ({}) AS {}{} FROM ({}) AS s",
+    out.groups = fmt::format("CREATE OR REPLACE TEMP TABLE {} AS SELECT *, ({}) AS {}{} FROM ({}) AS s",
                              QuoteIdent(kGroupsTable), fmt::join(released_terms, " AND "),
                              QuoteIdent(kReleasedColumn), row_key, inner);
   }
@@ -240,8 +240,8 @@ GeneratedSql Generate(const Plan& plan) {
                              QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));
   out.released += OrderAndLimit(plan, "");
 
-  out.withheld_count = fmt::format("SELECT count(*) FROM {} WHERE NOT {}", QuoteIdent(kGroupsTable),
-                                   QuoteIdent(kReleasedColumn));
+  out.group_counts = fmt::format("SELECT count(*) FILTER (WHERE NOT {}), count(*) FROM {}",
+                                 QuoteIdent(kReleasedColumn), QuoteIdent(kGroupsTable));
 
   // Rows of the withheld groups: same FROM and WHERE, group keys matched
   // against the withheld groups (NULL keys match NULL keys).

@@ -20,13 +20,14 @@ inline constexpr const char* kRowKeyColumn = "__cr_row";
 inline constexpr const char* kGroupIdColumn = "__cr_gid";
 
 struct GeneratedSql {
-  // CREATE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
+  // CREATE OR REPLACE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
   // counts u0.., and kReleasedColumn (every unit count >= the threshold).
   std::string groups;
   // Released rows in the analyst's order and limit: columns c0...
   std::string released;
-  // One row: the number of groups withheld by the threshold.
-  std::string withheld_count;
+  // One row, one statement: the number of groups withheld by the threshold,
+  // and of all groups.
+  std::string group_counts;
   // One row: distinct units per class over the union of the withheld groups
   // (run only when some group was withheld), and whether they reach the threshold.
   std::string withheld_units;

@@ -90,7 +90,7 @@ PoolSql GeneratePool(const Plan& plan, const std::vector<std::string>& group_exp
       cols.push_back(sums[j] + " AS " + QuoteIdent(fmt::format("x{}", j)));
     }
     keys.push_back(Contributor(t));
-    out.prepare.push_back(fmt::format("CREATE TEMP TABLE {} AS SELECT {} FROM {}{} GROUP BY {}",
+    out.prepare.push_back(fmt::format("CREATE OR REPLACE TEMP TABLE {} AS SELECT {} FROM {}{} GROUP BY {}",
                                       PartsTable(t), fmt::join(cols, ", "), from, where,
                                       fmt::join(keys, ", ")));
     if (!rules) continue;
@@ -153,7 +153,7 @@ void FinishPooled(const Plan& plan, const PoolSql& pool, const std::string& inne
   }
   out->prepare = pool.prepare;
   out->groups = fmt::format(
-      "CREATE TEMP TABLE {} AS SELECT *, ({}) AS {}, row_number() OVER () AS {} FROM (SELECT s.*, "
+      "CREATE OR REPLACE TEMP TABLE {} AS SELECT *, ({}) AS {}, row_number() OVER () AS {} FROM (SELECT s.*, "
       "{} FROM ({}) AS s{}) AS r",
       QuoteIdent(kGroupsTable), fmt::join(passes, " AND "), QuoteIdent(kReleasedColumn),
       QuoteIdent(kGroupIdColumn), fmt::join(checks, ", "), inner, pool.joins);

@@ -280,6 +280,15 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
 Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, const Request& req,
                     const RunOptions& options) {
   CR_ASSIGN(Checked c, CheckRequest(room, caller, req, options.engine, ""));
+  // On every way out, after the answer is stored and audited, the database
+  // goes to the Closer: the answer does not wait for DuckDB to free it.
+  struct HandOver {
+    Checked& c;
+    engine::Closer* closer;
+    ~HandOver() {
+      if (closer && c.db) closer->Close(std::move(*c.db));
+    }
+  } hand_over{c, options.closer};
   const spec::Spec& spec = room.spec();
   const spec::Party* party = c.party;
   const std::string& event = c.event;

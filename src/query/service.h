@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "engine/closer.h"
 #include "engine/engine.h"
 #include "query/executor.h"
 #include "query/plan.h"
@@ -47,6 +48,9 @@ struct RunOptions {
   // A warm room (room/cache.h) for a process that keeps the room open; null:
   // every query decrypts what it reads and drops it afterwards.
   room::DecryptCache* cache = nullptr;
+  // Where a finished query's database goes to be closed (engine/closer.h),
+  // so the answer does not wait for it; null: closed before Run returns.
+  engine::Closer* closer = nullptr;
 };
 
 // A party the rules name as a receiver that gets nothing, and why (residency:

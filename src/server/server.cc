@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "budget/ledger.h"
+#include "engine/closer.h"
 #include "room/cache.h"
 #include "budget/report.h"
 #include "common/env.h"
@@ -532,6 +533,7 @@ class Service {
     query::RunOptions run;
     run.timeout_seconds = options_.query_timeout_seconds;
     run.cache = options_.cache_memory > 0 ? &cache_ : nullptr;
+    run.closer = &closer_;
     std::shared_lock lock(mu_);
     CR_ASSIGN(auto outcome, query::Run(room_, party.key, q, run));
     nlohmann::json sealed = nullptr;
@@ -699,6 +701,8 @@ class Service {
   Metrics metrics_;
   room::DecryptCache cache_;
   AuditBudget audit_budget_;
+  // Finished queries' databases close here, after their answers are sent.
+  engine::Closer closer_;
 };
 
 // A test hook beside CLEANROOM_NOW, under the same build switch: the time a
