@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -218,14 +219,67 @@ uint64_t LowDifference(const std::vector<uint32_t>& a, const std::vector<uint32_
   return std::min(d, enough);
 }
 
+// ----- SetCache --------------------------------------------------------------
+
+std::shared_ptr<const SetCache::Sets> SetCache::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return nullptr;
+  it->second.used = ++tick_;
+  return it->second.sets;
+}
+
+void SetCache::Put(const std::string& id, std::shared_ptr<const Sets> sets) {
+  uint64_t bytes = sizeof(Sets);
+  for (const auto& row : *sets) bytes += row.size() * sizeof(uint32_t) + sizeof row;
+  std::lock_guard lock(mu_);
+  if (bytes > max_bytes_) return;
+  if (auto it = entries_.find(id); it != entries_.end()) {
+    bytes_ -= it->second.bytes;
+    entries_.erase(it);
+  }
+  while (bytes_ + bytes > max_bytes_ && !entries_.empty()) {
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.used < oldest->second.used) oldest = it;
+    }
+    bytes_ -= oldest->second.bytes;
+    entries_.erase(oldest);
+  }
+  entries_[id] = Entry{std::move(sets), bytes, ++tick_};
+  bytes_ += bytes;
+}
+
+void SetCache::Retain(const std::set<std::string>& ids) {
+  std::lock_guard lock(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (ids.count(it->first)) {
+      ++it;
+    } else {
+      bytes_ -= it->second.bytes;
+      it = entries_.erase(it);
+    }
+  }
+}
+
+uint64_t SetCache::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+size_t SetCache::entries() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
 // ----- Store -----------------------------------------------------------------
 
 Store::Lock::~Lock() {
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
-Store::Store(std::string room_dir, const crypto::Identity& room_key)
-    : dir_(JoinPath(room_dir, "unitsets")), room_key_(&room_key), sealer_(room_key) {}
+Store::Store(std::string room_dir, const crypto::Identity& room_key, SetCache* cache)
+    : dir_(JoinPath(room_dir, "unitsets")), room_key_(&room_key), sealer_(room_key), cache_(cache) {}
 
 Result<Store::Lock> Store::Acquire() const {
   CR_ASSIGN(int fd, LockDir(dir_));
@@ -239,31 +293,43 @@ Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::strin
   CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
   const std::set<std::string> want(datasets.begin(), datasets.end());
   const uint64_t limit = static_cast<uint64_t>(std::max<int64_t>(k, 1));
-  crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
-  using Sets = std::vector<std::vector<uint32_t>>;
-  std::map<std::string, Sets> loaded;  // result id -> its rows' sets
+  using Sets = SetCache::Sets;
+  std::map<std::string, std::shared_ptr<const Sets>> loaded;  // result id -> its rows' sets
+  if (cache_) {
+    std::set<std::string> listed;
+    for (const json& e : index["entries"]) listed.insert(e["result"].get<std::string>());
+    cache_->Retain(listed);
+  }
+  std::optional<crypto::SecureBuffer> key;  // derived at the first file read
 
   auto sets_of = [&](const std::string& id, size_t rows_in_index) -> Result<const Sets*> {
-    if (auto it = loaded.find(id); it != loaded.end()) return &it->second;
+    if (auto it = loaded.find(id); it != loaded.end()) return it->second.get();
+    if (cache_) {
+      if (auto hit = cache_->Get(id); hit && hit->size() == rows_in_index) {
+        return loaded.emplace(id, std::move(hit)).first->second.get();
+      }
+    }
     const std::string name = UnitsName(id);
     auto sealed = ReadFile(JoinPath(dir_, name));
     if (!sealed) {
       return Fail(ErrorCode::TAMPERED, "the difference-check unit sets of a result are missing");
     }
-    auto plain = crypto::AeadOpen(key, *sealed, "unitsets/" + name);
+    if (!key) key.emplace(room_key_->DeriveKey(1, kKeyContext));
+    auto plain = crypto::AeadOpen(*key, *sealed, "unitsets/" + name);
     if (!plain) {
       return Fail(ErrorCode::TAMPERED,
                   "a difference-check unit set file does not open (changed or moved)");
     }
     std::string_view p = plain->view();
-    Sets out;
-    while (!p.empty() && out.size() < rows_in_index) {
-      if (!Decode(&p, &out.emplace_back())) break;
+    auto out = std::make_shared<Sets>();
+    while (!p.empty() && out->size() < rows_in_index) {
+      if (!Decode(&p, &out->emplace_back())) break;
     }
-    if (out.size() != rows_in_index || !p.empty()) {
+    if (out->size() != rows_in_index || !p.empty()) {
       return Fail(ErrorCode::TAMPERED, "a difference-check unit set file is malformed");
     }
-    return &loaded.emplace(id, std::move(out)).first->second;
+    if (cache_) cache_->Put(id, out);
+    return loaded.emplace(id, std::move(out)).first->second.get();
   };
 
   for (const json& e : index["entries"]) {
@@ -308,11 +374,13 @@ Status Store::Add(const Lock&, const std::string& id, const std::vector<std::str
   }
   json entry_rows = json::array();
   std::string plain;
+  SetCache::Sets stored_lows;  // what the file holds, for the cache
   for (const UnitSet* row : rows) {
     std::string fp = Hex64(row->fingerprint());
     if (!known.insert({row->count(), fp}).second) continue;  // the same set is stored already
     entry_rows.push_back({{"count", row->count()}, {"fp", fp}});
     Encode(row->low(), &plain);
+    if (cache_) stored_lows.push_back(row->low());
   }
   if (entry_rows.empty()) return Ok();
   crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
@@ -322,7 +390,9 @@ Status Store::Add(const Lock&, const std::string& id, const std::vector<std::str
   index["entries"].push_back({{"result", id},
                               {"datasets", std::vector<std::string>(want.begin(), want.end())},
                               {"rows", std::move(entry_rows)}});
-  return WriteIndex(dir_, sealer_, index);
+  CR_TRY(WriteIndex(dir_, sealer_, index));
+  if (cache_) cache_->Put(id, std::make_shared<const SetCache::Sets>(std::move(stored_lows)));
+  return Ok();
 }
 
 Status Store::Remove(const Lock&, const std::string& id) const {

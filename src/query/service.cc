@@ -369,7 +369,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   std::optional<diffcheck::Store::Lock> unit_lock;
   std::optional<diffcheck::Store> unit_store;
   if (plan->unit_sets) {
-    unit_store.emplace(room.dir(), room.key());
+    unit_store.emplace(room.dir(), room.key(), options.unit_sets);
     auto applied = ApplyDifferenceChecks(*unit_store, *plan, &out);
     if (!applied) return refuse(applied.error());
     unit_lock.emplace(std::move(*applied));

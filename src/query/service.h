@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "diffcheck/unit_sets.h"
 #include "engine/closer.h"
 #include "engine/engine.h"
 #include "query/executor.h"
@@ -51,6 +52,9 @@ struct RunOptions {
   // Where a finished query's database goes to be closed (engine/closer.h),
   // so the answer does not wait for it; null: closed before Run returns.
   engine::Closer* closer = nullptr;
+  // The warm room's decoded unit sets of stored results (difference checks,
+  // diffcheck/unit_sets.h); null: each check reads the files it needs.
+  diffcheck::SetCache* unit_sets = nullptr;
 };
 
 // A party the rules name as a receiver that gets nothing, and why (residency:

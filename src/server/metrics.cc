@@ -74,4 +74,14 @@ std::string RenderCacheMetrics(const room::DecryptCache::Stats& s, uint64_t max_
   return out;
 }
 
+std::string RenderUnitSetCacheMetrics(uint64_t entries, uint64_t bytes) {
+  return fmt::format(
+      "# HELP cleanroom_unit_set_cache_entries Stored results whose difference-check unit sets "
+      "are held decoded in memory.\n# TYPE cleanroom_unit_set_cache_entries gauge\n"
+      "cleanroom_unit_set_cache_entries {}\n"
+      "# HELP cleanroom_unit_set_cache_bytes Memory the decoded unit sets hold.\n"
+      "# TYPE cleanroom_unit_set_cache_bytes gauge\ncleanroom_unit_set_cache_bytes {}\n",
+      entries, bytes);
+}
+
 }  // namespace cr::server

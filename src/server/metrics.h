@@ -45,5 +45,7 @@ class Metrics {
 // cleanroom_cache_entries, cleanroom_cache_bytes. Counts and sizes only: which
 // datasets are warm is not said.
 std::string RenderCacheMetrics(const room::DecryptCache::Stats& stats, uint64_t max_bytes);
+// Gauges of the decoded unit sets kept for difference checks (diffcheck::SetCache).
+std::string RenderUnitSetCacheMetrics(uint64_t entries, uint64_t bytes);
 
 }  // namespace cr::server

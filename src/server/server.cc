@@ -222,6 +222,7 @@ class Service {
         hosts_(std::move(hosts)),
         scheme_(tls ? "https" : "http"),
         cache_(options.cache_memory),
+        unit_sets_(options.cache_memory / 8),
         audit_budget_(options.unauthenticated_audits_per_minute) {}
   ~Service() { cache_.Clear(); }
 
@@ -410,7 +411,8 @@ class Service {
         res.set_content(std::string(OpenApiDocument()), "application/yaml");
         return Ok();
       case RouteId::kMetrics:
-        res.set_content(metrics_.Render() + RenderCacheMetrics(cache_.stats(), cache_.max_bytes()),
+        res.set_content(metrics_.Render() + RenderCacheMetrics(cache_.stats(), cache_.max_bytes()) +
+                            RenderUnitSetCacheMetrics(unit_sets_.entries(), unit_sets_.bytes()),
                         "text/plain; version=0.0.4");
         return Ok();
       case RouteId::kStatus: {
@@ -534,6 +536,7 @@ class Service {
     run.timeout_seconds = options_.query_timeout_seconds;
     run.cache = options_.cache_memory > 0 ? &cache_ : nullptr;
     run.closer = &closer_;
+    run.unit_sets = options_.cache_memory > 0 ? &unit_sets_ : nullptr;
     std::shared_lock lock(mu_);
     CR_ASSIGN(auto outcome, query::Run(room_, party.key, q, run));
     nlohmann::json sealed = nullptr;
@@ -700,6 +703,9 @@ class Service {
   std::shared_mutex mu_;
   Metrics metrics_;
   room::DecryptCache cache_;
+  // Stored results' decoded unit sets, beside the warm datasets: an eighth
+  // of --cache-memory on top of it.
+  diffcheck::SetCache unit_sets_;
   AuditBudget audit_budget_;
   // Finished queries' databases close here, after their answers are sent.
   engine::Closer closer_;

@@ -211,5 +211,68 @@ TEST_F(UnitSetsTest, TheSameSetIsStoredOnceAndRemovalsDropTheirSets) {
   EXPECT_EQ(CheckOne(Set(0, 499), {"a"}), std::vector<bool>{false});
 }
 
+// The warm room's cache (SetCache): a cached store withholds exactly what an
+// uncached one does, a result it stored is checked without its file being
+// read, a result the index no longer lists is dropped, and the byte budget
+// evicts the least recently used result.
+TEST_F(UnitSetsTest, ACachedStoreDecidesAsTheFilesDoWithoutRereadingThem) {
+  SetCache cache(uint64_t{1} << 20);
+  Store cached(dir_.path(), key_, &cache);
+  auto check = [&](const Store& store, const UnitSet& s) {
+    auto lock = store.Acquire();
+    EXPECT_TRUE(lock.has_value());
+    std::vector<UnitSet> rows;
+    rows.push_back(s);
+    auto r = store.Check(*lock, {"a", "b"}, rows, kK);
+    EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().ToString());
+    return r ? *r : std::vector<bool>{};
+  };
+  {
+    auto lock = cached.Acquire();
+    ASSERT_TRUE(lock.has_value());
+    UnitSet first = Set(0, 300);
+    ASSERT_TRUE(cached.Add(*lock, "r1", {"a", "b"}, {&first}).has_value());
+  }
+  EXPECT_EQ(cache.entries(), 1u);
+  for (const UnitSet& probe : {Set(0, 299), Set(0, 300), Set(0, 300 - kK), Set(1, 301)}) {
+    EXPECT_EQ(check(cached, probe), check(store_, probe));
+  }
+  // The file is not read again: without it the cached store still decides,
+  // while the uncached one finds the result's sets missing.
+  fs::remove(dir_.path() + "/unitsets/r1.units");
+  EXPECT_EQ(check(cached, Set(0, 299)), std::vector<bool>{true});
+  EXPECT_EQ(CheckFails(Set(0, 299)), ErrorCode::TAMPERED);
+  // Removed from the index (a failed release, a disposal): dropped at the next check.
+  {
+    auto lock = store_.Acquire();
+    ASSERT_TRUE(store_.Remove(*lock, "r1").has_value());
+  }
+  EXPECT_EQ(check(cached, Set(0, 299)), std::vector<bool>{false});
+  EXPECT_EQ(cache.entries(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+}
+
+TEST(SetCacheTest, TheByteBudgetEvictsTheLeastRecentlyUsed) {
+  auto sets = [](size_t n) {
+    return std::make_shared<const SetCache::Sets>(SetCache::Sets{std::vector<uint32_t>(n, 1)});
+  };
+  SetCache cache(3 * 4096 + 512);  // room for three results of 1,000 values
+  cache.Put("a", sets(1000));
+  cache.Put("b", sets(1000));
+  cache.Put("c", sets(1000));
+  ASSERT_NE(cache.Get("a"), nullptr);  // a is now more recent than b
+  cache.Put("d", sets(1000));
+  EXPECT_EQ(cache.entries(), 3u);
+  EXPECT_EQ(cache.Get("b"), nullptr);
+  EXPECT_NE(cache.Get("a"), nullptr);
+  EXPECT_NE(cache.Get("d"), nullptr);
+  cache.Put("huge", sets(10000));  // larger than the whole budget: not kept
+  EXPECT_EQ(cache.Get("huge"), nullptr);
+  EXPECT_EQ(cache.entries(), 3u);
+  cache.Retain({"d"});
+  EXPECT_EQ(cache.entries(), 1u);
+  EXPECT_NE(cache.Get("d"), nullptr);
+}
+
 }  // namespace
 }  // namespace cr::diffcheck

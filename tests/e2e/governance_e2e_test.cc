@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "client/tls_fixture.h"
+#include "common/files.h"
+#include "demo/serve_process.h"
 #include "e2e/e2e_fixture.h"
 
 namespace cr::testing {
@@ -102,6 +105,51 @@ TEST_F(GovernanceE2e, TheTwoQueryDifferencingAttackIsWithheldByDefault) {
   EXPECT_NE(log.find("\"difference_withheld\":1"), std::string::npos);
   EXPECT_EQ(log.find("3000"), std::string::npos);
   // Asked the other way round in a fresh room, the second query is the one withheld.
+}
+
+// The server keeps stored results' unit sets decoded between queries (its
+// warm room, diffcheck::SetCache): the pair is withheld there as in the
+// room's files, whether the first answer was stored by the server (checked
+// from memory) or by a local command before it started (read from its file).
+TEST_F(GovernanceE2e, TheWarmServerWithholdsTheDifferencingPairAsTheRoomDoes) {
+  SetUpAttack(SpecText());
+  json local = QueryJson(spring_);  // stored before the server starts
+  ASSERT_EQ(local["rows"].size(), 1u);
+  ASSERT_TRUE(MakeDirs(P("tls")));
+  const TlsFiles tls = MakeTlsFiles(P("tls"));
+  auto server = demo::ServeProcess::Start({.binary = Bin(),
+                                           .room = P("room"),
+                                           .tls = {tls.ca_cert, tls.server_cert, tls.server_key},
+                                           .log_path = P("serve.log")});
+  ASSERT_TRUE(server) << server.error().message << "\n" << Slurp(P("serve.log"));
+  auto remote = [&](const std::string& sql) {
+    auto r = Run("--server " + server->url() + " --tls-ca " + Q(tls.ca_cert) + " --key " +
+                 Q(P("keys/acme.key")) + " --format json query --sql " + Q(sql));
+    EXPECT_EQ(r.exit_code, 0) << sql << "\n" << r.err;
+    return json::parse(r.out, nullptr, false);
+  };
+  // Against the local answer, read from its file: one unit apart, withheld.
+  json a = remote(both_);
+  EXPECT_TRUE(a["rows"].empty()) << a.dump();
+  EXPECT_EQ(a["withheld_rows"], 1);
+  // The same set again is released. Over impressions alone, the server
+  // stores the first of a pair and withholds the second from memory.
+  EXPECT_EQ(remote(spring_)["rows"], local["rows"]);
+  const std::string seen_both =
+      "SELECT COUNT(DISTINCT email) AS people FROM impressions WHERE campaign IN ('spring', "
+      "'summer')";
+  const std::string seen_spring =
+      "SELECT COUNT(DISTINCT email) AS people FROM impressions WHERE campaign = 'spring'";
+  json first = remote(seen_both);
+  ASSERT_EQ(first["rows"].size(), 1u) << first.dump();
+  EXPECT_EQ(first["rows"][0][0], 301);
+  json second = remote(seen_spring);
+  EXPECT_TRUE(second["rows"].empty()) << second.dump();
+  EXPECT_EQ(second["withheld_rows"], 1);
+  ASSERT_TRUE(server->Stop());
+  // The room's files agree with what the server decided from memory.
+  json again = QueryJson(seen_spring);
+  EXPECT_TRUE(again["rows"].empty()) << again.dump();
 }
 
 TEST_F(GovernanceE2e, OrderDoesNotMatterTheSecondOfTheTwoIsWithheld) {

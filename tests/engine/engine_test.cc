@@ -1,3 +1,4 @@
+#include "engine/closer.h"
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
@@ -150,6 +151,36 @@ TEST(EngineTest, UuidFunctionRunsVectorisedWithNulls) {
 TEST(EngineTest, Quoting) {
   EXPECT_EQ(QuoteLiteral("a'b"), "'a''b'");
   EXPECT_EQ(QuoteIdent("a\"b"), "\"a\"\"b\"");
+}
+
+// Databases handed to a Closer are closed on its thread: a database holds
+// the functions registered in it, so each mapper is released once its
+// database is gone. Past max_pending, Close closes on the caller's thread.
+TEST(CloserTest, ClosesEveryDatabaseHandedOverAndWaitSeesThemGone) {
+  std::vector<std::weak_ptr<const StringMapper>> held;
+  {
+    Closer closer(/*max_pending=*/2);
+    for (int i = 0; i < 6; ++i) {
+      auto db = Database::Open();
+      ASSERT_TRUE(db);
+      auto mapper = std::make_shared<XorMapper>();
+      held.push_back(mapper);
+      ASSERT_TRUE(db->RegisterUuidFunction("xmap", std::move(mapper)));
+      ASSERT_TRUE(db->Execute("CREATE TEMP TABLE t AS SELECT xmap(range::VARCHAR) AS k FROM range(50000)"));
+      ASSERT_FALSE(held.back().expired());  // the database holds it
+      closer.Close(std::move(*db));
+    }
+    closer.Wait();
+    for (const auto& w : held) EXPECT_TRUE(w.expired());
+    // After Wait the Closer takes more, and its destructor closes them.
+    auto db = Database::Open();
+    ASSERT_TRUE(db);
+    auto mapper = std::make_shared<XorMapper>();
+    held.push_back(mapper);
+    ASSERT_TRUE(db->RegisterUuidFunction("xmap", std::move(mapper)));
+    closer.Close(std::move(*db));
+  }
+  EXPECT_TRUE(held.back().expired());
 }
 
 }  // namespace
