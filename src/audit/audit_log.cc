@@ -406,8 +406,12 @@ Result<std::vector<nlohmann::json>> ReadEntries(const std::string& path) {
   return out;
 }
 
-Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity& room_pub,
-                           std::string_view detail_key) {
+Result<std::map<std::string, json>> LastEntriesWith(const std::string& path,
+                                                    const crypto::PublicIdentity& room_pub,
+                                                    const std::vector<std::string>& detail_keys) {
+  std::map<std::string, json> found;
+  for (const auto& k : detail_keys) found[k] = nullptr;
+  size_t missing = found.size();
   CR_ASSIGN(auto data, ReadFile(path));
   Lines split = SplitLines(data);
   if (split.last_incomplete) {
@@ -415,7 +419,7 @@ Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity
   }
   std::string next_prev;  // "prev" of the entry after the one being read
   crypto::PublicIdentity key = room_pub;  // the key entries from here back are signed by
-  for (size_t i = split.lines.size(); i-- > 0;) {
+  for (size_t i = split.lines.size(); i-- > 0 && missing > 0;) {
     json entry = Parse(split.lines[i]);
     if (entry.is_discarded()) {
       return Fail(ErrorCode::AUDIT_CHAIN_BROKEN, "{}: line {} does not parse", path, i + 1);
@@ -429,9 +433,21 @@ Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity
                   path, i + 1, i + 2);
     }
     next_prev = entry["prev"].get<std::string>();
-    if (entry["details"].contains(std::string(detail_key))) return entry;
+    for (auto& [k, e] : found) {
+      if (e.is_null() && entry["details"].contains(k)) {
+        e = entry;
+        --missing;
+      }
+    }
   }
-  return json(nullptr);
+  return found;
+}
+
+Result<json> LastEntryWith(const std::string& path, const crypto::PublicIdentity& room_pub,
+                           std::string_view detail_key) {
+  const std::string k(detail_key);
+  CR_ASSIGN(auto found, LastEntriesWith(path, room_pub, {k}));
+  return found[k];
 }
 
 }  // namespace cr::audit

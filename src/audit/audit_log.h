@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,6 +116,11 @@ Result<VerifyReport> Verify(const std::string& path, const crypto::PublicIdentit
 // for the newest one. A null json when no entry holds it.
 Result<nlohmann::json> LastEntryWith(const std::string& path, const crypto::PublicIdentity& room_pub,
                                      std::string_view detail_key);
+// The same for several keys in one pass back: for each key its last entry
+// (null when none holds it).
+Result<std::map<std::string, nlohmann::json>> LastEntriesWith(
+    const std::string& path, const crypto::PublicIdentity& room_pub,
+    const std::vector<std::string>& detail_keys);
 
 // The parsed entries in file order, without verification (for `audit show`;
 // run Verify first when the answer matters). A missing log is empty;

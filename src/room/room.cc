@@ -729,11 +729,8 @@ namespace {
 // generation ahead is a commit whose audit record a crash cut off: only the
 // room's key can seal a catalogue, so it is the room's own latest, and it is
 // recorded now (catalog.recovered).
-Status CheckCatalogAgainstLog(const std::string& dir, const crypto::PublicIdentity& pub,
-                              uint64_t generation, const std::string& sha256, bool read_write,
-                              audit::AuditLog& log) {
-  CR_TRY(log.CheckTail());  // an empty or cut log is the log's damage, not the catalogue's
-  CR_ASSIGN(auto entry, audit::LastEntryWith(AuditLogPath(dir), pub, "catalog"));
+Status CheckCatalogAgainstLog(const json& entry, uint64_t generation, const std::string& sha256,
+                              bool read_write, audit::AuditLog& log) {
   if (entry.is_null()) {
     return Fail(ErrorCode::TAMPERED,
                 "the room's audit log records no catalogue (audit.log or catalog.json replaced)");
@@ -753,6 +750,44 @@ Status CheckCatalogAgainstLog(const std::string& dir, const crypto::PublicIdenti
               "the room's catalog.json is not the one its audit log records last (generation {} "
               "against {}): an older copy was put back, or the file was replaced",
               generation, logged);
+}
+
+// The same for the version in force: the newest entry naming a spec
+// (room.init, room.activate, room.update, or their recoveries) names the
+// version and spec state.json holds. state.json put back from before a
+// version change (with history.json, spec.yaml and spec-keys.json, all validly
+// sealed) would bring back a removed party or a replaced key; it is refused.
+// One version ahead is a change whose record a crash cut off (state.json is
+// its commit point and only the room's key seals it): *one_ahead says so.
+Status CheckVersionAgainstLog(const json& entry, uint64_t version, const std::string& spec_hash,
+                              bool* one_ahead) {
+  *one_ahead = false;
+  if (entry.is_null()) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's audit log records no spec (audit.log or state.json replaced)");
+  }
+  const json& d = entry["details"];
+  const std::string event = entry.value("event", std::string());
+  uint64_t logged = 0;
+  if (d.contains("version") && d["version"].is_number_unsigned()) {
+    logged = d["version"].get<uint64_t>();
+  } else if (event == "room.activate") {
+    logged = 1;  // activated before versions were kept
+  } else if (event != "room.init") {
+    return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed version record");
+  }
+  if (!d["spec_hash"].is_string()) {
+    return Fail(ErrorCode::TAMPERED, "the room's audit log holds a malformed version record");
+  }
+  if (version == logged && d["spec_hash"].get<std::string>() == spec_hash) return Ok();
+  if (version == logged + 1) {
+    *one_ahead = true;
+    return Ok();
+  }
+  return Fail(ErrorCode::TAMPERED,
+              "the room is at version {} of its spec and its audit log records version {} last: "
+              "an older state.json was put back, or the file was replaced",
+              version, logged);
 }
 
 }  // namespace
@@ -825,17 +860,24 @@ Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, 
   }
   s.audit = std::make_unique<audit::AuditLog>(AuditLogPath(dir), *s.key, *s.clock);
   // A room with its key in clear was made before catalogues were recorded.
+  bool version_ahead = false;
   if (!s.clear_key) {
-    CR_TRY(CheckCatalogAgainstLog(dir, s.key->pub(), s.Generation(), s.catalog_sha256,
+    CR_TRY(s.audit->CheckTail());  // an empty or cut log is the log's damage, not the files'
+    CR_ASSIGN(auto marks,
+              audit::LastEntriesWith(AuditLogPath(dir), s.key->pub(), {"catalog", "spec_hash"}));
+    CR_TRY(CheckCatalogAgainstLog(marks["catalog"], s.Generation(), s.catalog_sha256,
                                   options.mode == OpenMode::kReadWrite, *s.audit));
+    CR_TRY(CheckVersionAgainstLog(marks["spec_hash"], s.Version(), StrField(s.state, "spec_hash"),
+                                  &version_ahead));
   }
 
   if (options.mode == OpenMode::kReadWrite) {
     // Refuse to work on a room whose log cannot take the record of that work.
     CR_TRY(s.audit->CheckTail());
-    if (recovered_version > 0) {
-      CR_TRY(s.audit->Append("room.update.recovered", "room",
-                             {{"version", recovered_version}, {"spec_hash", s.spec.hash}}));
+    if (recovered_version > 0 || version_ahead) {
+      const uint64_t v = s.Version();
+      CR_TRY(s.audit->Append(v == 1 ? "room.activate.recovered" : "room.update.recovered", "room",
+                             {{"version", v}, {"spec_hash", s.spec.hash}}));
     }
     // Finish a disposal a crash interrupted (key gone, data or entry left).
     std::vector<std::string> broken;

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "client/tls_fixture.h"
 #include "demo/serve_process.h"
@@ -418,6 +420,55 @@ TEST_F(GovernE2e, ATamperedCutDeletedOrRolledBackHistoryFileIsExit6) {
   expect_tampered("the version 1 copy put back");
   Spit(P("room/history.json"), history);
   Ok("status --room " + Q(P("room")));
+  Ok("audit verify --room " + Q(P("room")));
+}
+
+// The whole metadata of version 1 (state.json, history.json, spec.yaml,
+// spec-keys.json, each validly sealed) put back after version 2 removed a
+// party would bring the party back. The audit log's last version record says
+// version 2: the room is refused with exit 6 and the party stays out.
+TEST_F(GovernE2e, TheWholeMetadataOfAnEarlierVersionPutBackIsExit6) {
+  SetUpVersion1();
+  const std::vector<std::string> files = {"state.json", "history.json", "spec.yaml",
+                                          "spec-keys.json"};
+  std::map<std::string, std::string> v1;
+  for (const auto& f : files) v1[f] = Slurp(P("room/" + f));
+  ActivateVersion2();
+  ExpectRefused(QueryAs("agency"), 5, "NOT_AUTHORIZED");
+  std::map<std::string, std::string> v2;
+  for (const auto& f : files) v2[f] = Slurp(P("room/" + f));
+  for (const auto& f : files) Spit(P("room/" + f), v1[f]);
+  const auto before = Snapshot(P("room"));
+  for (const std::string cmd : {"status --room ", "datasets --room "}) {
+    auto r = Run(cmd + Q(P("room")));
+    EXPECT_EQ(r.exit_code, 6) << cmd << r.err;
+    EXPECT_EQ(ErrorCodeOf(r), "TAMPERED") << r.err;
+    EXPECT_NE(r.err.find("version 1"), std::string::npos) << r.err;
+  }
+  ExpectRefused(QueryAs("agency"), 6, "TAMPERED");
+  ExpectRefused(QueryAs("acme"), 6, "TAMPERED");
+  EXPECT_EQ(Snapshot(P("room")), before);  // refused before anything is written
+  for (const auto& f : files) Spit(P("room/" + f), v2[f]);
+  Ok("status --room " + Q(P("room")));
+  Ok("audit verify --room " + Q(P("room")));
+  ExpectRefused(QueryAs("agency"), 5, "NOT_AUTHORIZED");
+}
+
+// A version change whose audit record a crash cut off (state.json, its commit
+// point, written; room.update not): the room is one version ahead of its log,
+// which only the room's own update can leave. The next read-write open
+// records it (room.update.recovered) and serves the new version.
+TEST_F(GovernE2e, AVersionChangeWhoseRecordACrashCutOffIsRecordedAtTheNextOpen) {
+  SetUpVersion1();
+  ActivateVersion2();
+  std::string log = Slurp(P("room/audit.log"));
+  ASSERT_EQ(log.back(), '\n');
+  const size_t last = log.rfind('\n', log.size() - 2);
+  ASSERT_NE(log.find("\"room.update\"", last), std::string::npos) << "the last entry is the update";
+  Spit(P("room/audit.log"), log.substr(0, last + 1));
+  ExpectRefused(QueryAs("agency"), 5, "NOT_AUTHORIZED");  // a read-write open: records it
+  EXPECT_EQ(LastEvent("room.update.recovered")["details"]["version"], 2);
+  EXPECT_EQ(Status()["version"], 2);
   Ok("audit verify --room " + Q(P("room")));
 }
 
