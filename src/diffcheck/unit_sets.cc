@@ -28,8 +28,24 @@ constexpr const char* kIndex = "index.json";
 // room rotate-key reseals it with the rest.
 constexpr const char* kIndexName = "unitsets/index.json";
 
-Status WriteIndex(const std::string& dir, const room::MetaSealer& sealer, const json& index) {
-  return WriteFileAtomic(JoinPath(dir, kIndex), sealer.Seal(kIndexName, index), 0600);
+uint64_t GenerationOf(const json& index) {
+  auto it = index.find("generation");
+  return it != index.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
+// What the audit log records of the index (see IndexMark in the header):
+// its generation and the SHA-256 of its plaintext, which room rotate-key's
+// reseal leaves as it is.
+json MarkOf(const json& index) {
+  return {{"generation", GenerationOf(index)}, {"sha256", ToHex(crypto::Sha256(index.dump()))}};
+}
+
+// Every write is one generation on: an older copy put back is behind the
+// generation the audit log last recorded.
+Result<json> WriteIndex(const std::string& dir, const room::MetaSealer& sealer, json index) {
+  index["generation"] = GenerationOf(index) + 1;
+  CR_TRY(WriteFileAtomic(JoinPath(dir, kIndex), sealer.Seal(kIndexName, index), 0600));
+  return MarkOf(index);
 }
 
 // splitmix64's finaliser: the fingerprint is the sum of these over a set's
@@ -99,6 +115,7 @@ Result<json> ReadIndex(const std::string& dir, const room::MetaSealer& sealer) {
     return Fail(ErrorCode::TAMPERED, "the room's difference-check index is malformed");
   };
   if (!index.contains("entries") || !index["entries"].is_array()) return bad();
+  if (index.contains("generation") && !index["generation"].is_number_unsigned()) return bad();
   for (const json& e : index["entries"]) {
     if (!e.is_object() || !e.contains("result") || !e["result"].is_string() ||
         !IsId(e["result"].get<std::string>()) || !e.contains("datasets") ||
@@ -358,11 +375,12 @@ Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::strin
   return withheld;
 }
 
-Status Store::Add(const Lock&, const std::string& id, const std::vector<std::string>& datasets,
-                  const std::vector<const UnitSet*>& rows) const {
+Result<json> Store::Add(const Lock&, const std::string& id,
+                        const std::vector<std::string>& datasets,
+                        const std::vector<const UnitSet*>& rows) const {
   if (!IsId(id)) return Fail(ErrorCode::INTERNAL, "invalid result id for the unit set store");
-  if (rows.empty()) return Ok();
   CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
+  if (rows.empty()) return MarkOf(index);
   const std::set<std::string> want(datasets.begin(), datasets.end());
   std::set<std::pair<uint64_t, std::string>> known;
   for (const json& e : index["entries"]) {
@@ -382,7 +400,7 @@ Status Store::Add(const Lock&, const std::string& id, const std::vector<std::str
     Encode(row->low(), &plain);
     if (cache_) stored_lows.push_back(row->low());
   }
-  if (entry_rows.empty()) return Ok();
+  if (entry_rows.empty()) return MarkOf(index);
   crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
   const std::string name = UnitsName(id);
   CR_TRY(WriteFileAtomic(JoinPath(dir_, name), crypto::AeadSeal(key, plain, "unitsets/" + name),
@@ -390,12 +408,12 @@ Status Store::Add(const Lock&, const std::string& id, const std::vector<std::str
   index["entries"].push_back({{"result", id},
                               {"datasets", std::vector<std::string>(want.begin(), want.end())},
                               {"rows", std::move(entry_rows)}});
-  CR_TRY(WriteIndex(dir_, sealer_, index));
+  CR_ASSIGN(json mark, WriteIndex(dir_, sealer_, index));
   if (cache_) cache_->Put(id, std::make_shared<const SetCache::Sets>(std::move(stored_lows)));
-  return Ok();
+  return mark;
 }
 
-Status Store::Remove(const Lock&, const std::string& id) const {
+Result<json> Store::Remove(const Lock&, const std::string& id) const {
   CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
   json kept = json::array();
   bool found = false;
@@ -406,16 +424,17 @@ Status Store::Remove(const Lock&, const std::string& id) const {
       kept.push_back(e);
     }
   }
-  if (!found) return Ok();
+  if (!found) return MarkOf(index);
   index["entries"] = std::move(kept);
-  CR_TRY(WriteIndex(dir_, sealer_, index));
-  return RemoveFileDurable(JoinPath(dir_, UnitsName(id)));
+  CR_ASSIGN(json mark, WriteIndex(dir_, sealer_, index));
+  CR_TRY(RemoveFileDurable(JoinPath(dir_, UnitsName(id))));
+  return mark;
 }
 
-Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
-                      const std::string& dataset) {
+Result<json> RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
+                            const std::string& dataset) {
   const std::string dir = JoinPath(room_dir, "unitsets");
-  if (!PathExists(dir)) return Ok();
+  if (!PathExists(dir)) return json(nullptr);
   CR_ASSIGN(int fd, LockDir(dir));
   struct Close {
     int fd;
@@ -433,16 +452,50 @@ Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& seale
       kept.push_back(e);
     }
   }
-  if (gone.empty()) return Ok();
+  if (gone.empty()) return MarkOf(index);
   index["entries"] = std::move(kept);
   // The index first: a set it no longer lists is never read, even if its
   // file outlives a crash (and the next disposal or sweep removes it).
-  CR_TRY(WriteIndex(dir, sealer, index));
+  CR_ASSIGN(json mark, WriteIndex(dir, sealer, index));
   for (const auto& id : gone) {
     const std::string path = JoinPath(dir, UnitsName(id));
     if (PathExists(path)) CR_TRY(RemoveFileDurable(path));
   }
-  return Ok();
+  return mark;
+}
+
+Result<json> IndexMark(const std::string& room_dir, const room::MetaSealer& sealer) {
+  const std::string dir = JoinPath(room_dir, "unitsets");
+  if (!PathExists(dir)) return json(nullptr);
+  CR_ASSIGN(json index, ReadIndex(dir, sealer));
+  return MarkOf(index);
+}
+
+Status CheckIndexMark(const json& logged, const json& current) {
+  if (logged.is_null()) return Ok();  // no query with difference checks recorded one yet
+  if (!logged.is_object() || !logged.contains("generation") ||
+      !logged["generation"].is_number_unsigned() || !logged.contains("sha256") ||
+      !logged["sha256"].is_string()) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's audit log holds a malformed difference-check index record");
+  }
+  const uint64_t want = logged["generation"].get<uint64_t>();
+  const uint64_t have = current.is_null() ? 0 : current["generation"].get<uint64_t>();
+  if (current.is_null() && want > 0) {
+    return Fail(ErrorCode::TAMPERED,
+                "the room's difference-check store is gone while its audit log records one "
+                "(unitsets/ removed)");
+  }
+  // Only the room's key seals an index, and every write is one generation
+  // on: ahead of the log is the room's own (writes whose record a crash or a
+  // failed release cut off); behind it is an older copy.
+  if (have > want) return Ok();
+  if (have == want && (current.is_null() || current["sha256"] == logged["sha256"])) return Ok();
+  return Fail(ErrorCode::TAMPERED,
+              "the room's difference-check index is not the one its audit log records last "
+              "(generation {} against {}): an older copy was put back, so earlier answers "
+              "would be forgotten",
+              have, want);
 }
 
 }  // namespace cr::diffcheck

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "crypto/crypto.h"
 #include "room/sealed_meta.h"
@@ -126,10 +128,12 @@ class Store {
                                   const std::vector<UnitSet>& rows, int64_t k) const;
   // Records the released rows of result `id` (a set already stored for these
   // datasets is not stored twice). Nothing is written when `rows` is empty.
-  Status Add(const Lock& lock, const std::string& id, const std::vector<std::string>& datasets,
-             const std::vector<const UnitSet*>& rows) const;
-  // Drops result `id`'s sets (its release failed after Add).
-  Status Remove(const Lock& lock, const std::string& id) const;
+  // Returns the index's mark (IndexMark) after it, for the audit record.
+  Result<nlohmann::json> Add(const Lock& lock, const std::string& id,
+                             const std::vector<std::string>& datasets,
+                             const std::vector<const UnitSet*>& rows) const;
+  // Drops result `id`'s sets (its release failed after Add); the mark after.
+  Result<nlohmann::json> Remove(const Lock& lock, const std::string& id) const;
 
   const std::string& dir() const { return dir_; }
 
@@ -142,7 +146,20 @@ class Store {
 
 // Removes every stored set over `dataset`, under the store's lock (Room::Dispose,
 // at request or retention). Needs only the metadata sealer: nothing is opened.
-Status RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
-                      const std::string& dataset);
+// Returns the index's mark after it (null when the room has no store).
+Result<nlohmann::json> RemoveCovering(const std::string& room_dir, const room::MetaSealer& sealer,
+                                      const std::string& dataset);
+
+// Rollback detection for the index (as for the catalogue): every write of
+// unitsets/index.json is one generation on, and every audit record of a
+// query with difference checks (and of a disposal) records the index's mark,
+// {"generation", "sha256" of its plaintext}. Room::Open compares the index
+// with the log's last mark: an older index put back would forget earlier
+// answers and let the differencing pair through. Null when the room has no
+// store.
+Result<nlohmann::json> IndexMark(const std::string& room_dir, const room::MetaSealer& sealer);
+// TAMPERED unless `current` (IndexMark) is the generation `logged` records
+// (same hash) or later; a null `logged` (nothing recorded yet) accepts any.
+Status CheckIndexMark(const nlohmann::json& logged, const nlohmann::json& current);
 
 }  // namespace cr::diffcheck

@@ -242,7 +242,8 @@ Result<Checked> CheckRequest(room::Room& room, const crypto::PublicIdentity& cal
 // result is stored. Withheld rows join the withheld summary: each covers at
 // least k units, so the summary's own condition holds.
 Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& store,
-                                                     const Plan& plan, Outcome* out) {
+                                                     const Plan& plan, Outcome* out,
+                                                     nlohmann::json* mark) {
   CR_ASSIGN(diffcheck::Store::Lock lock, store.Acquire());
   const auto& sets = out->stats.unit_sets;
   if (sets.size() != out->result.rows.size()) {
@@ -269,7 +270,7 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
     out->stats.summary_released = true;
     out->result.withheld_rows = out->stats.withheld_rows;
   }
-  CR_TRY(store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
+  CR_ASSIGN(*mark, store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
   out->stats.unit_store_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   return lock;
@@ -368,14 +369,18 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   // against this one's rows (diffcheck/unit_sets.h).
   std::optional<diffcheck::Store::Lock> unit_lock;
   std::optional<diffcheck::Store> unit_store;
+  nlohmann::json unit_mark;  // the unit-set index's mark, for the audit record
   if (plan->unit_sets) {
     unit_store.emplace(room.dir(), room.key(), options.unit_sets);
-    auto applied = ApplyDifferenceChecks(*unit_store, *plan, &out);
+    auto applied = ApplyDifferenceChecks(*unit_store, *plan, &out, &unit_mark);
     if (!applied) return refuse(applied.error());
     unit_lock.emplace(std::move(*applied));
   }
+  // A release that failed after its sets were added takes them out again;
+  // the refusal records the index as it is then (rollback detection).
   auto drop_units = [&] {
-    if (unit_lock) (void)unit_store->Remove(*unit_lock, out.result.result_id);
+    if (!unit_lock) return;
+    if (auto m = unit_store->Remove(*unit_lock, out.result.result_id)) unit_mark = std::move(*m);
   };
   out.caller = party->name;
   out.datasets = plan->Datasets();
@@ -417,7 +422,10 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     details["cached"] = out.cached;
   } else {
     details["min_distinct_units"] = plan->min_distinct_units;
-    if (plan->unit_sets) details["difference_withheld"] = out.stats.difference_withheld;
+    if (plan->unit_sets) {
+      details["difference_withheld"] = out.stats.difference_withheld;
+      details["unitsets"] = unit_mark;
+    }
   }
   nlohmann::json meta = details;
   meta["created_at"] = room.clock().NowRfc3339();
@@ -449,6 +457,7 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
     nlohmann::json d = base;
     d["result_id"] = out.result.result_id;
     drop_units();
+    if (unit_lock) d["unitsets"] = unit_mark;
     return Refuse(room, event, party->name, d, stored.error());
   }
   // The caller reads what was sealed to it.

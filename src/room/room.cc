@@ -863,12 +863,17 @@ Result<Room> Room::OpenImpl(const std::string& dir, const OpenOptions& options, 
   bool version_ahead = false;
   if (!s.clear_key) {
     CR_TRY(s.audit->CheckTail());  // an empty or cut log is the log's damage, not the files'
-    CR_ASSIGN(auto marks,
-              audit::LastEntriesWith(AuditLogPath(dir), s.key->pub(), {"catalog", "spec_hash"}));
+    CR_ASSIGN(auto marks, audit::LastEntriesWith(AuditLogPath(dir), s.key->pub(),
+                                                  {"catalog", "spec_hash", "unitsets"}));
     CR_TRY(CheckCatalogAgainstLog(marks["catalog"], s.Generation(), s.catalog_sha256,
                                   options.mode == OpenMode::kReadWrite, *s.audit));
     CR_TRY(CheckVersionAgainstLog(marks["spec_hash"], s.Version(), StrField(s.state, "spec_hash"),
                                   &version_ahead));
+    CR_ASSIGN(json unit_mark, diffcheck::IndexMark(dir, *s.sealer));
+    const json& logged_units = marks["unitsets"];
+    CR_TRY(diffcheck::CheckIndexMark(logged_units.is_null() ? logged_units
+                                                            : logged_units["details"]["unitsets"],
+                                     unit_mark));
   }
 
   if (options.mode == OpenMode::kReadWrite) {
@@ -1178,9 +1183,8 @@ Status Room::Dispose(const std::string& dataset, const std::string& reason,
   DatasetEntry e = it->second;
   // The difference checks' unit sets over this dataset go first: they are
   // derived from its rows, and a failure here leaves the dataset in place.
-  if (auto st = diffcheck::RemoveCovering(s.dir, *s.sealer, e.name); !st) {
-    return refuse(st.error());
-  }
+  auto unit_mark = diffcheck::RemoveCovering(s.dir, *s.sealer, e.name);
+  if (!unit_mark) return refuse(unit_mark.error());
   // Key first: once it is gone the ciphertext is noise, whatever happens next.
   if (auto st = RemoveFileDurable(P(s.dir, KeyFile(e.name, e.package_id))); !st) {
     return refuse(st.error());
@@ -1196,12 +1200,13 @@ Status Room::Dispose(const std::string& dataset, const std::string& reason,
     s.disposed = old_disposed;
     return refuse(st.error());
   }
-  return s.audit->Append("dataset.dispose", actor,
-                         {{"dataset", e.name},
-                          {"package_id", e.package_id},
-                          {"reason", reason},
-                          {"rows", e.rows},
-                          {"catalog", s.CatalogMark()}});
+  json details = {{"dataset", e.name},
+                  {"package_id", e.package_id},
+                  {"reason", reason},
+                  {"rows", e.rows},
+                  {"catalog", s.CatalogMark()}};
+  if (!unit_mark->is_null()) details["unitsets"] = *unit_mark;
+  return s.audit->Append("dataset.dispose", actor, details);
 }
 
 Result<engine::MemFile> Room::Decrypt(const std::string& dataset,

@@ -20,6 +20,7 @@ namespace cr::diffcheck {
 namespace {
 
 using cr::testing::TempDir;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr int64_t kK = 10;
@@ -250,6 +251,39 @@ TEST_F(UnitSetsTest, ACachedStoreDecidesAsTheFilesDoWithoutRereadingThem) {
   EXPECT_EQ(check(cached, Set(0, 299)), std::vector<bool>{false});
   EXPECT_EQ(cache.entries(), 0u);
   EXPECT_EQ(cache.bytes(), 0u);
+}
+
+// Every write of the index is one generation on, and the mark the audit log
+// keeps is a lower bound: the same generation with its hash, or a later one
+// (the room's own writes a crash left unrecorded), never an earlier one.
+TEST_F(UnitSetsTest, TheIndexMarkRefusesAnOlderIndexAndAcceptsTheRoomsOwnLaterOnes) {
+  room::MetaSealer sealer(key_);
+  auto none = IndexMark(dir_.path(), sealer);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->is_null());
+  AddOne("r1", Set(0, 300));
+  auto first = IndexMark(dir_.path(), sealer);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ((*first)["generation"], 1);
+  const std::string older = *ReadFile(dir_.path() + "/unitsets/index.json");
+  AddOne("r2", Set(1000, 1300));
+  auto second = IndexMark(dir_.path(), sealer);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ((*second)["generation"], 2);
+  EXPECT_TRUE(CheckIndexMark(*second, *second).has_value());
+  EXPECT_TRUE(CheckIndexMark(*first, *second).has_value());   // ahead of the log
+  EXPECT_TRUE(CheckIndexMark(nullptr, *second).has_value());  // nothing recorded yet
+  ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/unitsets/index.json", older).has_value());
+  auto put_back = IndexMark(dir_.path(), sealer);
+  ASSERT_TRUE(put_back.has_value());
+  auto behind = CheckIndexMark(*second, *put_back);
+  ASSERT_FALSE(behind.has_value());
+  EXPECT_EQ(behind.error().code, ErrorCode::TAMPERED);
+  json forged = *second;
+  forged["sha256"] = std::string(64, '0');
+  EXPECT_FALSE(CheckIndexMark(forged, *second).has_value());  // same generation, other index
+  EXPECT_FALSE(CheckIndexMark(*second, nullptr).has_value());  // the store removed
+  EXPECT_FALSE(CheckIndexMark(json{{"generation", "2"}}, *second).has_value());
 }
 
 TEST(SetCacheTest, TheByteBudgetEvictsTheLeastRecentlyUsed) {

@@ -152,6 +152,39 @@ TEST_F(GovernanceE2e, TheWarmServerWithholdsTheDifferencingPairAsTheRoomDoes) {
   EXPECT_TRUE(again["rows"].empty()) << again.dump();
 }
 
+// Rollback of the difference checks' memory: an older unitsets/index.json
+// put back (validly sealed) forgets the earlier answer, and the second of
+// the pair would be released. The audit log records the index's generation
+// with every such query: the room is refused with exit 6, nothing released,
+// no file changed; the same for the store removed whole.
+TEST_F(GovernanceE2e, AnOlderUnitSetIndexPutBackIsExit6AndReleasesNothing) {
+  SetUpAttack(SpecText());
+  ASSERT_EQ(QueryJson("SELECT COUNT(DISTINCT email) AS people FROM impressions")["rows"].size(),
+            1u);
+  const std::string index = P("room/unitsets/index.json");
+  const std::string older = Slurp(index);
+  ASSERT_EQ(QueryJson(both_)["rows"][0][0], 3077);
+  const std::string current = Slurp(index);
+  ASSERT_NE(current, older);
+  Spit(index, older);
+  const auto before = Snapshot(P("room"));
+  auto r = Query(spring_);
+  EXPECT_EQ(r.exit_code, 6) << r.out << r.err;
+  EXPECT_NE(r.err.find("TAMPERED"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("3000"), std::string::npos) << r.out;
+  EXPECT_EQ(Snapshot(P("room")), before);
+  fs::rename(P("room/unitsets"), P("unitsets-aside"));
+  r = Query(spring_);
+  EXPECT_EQ(r.exit_code, 6) << r.out << r.err;
+  EXPECT_NE(r.err.find("TAMPERED"), std::string::npos) << r.err;
+  fs::rename(P("unitsets-aside"), P("room/unitsets"));
+  Spit(index, current);
+  json b = QueryJson(spring_);
+  EXPECT_TRUE(b["rows"].empty()) << b.dump();
+  EXPECT_EQ(b["withheld_rows"], 1);
+  Ok("audit verify --room " + Q(P("room")));
+}
+
 TEST_F(GovernanceE2e, OrderDoesNotMatterTheSecondOfTheTwoIsWithheld) {
   SetUpAttack(SpecText());
   json b = QueryJson(spring_);
@@ -241,9 +274,13 @@ TEST_F(GovernanceE2e, DisposingADatasetRemovesTheUnitSetsOverIt) {
 // is released between them.
 TEST_F(GovernanceE2e, ConcurrentQueriesCannotBothPass) {
   SetUpAttack(SpecText());
+  // Each round on a copy of the room as it was before any query (removing
+  // the store alone is refused as a rollback: its generation is in the log).
+  fs::copy(P("room"), P("room-fresh"), fs::copy_options::recursive);
   for (int round = 0; round < 3; ++round) {
     if (round > 0) {
-      fs::remove_all(P("room/unitsets"));  // a fresh store each round (the room allows it: empty)
+      fs::remove_all(P("room"));
+      fs::copy(P("room-fresh"), P("room"), fs::copy_options::recursive);
     }
     std::string script;
     const std::string sqls[] = {both_, spring_};
