@@ -427,5 +427,56 @@ TEST_F(CustodyE2e, Pkcs11RoomWorksAndFailsClosedWithoutItsToken) {
   EXPECT_EQ(RunAs(Hsm(), Query()).exit_code, 0);
 }
 
+// room rotate-key on a room whose key a PKCS#11 token holds (SoftHSM2): a
+// new token key wraps the new room key, the room answers as before under it,
+// the whole audit log verifies across the rotation against the new room.pub,
+// a package for the old room.pub is refused, and without the token (or the
+// PIN) the rotated room is refused as the old one was, unchanged.
+TEST_F(CustodyE2e, Pkcs11RoomKeyRotationKeepsTheRoomOnTheToken) {
+  ASSERT_TRUE(PathExists(kSoftHsm)) << "SoftHSM2 is missing: run scripts/setup";
+  MakeToken();
+  const std::string store = std::string("--key-store pkcs11 --pkcs11-module ") + kSoftHsm +
+                            " --pkcs11-token cr-test";
+  MakeRoom(store, Hsm());
+  auto first = RunAs(Hsm(), Query());
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const std::string old_pub = Slurp(P("room/room.pub"));
+  const json old_store = json::parse(Slurp(P("room/keystore.json")));
+  ASSERT_EQ(Prepare("impressions", P("impressions.csv"), "keys/newsco.key", "imp-old.crpkg",
+                    "spec.yaml", "room/room.pub").exit_code, 0);
+
+  auto rotated = RunAs(Hsm(), "--format json room rotate-key --room " + Q(P("room")));
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  const json r = json::parse(rotated.out);
+  EXPECT_NE(r["fingerprint"], r["previous_fingerprint"]);
+  EXPECT_NE(Slurp(P("room/room.pub")), old_pub);
+  const json new_store = json::parse(Slurp(P("room/keystore.json")));
+  EXPECT_EQ(new_store["mechanism"], "CKM_AES_GCM");
+  EXPECT_FALSE(new_store.contains("key"));
+  EXPECT_NE(new_store.dump(), old_store.dump());
+  auto unlock = RunAs(Hsm(), "--room " + Q(P("room")) + " room unlock --format json");
+  ASSERT_EQ(unlock.exit_code, 0) << unlock.err;
+  EXPECT_EQ(json::parse(unlock.out)["key_store"], "pkcs11");
+
+  // The same answer under the new key (the data keys were re-wrapped).
+  auto again = RunAs(Hsm(), Query());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(json::parse(again.out)["rows"], json::parse(first.out)["rows"]);
+  auto verified = RunAs(Hsm(), "--format json audit verify --room " + Q(P("room")));
+  ASSERT_EQ(verified.exit_code, 0) << verified.err;
+  ExpectRefused(RunAs(Hsm(), "--room " + Q(P("room")) + " ingest " + Q(P("imp-old.crpkg"))), 5,
+                "KEY_INVALID");
+
+  const auto before = Snapshot(P("room"));
+  ExpectRefused(Run(Query(), "SOFTHSM2_CONF=" + Q(P("softhsm2.conf"))), 5, "KEY_STORE_UNAVAILABLE");
+  std::filesystem::rename(P("tokens"), P("tokens-away"));
+  std::filesystem::create_directories(P("tokens"));
+  ExpectRefused(RunAs(Hsm(), Query()), 5, "KEY_STORE_UNAVAILABLE");
+  EXPECT_EQ(Snapshot(P("room")), before);
+  std::filesystem::remove_all(P("tokens"));
+  std::filesystem::rename(P("tokens-away"), P("tokens"));
+  EXPECT_EQ(RunAs(Hsm(), Query()).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace cr::testing
