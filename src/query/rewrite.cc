@@ -201,6 +201,7 @@ GeneratedSql Generate(const Plan& plan) {
   }
 
   const PoolSql pool = GeneratePool(plan, group_exprs, from, where);
+  cols.insert(cols.end(), pool.columns.begin(), pool.columns.end());
   for (std::string& col : cols) {
     for (const auto& [count, length] : as_list_length) {
       for (size_t at = col.find(count); at != std::string::npos;

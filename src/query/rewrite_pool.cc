@@ -64,47 +64,42 @@ PoolSql GeneratePool(const Plan& plan, const std::vector<std::string>& group_exp
     const spec::Dataset& ds = *plan.tables[ti].ds;
     out.active = true;
     if (out.benchmark_table < 0) out.benchmark_table = t;
+    // Distinct contributors in the cell, counted like units.
+    std::string n = QuoteIdent(fmt::format("n{}", t));
+    out.columns.push_back(fmt::format("count(DISTINCT {}) AS {}", Contributor(t), n));
+    counted.push_back(fmt::format("s.{} >= {}", n, ds.MinContributors()));
+
     std::vector<std::string> sums;
     for (const auto& o : plan.outputs) CollectSums(o.expr, t, &sums);
     const bool rules = (ds.rule.dominance || ds.rule.p_percent) && !sums.empty();
     const bool benchmark = plan.benchmark && out.benchmark_table == t;
+    if (!rules && !benchmark) continue;
 
-    // Per cell and contributor: the group keys, the contributor and, for the
-    // rules and the benchmark, each aggregate output (the contributor's own
-    // figure) and each protected sum. One pass over the rows; every per-cell
-    // rule input, the contributor count included, is rolled up from it (a
-    // count(DISTINCT contributor) over the rows cost a second hash table).
+    // Per cell and contributor: the group keys, the contributor, each
+    // aggregate output (the contributor's own figure) and each protected sum.
     std::vector<std::string> cols, keys = group_exprs;
     for (size_t i = 0; i < group_exprs.size(); ++i) {
       cols.push_back(group_exprs[i] + " AS " + QuoteIdent(fmt::format("g{}", i)));
     }
     cols.push_back(Contributor(t) + " AS " + QuoteIdent("__cr_c"));
-    if (rules || benchmark) {
-      for (size_t i = 0; i < plan.outputs.size(); ++i) {
-        if (!plan.outputs[i].expr.HasAggregate()) continue;
-        cols.push_back(RenderExpr(plan.outputs[i].expr) + " AS " +
-                       QuoteIdent(fmt::format("c{}", i)));
-      }
+    for (size_t i = 0; i < plan.outputs.size(); ++i) {
+      if (!plan.outputs[i].expr.HasAggregate()) continue;
+      cols.push_back(RenderExpr(plan.outputs[i].expr) + " AS " + QuoteIdent(fmt::format("c{}", i)));
     }
-    if (rules) {
-      for (size_t j = 0; j < sums.size(); ++j) {
-        cols.push_back(sums[j] + " AS " + QuoteIdent(fmt::format("x{}", j)));
-      }
+    for (size_t j = 0; j < sums.size(); ++j) {
+      cols.push_back(sums[j] + " AS " + QuoteIdent(fmt::format("x{}", j)));
     }
     keys.push_back(Contributor(t));
     out.prepare.push_back(fmt::format("CREATE OR REPLACE TEMP TABLE {} AS SELECT {} FROM {}{} GROUP BY {}",
                                       PartsTable(t), fmt::join(cols, ", "), from, where,
                                       fmt::join(keys, ", ")));
+    if (!rules) continue;
 
-    // Per cell: its distinct contributors (one parts row each; count skips a
-    // NULL contributor as count(DISTINCT) does) and whether it passes each
-    // rule. The top n contributors' sum is list_sum(max(x, n)), DuckDB's
-    // top-n aggregate.
+    // Per cell: does it pass each rule. The top n contributors' sum is
+    // list_sum(max(x, n)), DuckDB's top-n aggregate.
+    std::vector<std::string> checks;
     std::string d = QuoteIdent(fmt::format("d{}", t));
-    std::string n = QuoteIdent(fmt::format("n{}", t));
-    std::vector<std::string> checks = {fmt::format("count({}) AS {}", QuoteIdent("__cr_c"), n)};
-    counted.push_back(fmt::format("coalesce({}.{}, 0) >= {}", d, n, ds.MinContributors()));
-    if (rules && ds.rule.dominance) {
+    if (ds.rule.dominance) {
       std::vector<std::string> terms;
       for (size_t j = 0; j < sums.size(); ++j) {
         std::string x = QuoteIdent(fmt::format("x{}", j));
@@ -114,7 +109,7 @@ PoolSql GeneratePool(const Plan& plan, const std::vector<std::string>& group_exp
       checks.push_back(fmt::format("({}) AS {}", fmt::join(terms, " AND "), QuoteIdent("dom")));
       dominance.push_back(fmt::format("coalesce({}.{}, false)", d, QuoteIdent("dom")));
     }
-    if (rules && ds.rule.p_percent) {
+    if (ds.rule.p_percent) {
       std::vector<std::string> terms;
       for (size_t j = 0; j < sums.size(); ++j) {
         std::string x = QuoteIdent(fmt::format("x{}", j));

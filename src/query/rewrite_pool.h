@@ -20,7 +20,8 @@ struct PoolRule {
 
 struct PoolSql {
   bool active = false;               // the plan touches a pooled dataset
-  std::vector<std::string> prepare;  // CREATE TEMP TABLE of per-(cell, contributor) parts
+  std::vector<std::string> columns;  // per group: distinct contributors n{t}
+  std::vector<std::string> prepare;  // CREATE TEMP TABLE of per-contributor parts
   std::string joins;                 // LEFT JOINs of the per-cell rule inputs onto "s"
   std::vector<PoolRule> rules;       // besides min_distinct_units
   int benchmark_table = -1;          // the table whose contributors a benchmark compares
