@@ -401,6 +401,13 @@ Result<json> Store::Add(const Lock&, const std::string& id,
     if (cache_) stored_lows.push_back(row->low());
   }
   if (entry_rows.empty()) return MarkOf(index);
+  // The index exists before the first set file does: a crash between the
+  // two leaves an index and an unlisted file (ignored), never a file without
+  // an index, which reads as a removed index and is refused.
+  if (!PathExists(JoinPath(dir_, kIndex))) {
+    CR_ASSIGN(json first, WriteIndex(dir_, sealer_, index));
+    index["generation"] = first["generation"];
+  }
   crypto::SecureBuffer key = room_key_->DeriveKey(1, kKeyContext);
   const std::string name = UnitsName(id);
   CR_TRY(WriteFileAtomic(JoinPath(dir_, name), crypto::AeadSeal(key, plain, "unitsets/" + name),

@@ -1399,11 +1399,16 @@ Status Room::Backup(const std::string& out) {
   }
   auto budget_seq = BudgetSeq(s.dir, s.key->pub());
   if (!budget_seq) return refuse(budget_seq.error());
+  auto unit_mark = diffcheck::IndexMark(s.dir, *s.sealer);
+  if (!unit_mark) return refuse(unit_mark.error());
   json manifest = {{"format", 1},
                    {"room_key", s.key->pub().Fingerprint()},
                    {"created_at", s.clock->NowRfc3339()},
                    {"catalog", s.CatalogMark()},
                    {"budget", {{"seq", *budget_seq}}},
+                   {"version", s.Version()},
+                   {"unitsets_generation",
+                    unit_mark->is_null() ? uint64_t{0} : (*unit_mark)["generation"].get<uint64_t>()},
                    {"files", list}};
   const std::string sealed = s.sealer->Seal("backup.manifest", manifest);
   // Written beside `out` and renamed in: a cut backup never looks complete.
@@ -1474,6 +1479,15 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
     }
     backup_budget_seq = manifest["budget"]["seq"].get<uint64_t>();
   }
+  // Backups made before these were kept count as made at version 1 (or
+  // before activation) with no unit sets stored.
+  uint64_t backup_version = 0, backup_units = 0;
+  for (auto [key, into] : {std::pair{"version", &backup_version},
+                           std::pair{"unitsets_generation", &backup_units}}) {
+    if (!manifest.contains(key)) continue;
+    if (!IsCount(manifest, key)) return Fail(ErrorCode::TAMPERED, "the backup's manifest is damaged ({})", key);
+    *into = manifest[key].get<uint64_t>();
+  }
 
   // The room being replaced, if any: held locked, and its log says how far
   // its catalogue got.
@@ -1497,9 +1511,38 @@ Result<std::string> Room::Restore(const std::string& dir, const std::string& arc
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
       return Fail(ErrorCode::ROOM_BUSY, "the room {} is busy (another command holds it)", dir);
     }
-    CR_ASSIGN(auto last, audit::LastEntryWith(AuditLogPath(dir), id.pub(), "catalog"));
+    CR_ASSIGN(auto marks, audit::LastEntriesWith(AuditLogPath(dir), id.pub(),
+                                                  {"catalog", "spec_hash", "unitsets"}));
+    const json& last = marks["catalog"];
     if (!last.is_null() && IsCount(last["details"]["catalog"], "generation")) {
       live_generation = last["details"]["catalog"]["generation"].get<uint64_t>();
+    }
+    // A version change or difference-checked queries need not change the
+    // catalogue: a backup from before them would bring back a removed
+    // party's access, or make the checks forget earlier answers.
+    const json& spec_rec = marks["spec_hash"];
+    if (!spec_rec.is_null()) {
+      const json& d = spec_rec["details"];
+      const uint64_t live_version =
+          IsCount(d, "version") ? d["version"].get<uint64_t>()
+                                : (spec_rec.value("event", std::string()) == "room.init" ? 0 : 1);
+      if (manifest.contains("version") ? backup_version < live_version : live_version > 1) {
+        return Fail(ErrorCode::BACKUP_STALE,
+                    "the backup is of version {} of the spec and the room's audit log records "
+                    "version {}: restoring it would bring back what the newer version removed",
+                    backup_version, live_version);
+      }
+    }
+    const json& units_rec = marks["unitsets"];
+    if (!units_rec.is_null() && IsCount(units_rec["details"]["unitsets"], "generation")) {
+      const uint64_t live_units = units_rec["details"]["unitsets"]["generation"].get<uint64_t>();
+      if (backup_units < live_units) {
+        return Fail(ErrorCode::BACKUP_STALE,
+                    "the backup's difference-check index (generation {}) is older than the one "
+                    "the room's audit log records (generation {}): restoring it would make the "
+                    "checks forget earlier answers",
+                    backup_units, live_units);
+      }
     }
     if (backup_generation < live_generation) {
       return Fail(ErrorCode::BACKUP_STALE,

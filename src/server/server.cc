@@ -250,6 +250,7 @@ class Service {
   // it, and drops the disposed datasets' warm copies at once.
   Result<size_t> ApplyRetention() {
     std::unique_lock lock(mu_);
+    closer_.Wait();  // no finished query's database outlives what is disposed
     auto disposed = room_.ApplyRetention();
     cache_.Sync(room_);
     return disposed;
@@ -498,6 +499,7 @@ class Service {
         auto j = nlohmann::json::parse(body, nullptr, false);
         // The room has it alone, as for an ingest: a new version replaces the old.
         std::unique_lock lock(mu_);
+        closer_.Wait();  // no finished query's database outlives the forgotten rows
         // Forget audits both outcomes itself (a body that is no request too).
         CR_ASSIGN(auto done, ingest::Forget(room_, j, &party->key));
         cache_.Sync(room_);  // the old version's warm copies go at once
@@ -666,6 +668,7 @@ class Service {
     }
 
     std::unique_lock lock(mu_);
+    closer_.Wait();  // nor the version it replaces
     // The uploader must be the package's signer: a party may not hand in
     // another's package (ingest checks the signer is the dataset's owner and
     // that the signature verifies; this binds the signer to the caller).
