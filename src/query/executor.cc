@@ -15,10 +15,6 @@
 namespace cr::query {
 namespace {
 
-double Since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 bool IsIntegerType(const std::string& t) {
   return t == "BIGINT" || t == "INTEGER" || t == "SMALLINT" || t == "TINYINT" || t == "HUGEINT" ||
          t == "UBIGINT" || t == "UINTEGER" || t == "USMALLINT" || t == "UTINYINT" ||
@@ -34,6 +30,10 @@ bool IsFloatType(const std::string& t) {
 constexpr ErrorCode kRunError = ErrorCode::SQL_INVALID;
 
 }  // namespace
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 nlohmann::json Cell(const std::optional<std::string>& v, const std::string& type) {
   if (!v) return nullptr;

@@ -3,6 +3,7 @@
 // filtered-row summary. Fails closed: any error releases nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,6 +24,9 @@ namespace cr::query {
 // A benchmark answer's own figures (plan.benchmark): for each contributor
 // index of the pooled dataset, per released row in the answer's order, its own
 // value of each aggregate output (null where it has no rows in the cell).
+// Seconds from `t` to now, for the phase timings in ExecStats.
+double Since(std::chrono::steady_clock::time_point t);
+
 struct OwnFigures {
   std::vector<size_t> aggregate_outputs;  // indices into the plan's outputs
   std::map<int, std::vector<std::vector<nlohmann::json>>> rows;

@@ -252,8 +252,8 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
   const auto t0 = std::chrono::steady_clock::now();
   CR_ASSIGN(std::vector<bool> withheld,
             store.Check(lock, plan.Datasets(), sets, plan.min_distinct_units));
+  out->stats.unit_check_seconds = Since(t0);
   const auto t1 = std::chrono::steady_clock::now();
-  out->stats.unit_check_seconds = std::chrono::duration<double>(t1 - t0).count();
   std::vector<nlohmann::json> kept;
   std::vector<const diffcheck::UnitSet*> kept_sets;
   for (size_t r = 0; r < withheld.size(); ++r) {
@@ -271,8 +271,7 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
     out->result.withheld_rows = out->stats.withheld_rows;
   }
   CR_ASSIGN(*mark, store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
-  out->stats.unit_store_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  out->stats.unit_store_seconds = Since(t1);
   return lock;
 }
 

@@ -248,9 +248,17 @@ class Service {
   // Retention while serving: shreds what has outlived retention_days (each
   // disposal audited by the room) with the room to itself, as an ingest has
   // it, and drops the disposed datasets' warm copies at once.
-  Result<size_t> ApplyRetention() {
+  // The room to one request alone (ingest, forget, retention), once no
+  // finished query's database is left open: none outlives the rows these
+  // remove or replace.
+  std::unique_lock<std::shared_mutex> Exclusive() {
     std::unique_lock lock(mu_);
-    closer_.Wait();  // no finished query's database outlives what is disposed
+    closer_.Wait();
+    return lock;
+  }
+
+  Result<size_t> ApplyRetention() {
+    auto lock = Exclusive();
     auto disposed = room_.ApplyRetention();
     cache_.Sync(room_);
     return disposed;
@@ -498,8 +506,7 @@ class Service {
       case RouteId::kForget: {
         auto j = nlohmann::json::parse(body, nullptr, false);
         // The room has it alone, as for an ingest: a new version replaces the old.
-        std::unique_lock lock(mu_);
-        closer_.Wait();  // no finished query's database outlives the forgotten rows
+        auto lock = Exclusive();
         // Forget audits both outcomes itself (a body that is no request too).
         CR_ASSIGN(auto done, ingest::Forget(room_, j, &party->key));
         cache_.Sync(room_);  // the old version's warm copies go at once
@@ -667,8 +674,7 @@ class Service {
       return Refuse(def, st.error());
     }
 
-    std::unique_lock lock(mu_);
-    closer_.Wait();  // nor the version it replaces
+    auto lock = Exclusive();
     // The uploader must be the package's signer: a party may not hand in
     // another's package (ingest checks the signer is the dataset's owner and
     // that the signature verifies; this binds the signer to the caller).
