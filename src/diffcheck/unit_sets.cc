@@ -199,7 +199,18 @@ void UnitSet::Add(const uint64_t* values, size_t n, bool distinct) {
   pending_.insert(pending_.end(), values, values + n);
 }
 
+uint64_t UnitFingerprint(uint64_t unit_hash) { return Mix(unit_hash); }
+
+void UnitSet::SetSummary(uint64_t count, uint64_t fingerprint) {
+  count_ = count;
+  fingerprint_ = fingerprint;
+  summary_only_ = true;
+  has_summary_ = true;
+  consistent_ = true;
+}
+
 void UnitSet::Finish() {
+  const uint64_t summary_count = count_, summary_fp = fingerprint_;
   if (!all_distinct_) {
     std::sort(pending_.begin(), pending_.end());
     pending_.erase(std::unique(pending_.begin(), pending_.end()), pending_.end());
@@ -216,6 +227,10 @@ void UnitSet::Finish() {
   low.erase(std::unique(low.begin(), low.end()), low.end());  // colliding lower halves
   low.shrink_to_fit();
   low_ = std::move(low);
+  if (has_summary_) {
+    consistent_ = count_ == summary_count && fingerprint_ == summary_fp;
+    summary_only_ = false;
+  }
 }
 
 uint64_t LowDifference(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b,
@@ -303,8 +318,20 @@ Result<Store::Lock> Store::Acquire() const {
   return Lock(fd);
 }
 
-Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::string>& datasets,
+Result<std::vector<bool>> Store::Check(const Lock& lock, const std::vector<std::string>& datasets,
                                        const std::vector<UnitSet>& rows, int64_t k) const {
+  return CheckRows(lock, datasets, rows, k, nullptr, nullptr);
+}
+
+Result<std::vector<bool>> Store::Check(const Lock& lock, const std::vector<std::string>& datasets,
+                                       std::vector<UnitSet>& rows, int64_t k,
+                                       const Fill& fill) const {
+  return CheckRows(lock, datasets, rows, k, &rows, &fill);
+}
+
+Result<std::vector<bool>> Store::CheckRows(const Lock&, const std::vector<std::string>& datasets,
+                                           const std::vector<UnitSet>& rows, int64_t k,
+                                           std::vector<UnitSet>* fillable, const Fill* fill) const {
   std::vector<bool> withheld(rows.size(), false);
   if (rows.empty()) return withheld;
   CR_ASSIGN(json index, ReadIndex(dir_, sealer_));
@@ -349,6 +376,15 @@ Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::strin
     return loaded.emplace(id, std::move(out)).first->second.get();
   };
 
+  // First the sizes and fingerprints (in the index): which rows must be
+  // compared with which stored rows, and which are not stored yet.
+  struct Pair {
+    size_t row;
+    const json* entry;
+    size_t stored_row;
+  };
+  std::vector<Pair> pairs;
+  std::set<std::pair<uint64_t, std::string>> known;
   for (const json& e : index["entries"]) {
     std::set<std::string> have;
     for (const json& d : e["datasets"]) have.insert(d.get<std::string>());
@@ -357,19 +393,50 @@ Result<std::vector<bool>> Store::Check(const Lock&, const std::vector<std::strin
     for (size_t i = 0; i < stored.size(); ++i) {
       const uint64_t count = stored[i]["count"].get<uint64_t>();
       const std::string fp = stored[i]["fp"].get<std::string>();
+      known.insert({count, fp});
       for (size_t r = 0; r < rows.size(); ++r) {
-        if (withheld[r]) continue;
         const UnitSet& row = rows[r];
         // |A| - |B| bounds |A xor B| from below: far apart in size is far apart.
         const uint64_t gap = row.count() > count ? row.count() - count : count - row.count();
         if (gap >= limit) continue;
-        const bool same = gap == 0 && fp == Hex64(row.fingerprint());
-        if (same) continue;
-        CR_ASSIGN(const Sets* sets, sets_of(e["result"].get<std::string>(), stored.size()));
-        // The lower halves' difference never exceeds the sets' (see the
-        // header); counting stops as soon as it reaches k.
-        if (LowDifference(row.low(), (*sets)[i], limit) < limit) withheld[r] = true;
+        if (gap == 0 && fp == Hex64(row.fingerprint())) continue;  // the same set
+        pairs.push_back({r, &e, i});
       }
+    }
+  }
+  // Summaries whose hashes are needed: compared here, or stored by Add.
+  std::set<size_t> needed;
+  for (const Pair& p : pairs) {
+    if (rows[p.row].summary_only()) needed.insert(p.row);
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].summary_only() &&
+        !known.count({rows[r].count(), Hex64(rows[r].fingerprint())})) {
+      needed.insert(r);
+    }
+  }
+  if (!needed.empty()) {
+    if (!fill || !*fill) {
+      return Fail(ErrorCode::INTERNAL, "a released row's units are needed but were not fetched");
+    }
+    const std::vector<size_t> which(needed.begin(), needed.end());
+    CR_TRY((*fill)(*fillable, which));
+    for (size_t r : which) {
+      if (rows[r].summary_only() || !rows[r].consistent()) {
+        return Fail(ErrorCode::INTERNAL,
+                    "the units behind a released row do not match the room's count of them; "
+                    "nothing is released");
+      }
+    }
+  }
+  for (const Pair& p : pairs) {
+    if (withheld[p.row]) continue;
+    const json& stored = (*p.entry)["rows"];
+    CR_ASSIGN(const Sets* sets, sets_of((*p.entry)["result"].get<std::string>(), stored.size()));
+    // The lower halves' difference never exceeds the sets' (see the header);
+    // counting stops as soon as it reaches k.
+    if (LowDifference(rows[p.row].low(), (*sets)[p.stored_row], limit) < limit) {
+      withheld[p.row] = true;
     }
   }
   return withheld;
@@ -396,6 +463,9 @@ Result<json> Store::Add(const Lock&, const std::string& id,
   for (const UnitSet* row : rows) {
     std::string fp = Hex64(row->fingerprint());
     if (!known.insert({row->count(), fp}).second) continue;  // the same set is stored already
+    if (row->summary_only()) {
+      return Fail(ErrorCode::INTERNAL, "a released row's units were not fetched for the store");
+    }
     entry_rows.push_back({{"count", row->count()}, {"fp", fp}});
     Encode(row->low(), &plain);
     if (cache_) stored_lows.push_back(row->low());

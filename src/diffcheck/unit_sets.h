@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,15 @@ class UnitSet {
   // Ends building: counts, fingerprints and compresses the hashes.
   void Finish();
 
+  // A set known by its size and fingerprint only, computed inside the query
+  // (a dataset whose every unit is in one row: count(unit), and the sum of
+  // UnitFingerprint over its rows). Its hashes are fetched only when a check
+  // or the store needs them (Store::Check's `fill`): Add them, then Finish,
+  // after which `consistent()` says whether they agree with the summary.
+  void SetSummary(uint64_t count, uint64_t fingerprint);
+  bool summary_only() const { return summary_only_; }
+  bool consistent() const { return consistent_; }
+
   uint64_t count() const { return count_; }
   uint64_t fingerprint() const { return fingerprint_; }
   // The sorted, distinct lower 32 bits of the hashes (after Finish).
@@ -54,7 +64,14 @@ class UnitSet {
   uint64_t count_ = 0;
   uint64_t fingerprint_ = 0;
   std::vector<uint32_t> low_;
+  bool summary_only_ = false;
+  bool has_summary_ = false;
+  bool consistent_ = true;
 };
+
+// What one unit hash adds to a set's fingerprint (the fingerprint is the sum
+// of these, mod 2^64): the same function inside a query and in UnitSet.
+uint64_t UnitFingerprint(uint64_t unit_hash);
 
 // |a xor b| of two sorted distinct lists, counted only up to `enough`.
 uint64_t LowDifference(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b,
@@ -126,6 +143,14 @@ class Store {
   // TAMPERED when the index or a bitmap it needs does not open.
   Result<std::vector<bool>> Check(const Lock& lock, const std::vector<std::string>& datasets,
                                   const std::vector<UnitSet>& rows, int64_t k) const;
+  // The same for rows some of which may be summaries only (SetSummary):
+  // `fill(rows, which)` is called once with every summary row whose hashes
+  // the check or a later Add needs (compared with a stored set near it in
+  // size, or not stored yet), and must complete them. A filled row whose
+  // hashes disagree with its summary is INTERNAL: nothing is released.
+  using Fill = std::function<Status(std::vector<UnitSet>& rows, const std::vector<size_t>& which)>;
+  Result<std::vector<bool>> Check(const Lock& lock, const std::vector<std::string>& datasets,
+                                  std::vector<UnitSet>& rows, int64_t k, const Fill& fill) const;
   // Records the released rows of result `id` (a set already stored for these
   // datasets is not stored twice). Nothing is written when `rows` is empty.
   // Returns the index's mark (IndexMark) after it, for the audit record.
@@ -138,6 +163,9 @@ class Store {
   const std::string& dir() const { return dir_; }
 
  private:
+  Result<std::vector<bool>> CheckRows(const Lock& lock, const std::vector<std::string>& datasets,
+                                      const std::vector<UnitSet>& rows, int64_t k,
+                                      std::vector<UnitSet>* fillable, const Fill* fill) const;
   std::string dir_;
   const crypto::Identity* room_key_;
   room::MetaSealer sealer_;

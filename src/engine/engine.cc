@@ -87,6 +87,25 @@ void UuidFunction(duckdb_function_info info, duckdb_data_chunk input, duckdb_vec
   }
 }
 
+void UnitHashFunction(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output) {
+  auto fn = reinterpret_cast<Database::UnitHashFn>(duckdb_scalar_function_get_extra_info(info));
+  idx_t n = duckdb_data_chunk_get_size(input);
+  duckdb_vector in = duckdb_data_chunk_get_vector(input, 0);
+  const auto* units = static_cast<const duckdb_hugeint*>(duckdb_vector_get_data(in));
+  uint64_t* in_valid = duckdb_vector_get_validity(in);
+  auto* out = static_cast<uint64_t*>(duckdb_vector_get_data(output));
+  if (in_valid) duckdb_vector_ensure_validity_writable(output);
+  uint64_t* out_valid = in_valid ? duckdb_vector_get_validity(output) : nullptr;
+  for (idx_t i = 0; i < n; ++i) {
+    if (in_valid && !duckdb_validity_row_is_valid(in_valid, i)) {
+      duckdb_validity_set_row_invalid(out_valid, i);
+      out[i] = 0;
+      continue;
+    }
+    out[i] = fn(units[i].lower);
+  }
+}
+
 }  // namespace
 
 std::optional<std::string> QueryResult::Scalar() const {
@@ -295,6 +314,23 @@ Status Database::RegisterUuidFunction(const std::string& name,
   duckdb_scalar_function_set_extra_info(
       f, info, [](void* p) { delete static_cast<MapperInfo*>(p); });
   duckdb_scalar_function_set_function(f, UuidFunction);
+  duckdb_state st = duckdb_register_scalar_function(h_->conn, f);
+  duckdb_destroy_scalar_function(&f);
+  if (st == DuckDBError) return Fail(ErrorCode::INTERNAL, "cannot register function {}", name);
+  return Ok();
+}
+
+Status Database::RegisterUnitHashFunction(const std::string& name, UnitHashFn fn) {
+  duckdb_scalar_function f = duckdb_create_scalar_function();
+  duckdb_scalar_function_set_name(f, name.c_str());
+  duckdb_logical_type uuid = duckdb_create_logical_type(DUCKDB_TYPE_UUID);
+  duckdb_logical_type ubigint = duckdb_create_logical_type(DUCKDB_TYPE_UBIGINT);
+  duckdb_scalar_function_add_parameter(f, uuid);
+  duckdb_scalar_function_set_return_type(f, ubigint);
+  duckdb_destroy_logical_type(&uuid);
+  duckdb_destroy_logical_type(&ubigint);
+  duckdb_scalar_function_set_extra_info(f, reinterpret_cast<void*>(fn), nullptr);
+  duckdb_scalar_function_set_function(f, UnitHashFunction);
   duckdb_state st = duckdb_register_scalar_function(h_->conn, f);
   duckdb_destroy_scalar_function(&f);
   if (st == DuckDBError) return Fail(ErrorCode::INTERNAL, "cannot register function {}", name);

@@ -86,6 +86,11 @@ class Database {
   // losslessly as FIXED_LEN_BYTE_ARRAY(16); HUGEINT/UHUGEINT become DOUBLE there.
   Status RegisterUuidFunction(const std::string& name,
                                   std::shared_ptr<const StringMapper> mapper);
+  // Registers `name(UUID) -> UBIGINT`: `fn` of the UUID's lower 64 bits (the
+  // unit hash ForEachList gives), NULL for NULL. For the difference checks'
+  // per-row fingerprints, summed inside the query.
+  using UnitHashFn = uint64_t (*)(uint64_t);
+  Status RegisterUnitHashFunction(const std::string& name, UnitHashFn fn);
 
   // Progress of the running query in [0, 1], or -1 when unknown; safe to call
   // from another thread while Execute/Query runs.

@@ -197,6 +197,8 @@ Result<ForgetReport> Forget(room::Room& room, const nlohmann::json& req,
     record.event = "dataset.forget";
     record.refused_event = "forget.refused";
     record.keep_ingest_time = true;
+    // Removing rows keeps every remaining unit in one row, in one part.
+    record.unique_units = previous.unique_units;
     // No count of removed rows, no pseudonym: the room's own tag only.
     record.details = {{"request_id", request_id},
                       {"previous_package_id", previous.package_id},

@@ -1,6 +1,7 @@
 #include "ingest/ingest.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,48 @@ bool IsPackageId(const std::string& id) {
   return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
+}
+
+// The lower 64 bits of a unit's pseudonym: the hash the difference checks use.
+uint64_t UnitHash(uint64_t lower) { return lower; }
+
+// Whether every privacy unit of a pooled dataset's new part is in exactly one
+// of its rows and in no other contributor's current part (their unit
+// columns decrypted and probed, on the 64-bit unit hash the difference
+// checks use, so equal hashes of different pseudonyms count as the same
+// unit). A part that cannot be read makes the answer no: the flag only ever
+// lets queries skip work, so not knowing is "not unique".
+Result<bool> UnitsAreUnique(const room::Room& room, engine::Database& db, const std::string& src,
+                            const spec::Dataset& ds, const std::string& contributor) {
+  // Only a pseudonymised unit (a UUID) has the hash the checks use.
+  const auto col = std::find_if(ds.columns.begin(), ds.columns.end(), [&](const spec::Column& c) {
+    return c.name == ds.privacy_unit_column;
+  });
+  if (col == ds.columns.end() || col->role != spec::Role::kJoinKey) return false;
+  CR_TRY(db.RegisterUnitHashFunction("__cr_unit_hash", &UnitHash));
+  const std::string unit = engine::QuoteIdent(ds.privacy_unit_column);
+  CR_ASSIGN(auto own, db.Query(fmt::format("SELECT count(*) = count({0}) AND count({0}) = "
+                                           "count(DISTINCT __cr_unit_hash({0})) FROM {1}",
+                                           unit, src),
+                               ErrorCode::SCHEMA_MISMATCH, false));
+  if (own.Scalar() != std::optional<std::string>("true")) return false;
+  const std::set<std::string> wanted = {ds.privacy_unit_column};
+  std::vector<engine::MemFile> others;
+  std::vector<std::string> paths;
+  for (const auto* part : room.Parts(ds.name)) {
+    if (part->owner == contributor) continue;  // the part this one replaces
+    auto mem = room.Decrypt(part->name, &wanted);
+    if (!mem) return false;
+    paths.push_back(engine::QuoteLiteral(mem->path()));
+    others.push_back(std::move(*mem));
+  }
+  if (paths.empty()) return true;
+  auto shared = db.Query(
+      fmt::format("SELECT count(*) FROM read_parquet([{0}]) WHERE __cr_unit_hash({1}) IN (SELECT "
+                  "__cr_unit_hash({1}) FROM {2})",
+                  fmt::join(paths, ", "), unit, src),
+      ErrorCode::INTERNAL, false);
+  return shared && shared->ScalarInt() == 0;
 }
 
 }  // namespace
@@ -117,8 +160,12 @@ Result<IngestReport> Ingest(room::Room& room, const std::string& package_path) {
     const std::string entry = ds->pooled() ? room::PartName(ds->name, party->name) : ds->name;
     report.replaced = room.datasets().count(entry) > 0;
     CR_ASSIGN(auto segments, room::ParquetSegments(db, mem));
+    room::Room::StoreRecord record;
+    if (ds->pooled() && !ds->privacy_unit_column.empty()) {
+      CR_ASSIGN(record.unique_units, UnitsAreUnique(room, db, src, *ds, party->name));
+    }
     storing = true;
-    CR_TRY(room.StoreDataset(mem, segments, h, reader.file_digest(), party->name));
+    CR_TRY(room.StoreDataset(mem, segments, h, reader.file_digest(), party->name, record));
     report.bytes = room.datasets().at(entry).bytes;
     return report;
   };

@@ -1,5 +1,6 @@
 #include "query/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <atomic>
 #include <cmath>
@@ -137,6 +138,9 @@ Result<std::vector<std::shared_ptr<const engine::MemFile>>> MountDatasets(
 
 Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, ExecStats* stats) {
   GeneratedSql sql = Generate(plan);
+  if (sql.unit_summaries) {
+    CR_TRY(db.RegisterUnitHashFunction(kUnitFingerprintFunction, &diffcheck::UnitFingerprint));
+  }
   auto fail = [&db](const Error&) { return std::unexpected(RunFailure(db)); };
   for (const auto& stmt : sql.prepare) {
     if (auto st = db.Execute(stmt, kRunError, false); !st) return fail(st.error());
@@ -193,7 +197,56 @@ Result<results::ResultSet> ExecutePlan(engine::Database& db, const Plan& plan, E
     if (stats) stats->own = std::move(figures);
   }
   std::vector<diffcheck::UnitSet> sets;
-  if (plan.unit_sets) {
+  if (plan.unit_sets && sql.unit_summaries) {
+    // Sizes and fingerprints only; the lists when a check needs them.
+    auto t0 = std::chrono::steady_clock::now();
+    sets.resize(out.rows.size());
+    std::vector<bool> seen(out.rows.size(), false);
+    std::vector<int64_t> key_of_row(out.rows.size(), 0);
+    auto summaries = db.Query(sql.unit_lists, kRunError, false);
+    if (!summaries) return fail(summaries.error());
+    for (size_t r = 0; r < summaries->row_count(); ++r) {
+      auto it = row_of_key.find(std::stoll(summaries->at(r, 0).value_or("-1")));
+      if (it == row_of_key.end()) continue;  // cut by LIMIT/OFFSET
+      const uint64_t count = std::stoull(summaries->at(r, 1).value_or("0"));
+      const uint64_t fp = std::stoull(summaries->at(r, 2).value_or("0"));
+      sets[it->second].SetSummary(count, fp);
+      seen[it->second] = count > 0;
+      key_of_row[it->second] = it->first;
+    }
+    if (std::find(seen.begin(), seen.end(), false) != seen.end()) {
+      return Fail(ErrorCode::INTERNAL, "a released row has no unit set for the difference check");
+    }
+    if (stats) {
+      stats->unit_set_seconds = Since(t0);
+      stats->fill_unit_sets = [&db, sql_of = sql.unit_lists_of, key_of_row](
+                                  std::vector<diffcheck::UnitSet>& rows,
+                                  const std::vector<size_t>& which) -> Status {
+        std::map<int64_t, size_t> row_of;
+        std::vector<std::string> keys;
+        for (size_t r : which) {
+          if (r >= rows.size() || r >= key_of_row.size()) {
+            return Fail(ErrorCode::INTERNAL, "the difference check asked for an unknown row");
+          }
+          row_of[key_of_row[r]] = r;
+          keys.push_back(fmt::format("{}", key_of_row[r]));
+        }
+        std::string q = sql_of;
+        q.replace(q.find(kUnitKeysToken), std::string_view(kUnitKeysToken).size(),
+                  fmt::format("{}", fmt::join(keys, ", ")));
+        CR_TRY(db.ForEachList(
+            q,
+            [&](int64_t key, size_t, const uint64_t* v, size_t n) {
+              if (auto it = row_of.find(key); it != row_of.end()) {
+                rows[it->second].Add(v, n, /*distinct=*/false);
+              }
+            },
+            kRunError, false));
+        for (size_t r : which) rows[r].Finish();
+        return Ok();
+      };
+    }
+  } else if (plan.unit_sets) {
     auto t0 = std::chrono::steady_clock::now();
     sets.resize(out.rows.size());
     bool missing = false;
@@ -334,6 +387,12 @@ Result<results::ResultSet> ExecuteWith(const room::Room& room, engine::Database&
                 "the query ran longer than the room allows ({} s) and was stopped", timeout_seconds);
   }
   CR_ASSIGN(auto out, std::move(ran));
+  if (stats && stats->fill_unit_sets) {
+    // The fetch reads the mounted files after this returns: it holds them.
+    stats->fill_unit_sets = [fill = std::move(stats->fill_unit_sets), files](
+                                std::vector<diffcheck::UnitSet>& rows,
+                                const std::vector<size_t>& which) { return fill(rows, which); };
+  }
   if (stats) {
     stats->decrypt_seconds = decrypt;
     stats->query_seconds = Since(t1);

@@ -42,6 +42,11 @@ struct ExecStats {
   // With plan.unit_sets: the units behind each released row, in row order,
   // and the time spent reading and building them (inside query_seconds).
   std::vector<diffcheck::UnitSet> unit_sets;
+  // With GeneratedSql::unit_summaries the sets are summaries (size and
+  // fingerprint) and this fetches the units of the rows a check needs
+  // (diffcheck::Store::Fill), from the query's database, which must still
+  // be open; it holds the mounted datasets' decrypted files until dropped.
+  diffcheck::Store::Fill fill_unit_sets;
   int64_t difference_withheld = 0;  // released rows then withheld by the difference check
   double unit_set_seconds = 0;
   // The difference check after the SQL: comparing with earlier rows, and

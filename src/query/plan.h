@@ -75,6 +75,10 @@ struct TableRef {
   std::string dataset;  // spec name
   std::string alias;    // as the analyst wrote it (lower case), for messages only
   const spec::Dataset* ds = nullptr;
+  // Every unit of the dataset is in exactly one of its rows (the room checked
+  // each part at ingest: room::DatasetEntry::unique_units). Set by the query
+  // service from the catalogue, never by the checker.
+  bool unique_units = false;
 };
 
 // FROM clause as a tree of inner joins; leaves are tables.

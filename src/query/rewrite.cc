@@ -184,10 +184,28 @@ GeneratedSql Generate(const Plan& plan) {
   // so every count of those units, the analyst's included, becomes the
   // length of the list (NULL units excluded, as count excludes them).
   std::vector<std::pair<std::string, std::string>> as_list_length;
+  // One dataset whose every unit is in one row: a group's distinct units are
+  // its units, counted without a hash table of 10M units, and the group keeps
+  // only their number and fingerprint; the lists are fetched when needed.
+  out.unit_summaries = plan.unit_sets && plan.tables.size() == 1 && classes.size() == 1 &&
+                       plan.tables[0].unique_units;
+  std::vector<std::string> unit_fps;
   for (size_t i = 0; i < classes.size(); ++i) {
     std::string u = QuoteIdent(fmt::format("u{}", i));
     const std::string unit = UnitColumn(plan, classes[i]);
     std::string count = fmt::format("count(DISTINCT {})", unit);
+    if (out.unit_summaries) {
+      const std::string plain = fmt::format("count({})", unit);
+      as_list_length.emplace_back(count, plain);
+      unit_fps.push_back(QuoteIdent(fmt::format("f{}", i)));
+      cols.push_back(fmt::format("CAST(sum(CAST({}({}) AS HUGEINT)) % CAST('18446744073709551616' "
+                                 "AS HUGEINT) AS UBIGINT) AS {}",
+                                 kUnitFingerprintFunction, unit, unit_fps.back()));
+      cols.push_back(count + " AS " + u);
+      released_terms.push_back(fmt::format("{} >= {}", u, k));
+      unit_terms.push_back(fmt::format("{} >= {}", plain, k));
+      continue;
+    }
     if (plan.unit_sets) {
       const std::string list =
           fmt::format("list(DISTINCT {0}) FILTER (WHERE {0} IS NOT NULL)", unit);
@@ -232,9 +250,29 @@ GeneratedSql Generate(const Plan& plan) {
   for (size_t i = 0; i < plan.outputs.size(); ++i) outs.push_back(QuoteIdent(fmt::format("c{}", i)));
   if (plan.unit_sets) {
     outs.push_back(QuoteIdent(row_key_column));
-    out.unit_lists = fmt::format("SELECT {}, {} FROM {} WHERE {}", QuoteIdent(row_key_column),
-                                 fmt::join(unit_lists, ", "), QuoteIdent(kGroupsTable),
-                                 QuoteIdent(kReleasedColumn));
+    if (out.unit_summaries) {
+      out.unit_lists = fmt::format("SELECT CAST({} AS BIGINT), u0, {} FROM {} WHERE {}",
+                                   QuoteIdent(row_key_column), unit_fps.front(),
+                                   QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));
+      // The rows of the chosen groups (same FROM and WHERE, group keys
+      // matched, NULL keys matching NULL keys), their units listed per group.
+      std::vector<std::string> on;
+      for (size_t i = 0; i < group_exprs.size(); ++i) {
+        on.push_back(fmt::format("w.{} IS NOT DISTINCT FROM {}", QuoteIdent(fmt::format("g{}", i)),
+                                 group_exprs[i]));
+      }
+      const std::string unit = UnitColumn(plan, classes.front());
+      out.unit_lists_of = fmt::format(
+          "SELECT CAST(w.{0} AS BIGINT), list({1}) FILTER (WHERE {1} IS NOT NULL) FROM {2} JOIN {3} "
+          "AS w ON {4} WHERE {5}w.{0} IN ({6}) GROUP BY w.{0}",
+          QuoteIdent(row_key_column), unit, from, QuoteIdent(kGroupsTable),
+          on.empty() ? std::string("TRUE") : fmt::format("{}", fmt::join(on, " AND ")),
+          plan.where ? RenderExpr(*plan.where) + " AND " : "", kUnitKeysToken);
+    } else {
+      out.unit_lists = fmt::format("SELECT {}, {} FROM {} WHERE {}", QuoteIdent(row_key_column),
+                                   fmt::join(unit_lists, ", "), QuoteIdent(kGroupsTable),
+                                   QuoteIdent(kReleasedColumn));
+    }
   }
   out.released = fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(outs, ", "),
                              QuoteIdent(kGroupsTable), QuoteIdent(kReleasedColumn));

@@ -18,6 +18,9 @@ inline constexpr const char* kReleasedColumn = "__cr_released";
 inline constexpr const char* kRowKeyColumn = "__cr_row";
 // A released group's id in kGroupsTable (pooled datasets only).
 inline constexpr const char* kGroupIdColumn = "__cr_gid";
+// The fingerprint function the generated SQL calls (registered per query).
+inline constexpr const char* kUnitFingerprintFunction = "__cr_unit_fp";
+inline constexpr const char* kUnitKeysToken = "{__cr_keys}";
 
 struct GeneratedSql {
   // CREATE OR REPLACE TEMP TABLE kGroupsTable AS: outputs c0.., group keys g0.., unit
@@ -35,6 +38,15 @@ struct GeneratedSql {
   // and this one gives, per released group, its key and one list of distinct
   // units per class (engine::Database::ForEachList).
   std::string unit_lists;
+  // Set when the plan reads one dataset whose every unit is in one row
+  // (TableRef::unique_units): the groups count units without DISTINCT and
+  // keep, instead of each group's list, its size and fingerprint (the sum of
+  // diffcheck::UnitFingerprint over its rows), which `unit_lists` then gives
+  // (key, count, fingerprint) per released group. `unit_lists_of` fetches
+  // the lists (key, list of units) of the groups whose keys replace
+  // kUnitKeysToken, only those a difference check needs.
+  bool unit_summaries = false;
+  std::string unit_lists_of;
 
   // Pooled datasets (rewrite_pool.h); empty otherwise. Statements run before
   // `groups` (the per-(cell, contributor) tables).

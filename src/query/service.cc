@@ -245,13 +245,14 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
                                                      const Plan& plan, Outcome* out,
                                                      nlohmann::json* mark) {
   CR_ASSIGN(diffcheck::Store::Lock lock, store.Acquire());
-  const auto& sets = out->stats.unit_sets;
+  auto& sets = out->stats.unit_sets;
   if (sets.size() != out->result.rows.size()) {
     return Fail(ErrorCode::INTERNAL, "the difference check lost track of the released rows");
   }
   const auto t0 = std::chrono::steady_clock::now();
-  CR_ASSIGN(std::vector<bool> withheld,
-            store.Check(lock, plan.Datasets(), sets, plan.min_distinct_units));
+  CR_ASSIGN(std::vector<bool> withheld, store.Check(lock, plan.Datasets(), sets,
+                                                    plan.min_distinct_units,
+                                                    out->stats.fill_unit_sets));
   out->stats.unit_check_seconds = Since(t0);
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<nlohmann::json> kept;
@@ -270,7 +271,10 @@ Result<diffcheck::Store::Lock> ApplyDifferenceChecks(const diffcheck::Store& sto
     out->stats.summary_released = true;
     out->result.withheld_rows = out->stats.withheld_rows;
   }
-  CR_ASSIGN(*mark, store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets));
+  auto added = store.Add(lock, out->result.result_id, plan.Datasets(), kept_sets);
+  // The fetch holds the decrypted datasets: let them go now.
+  out->stats.fill_unit_sets = nullptr;
+  CR_ASSIGN(*mark, std::move(added));
   out->stats.unit_store_seconds = Since(t1);
   return lock;
 }
@@ -359,6 +363,13 @@ Result<Outcome> Run(room::Room& room, const crypto::PublicIdentity& caller, cons
   } else {
     if (auto st = count_usage(); !st) return refuse(st.error());
     c.plan->unit_sets = spec.privacy.difference_checks;
+    // What the room checked at ingest: every unit in one row of one part.
+    for (auto& t : c.plan->tables) {
+      const auto parts = room.Parts(t.dataset);
+      t.unique_units = !parts.empty() && std::all_of(parts.begin(), parts.end(), [](const auto* p) {
+        return p->unique_units;
+      });
+    }
     auto rs = Execute(room, *db, *plan, &out.stats, options.timeout_seconds, options.cache);
     if (!rs) return refuse(rs.error());
     out.result = std::move(*rs);

@@ -51,7 +51,7 @@ nlohmann::json EntryToJson(const DatasetEntry& e) {
   for (const auto& c : e.schema) schema.push_back({{"name", c.name}, {"type", c.type}, {"role", c.role}});
   return {{"package_id", e.package_id}, {"owner", e.owner},     {"ingested_at", e.ingested_at},
           {"ingested_unix", e.ingested_unix}, {"rows", e.rows}, {"bytes", e.bytes},
-          {"digest", e.digest},          {"schema", schema}};
+          {"digest", e.digest},          {"schema", schema},     {"unique_units", e.unique_units}};
 }
 
 using nlohmann::json;
@@ -130,6 +130,11 @@ Result<DatasetEntry> EntryFromJson(const std::string& name, const json& j) {
   e.rows = j["rows"].get<int64_t>();
   e.bytes = j["bytes"].get<uint64_t>();
   e.digest = j["digest"].get<std::string>();
+  // Absent in catalogues written before the room checked it: not known.
+  if (auto u = j.find("unique_units"); u != j.end()) {
+    if (!u->is_boolean()) return Malformed(where, "unique_units");
+    e.unique_units = u->get<bool>();
+  }
   for (const auto& c : *schema) {
     if (!c.is_object() || !IsString(c, "name") || !IsString(c, "type") || !IsString(c, "role")) {
       return Malformed(where, "schema");
@@ -1109,6 +1114,7 @@ Status Room::StoreDataset(const engine::MemFile& plain, const std::vector<Segmen
   e.bytes = written->bytes;
   e.digest = package_digest;
   e.schema = h.schema;
+  e.unique_units = record.unique_units;
   auto old_datasets = s.datasets;
   auto old_disposed = s.disposed;
   auto old_catalog = s.catalog;

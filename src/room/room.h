@@ -67,6 +67,12 @@ struct DatasetEntry {
   uint64_t bytes = 0;  // size of the stored (encrypted) data file
   std::string digest;  // fingerprint of the package it came from (package::Fingerprinter)
   std::vector<package::SchemaColumn> schema;
+  // Every privacy unit of this entry is in exactly one of its rows, and (for
+  // a part of a pooled dataset) in no other contributor's part that was in
+  // the room when it was stored: checked at ingest (ingest.h). When every
+  // part says so, a single-dataset query counts units without DISTINCT and
+  // fetches unit sets for the difference checks only when they are needed.
+  bool unique_units = false;
 };
 
 // What state.json and the package ledger record about the room, for `status`
@@ -233,6 +239,8 @@ class Room {
     nlohmann::json details = nlohmann::json::object();
     // Retention counts from the contribution, not from a derived version.
     bool keep_ingest_time = false;
+    // DatasetEntry::unique_units, as the caller checked it.
+    bool unique_units = false;
   };
   Status StoreDataset(const engine::MemFile& plain, const std::vector<Segment>& segments,
                       const package::Header& header, const std::string& package_digest,

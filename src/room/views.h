@@ -35,7 +35,7 @@ std::vector<DatasetView> DatasetViews(const Room& room, const RoomInfo& info, lo
 // "columns" [{name, type, role}], "rows", "package_id", "ingested_at",
 // "retain_until", "expired"}]}: what `datasets --format json` prints. A
 // pooled dataset has "owner": null and "contributors" [{name, contributed,
-// and when contributed rows, package_id, ingested_at}], "rows" summed over
+// and when contributed rows, package_id, ingested_at, units_in_one_row}], "rows" summed over
 // the parts, "package_id" null, and "retain_until" the earliest part's.
 nlohmann::ordered_json DatasetsJson(const std::vector<DatasetView>& views);
 

@@ -287,6 +287,67 @@ TEST_F(UnitSetsTest, TheIndexMarkRefusesAnOlderIndexAndAcceptsTheRoomsOwnLaterOn
   EXPECT_FALSE(CheckIndexMark(json{{"generation", "2"}}, *second).has_value());
 }
 
+// A summary (size and fingerprint, as a query over a dataset whose units are
+// each in one row computes them) decides as the full set does, and its units
+// are fetched only when a stored set is near it in size or it is new.
+TEST_F(UnitSetsTest, ASummaryIsFilledOnlyWhenNeededAndMustAgreeWithItsUnits) {
+  AddOne("r1", Set(0, 1000));
+  std::vector<std::vector<size_t>> asked;
+  // Checks the summary of units [from, to) claiming `claimed` units from
+  // `from`; the fill lists the real ones, as the query would.
+  auto check = [&](uint64_t from, uint64_t to, uint64_t claimed_to, bool can_fill) {
+    const UnitSet claimed = Set(from, claimed_to);
+    std::vector<UnitSet> rows(1);
+    rows[0].SetSummary(claimed.count(), claimed.fingerprint());
+    auto lock = store_.Acquire();
+    EXPECT_TRUE(lock.has_value());
+    Store::Fill fill = [&](std::vector<UnitSet>& r, const std::vector<size_t>& which) -> Status {
+      asked.push_back(which);
+      std::vector<uint64_t> v;
+      for (uint64_t i = from; i < to; ++i) v.push_back(i * 0x9e3779b97f4a7c15ULL);
+      for (size_t i : which) {
+        r[i].Add(v.data(), v.size(), /*distinct=*/false);
+        r[i].Finish();
+      }
+      return Ok();
+    };
+    return store_.Check(*lock, {"a", "b"}, rows, kK, can_fill ? fill : Store::Fill{});
+  };
+  // The same set as stored: nothing fetched, released.
+  auto r = check(0, 1000, 1000, true);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(*r, std::vector<bool>{false});
+  EXPECT_TRUE(asked.empty());
+  // Far in size and not stored yet: fetched (for the store), released.
+  r = check(0, 2000, 2000, true);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(*r, std::vector<bool>{false});
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0], std::vector<size_t>{0});
+  // One unit fewer than the stored set: fetched and withheld (the pair).
+  r = check(1, 1000, 1000, true);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(*r, std::vector<bool>{true});
+  EXPECT_EQ(asked.size(), 2u);
+  // Units that disagree with the summary (a unit counted in two rows):
+  // INTERNAL, nothing decided.
+  r = check(1, 1000, 1001, true);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::INTERNAL);
+  // A summary whose units are needed with no way to fetch them: INTERNAL.
+  r = check(1, 1000, 1000, false);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::INTERNAL);
+  // And the store refuses to record a summary it was never given units for.
+  UnitSet bare;
+  bare.SetSummary(5, 42);
+  auto lock = store_.Acquire();
+  ASSERT_TRUE(lock.has_value());
+  auto added = store_.Add(*lock, "r2", {"a", "b"}, {&bare});
+  ASSERT_FALSE(added.has_value());
+  EXPECT_EQ(added.error().code, ErrorCode::INTERNAL);
+}
+
 TEST(SetCacheTest, TheByteBudgetEvictsTheLeastRecentlyUsed) {
   auto sets = [](size_t n) {
     return std::make_shared<const SetCache::Sets>(SetCache::Sets{std::vector<uint32_t>(n, 1)});

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "demo/serve_process.h"
@@ -519,6 +520,140 @@ TEST_F(PoolDifferencingE2e, WithDpTheDifferenceIsNoise) {
   // A benchmark is exact per contributor: refused under DP.
   ExpectRefused(Query(cloud_, "consultant", "--benchmark --epsilon 0.5"), 3, "QUERY_REFUSED");
 }
+
+// A pooled dataset whose every unit is in one row is counted without
+// DISTINCT, and the difference checks fetch a cell's units only when they
+// need them (query::TableRef::unique_units). The room decides it at ingest,
+// per part; these tests make it decide both ways: the answers must not
+// depend on it, and a unit reported by two contributors, or twice by one,
+// must turn it off and still be counted once.
+class PoolUnitsE2e : public PoolDifferencingE2e {
+ protected:
+  // Per bank (spec order), what `datasets` says of its part.
+  std::vector<bool> InOneRow() {
+    json d = DatasetsJson();
+    std::vector<bool> out;
+    for (const auto& c : d["datasets"][0]["contributors"]) {
+      out.push_back(c.value("units_in_one_row", false));
+    }
+    return out;
+  }
+  // `bank`'s rows of `spend` plus `extra` lines (id, category, amount) as written.
+  std::string WriteWith(const std::string& bank, const std::vector<Spend>& spend,
+                        const std::vector<std::tuple<std::string, std::string, double>>& extra) {
+    std::string path = WriteCsv(bank, spend);
+    std::string csv = Slurp(path);
+    for (const auto& [id, category, amount] : extra) {
+      csv += id + "," + category + "," + std::to_string(amount) + "\n";
+    }
+    Spit(path, csv);
+    return path;
+  }
+  // category -> (spend, lines) of the released rows of by_category_.
+  std::map<std::string, std::pair<double, int64_t>> Cells(const json& j) {
+    std::map<std::string, std::pair<double, int64_t>> out;
+    for (const auto& row : j["rows"]) {
+      out[row[0].get<std::string>()] = {row[1].get<double>(), row[2].get<int64_t>()};
+    }
+    return out;
+  }
+};
+
+TEST_F(PoolUnitsE2e, WithEveryLineInOneRowThePairIsStoppedAndAnAnswerRepeatsUnchanged) {
+  SetUpPool(PoolSpec(Rules(false, false)));
+  ContributeAll(Data());
+  EXPECT_EQ(InOneRow(), std::vector<bool>(5, true));
+  json a = QueryJson(both_);
+  ASSERT_EQ(a["rows"].size(), 1u) << a.dump();
+  json b = QueryJson(cloud_);
+  EXPECT_TRUE(b["rows"].empty()) << b.dump();
+  EXPECT_EQ(b["withheld_rows"], 1) << b.dump();
+  // The same cell again is the same set: released, with the same value.
+  json again = QueryJson(both_);
+  ASSERT_EQ(again["rows"].size(), 1u) << again.dump();
+  EXPECT_NEAR(Sum(again), Sum(a), 1e-9);
+  // A cell 40 lines away from both: released.
+  json wider = QueryJson(
+      "SELECT SUM(amount) AS s FROM spend WHERE category IN ('cloud', 'target', 'network')");
+  ASSERT_EQ(wider["rows"].size(), 1u) << wider.dump();
+  // What each cell holds, computed here from the rows written.
+  std::map<std::string, std::pair<double, int64_t>> want;
+  for (const auto& sp : Data()) {
+    want[sp.category].first += sp.total;
+    want[sp.category].second += sp.lines;
+  }
+  json cells = QueryJson(by_category_);
+  for (const auto& [category, got] : Cells(cells)) {
+    EXPECT_NEAR(got.first, want[category].first, 1e-6) << category;
+    EXPECT_EQ(got.second, want[category].second) << category;
+  }
+  // The cloud cell is the pair's second half again, asked through GROUP BY.
+  EXPECT_FALSE(Cells(cells).count("cloud")) << cells.dump();
+  EXPECT_TRUE(Cells(cells).count("network")) << cells.dump();
+}
+
+TEST_F(PoolUnitsE2e, ALineListedTwiceInOnePartIsCountedOnceAndThePairIsStillStopped) {
+  SetUpPool(PoolSpec(Rules(false, false)));
+  // bank-a lists its first cloud line a second time, with nothing spent:
+  // the sums stay, the cloud cell still has 50 lines, not 51 rows' worth.
+  for (const auto& bank : kBanks) {
+    std::vector<std::tuple<std::string, std::string, double>> extra;
+    if (bank == "bank-a") extra.emplace_back("bank-a-cloud-0", "cloud", 0.0);
+    auto r = Contribute(bank, WriteWith(bank, Data(), extra), bank + ".crpkg");
+    ASSERT_EQ(r.exit_code, 0) << bank << ": " << r.err;
+  }
+  EXPECT_EQ(InOneRow(), (std::vector<bool>{false, true, true, true, true}));
+  json a = QueryJson(
+      "SELECT COUNT(DISTINCT line_id) AS n, SUM(amount) AS s FROM spend WHERE category IN "
+      "('cloud', 'target')");
+  ASSERT_EQ(a["rows"].size(), 1u) << a.dump();
+  EXPECT_EQ(a["rows"][0][0], 51) << a.dump();
+  EXPECT_NEAR(a["rows"][0][1].get<double>(), 4100 + 3200 + 2500 + 4000 + 1800 + 777, 1e-6);
+  json b = QueryJson(cloud_);
+  EXPECT_TRUE(b["rows"].empty()) << b.dump();
+  EXPECT_EQ(b["withheld_rows"], 1) << b.dump();
+  auto cells = Cells(QueryJson(by_category_));
+  EXPECT_FALSE(cells.count("cloud"));  // the pair again
+  ASSERT_TRUE(cells.count("network"));
+  EXPECT_NEAR(cells["network"].first, 1000, 1e-6);
+  EXPECT_EQ(cells["network"].second, 40);
+}
+
+TEST_F(PoolUnitsE2e, ThreeContributorsReportingTheSameThreeLinesAreThreeUnitsNotNine) {
+  // min_distinct_units is 5 and min_contributors 3. bank-c, bank-d and
+  // bank-e each report the same three lines under "shared": three
+  // contributors, nine rows, three people. Counted by rows the cell would
+  // pass; it must be withheld.
+  SetUpPool(PoolSpec(Rules(false, false)));
+  for (const auto& bank : kBanks) {
+    std::vector<std::tuple<std::string, std::string, double>> extra;
+    if (bank == "bank-c" || bank == "bank-d" || bank == "bank-e") {
+      for (int i = 0; i < 3; ++i) extra.emplace_back("shared-" + std::to_string(i), "shared", 10.0);
+    }
+    auto r = Contribute(bank, WriteWith(bank, kSpend, extra), bank + ".crpkg");
+    ASSERT_EQ(r.exit_code, 0) << bank << ": " << r.err;
+  }
+  // bank-c was the first with the lines; bank-d's and bank-e's parts meet them.
+  EXPECT_EQ(InOneRow(), (std::vector<bool>{true, true, true, false, false}));
+  json j = QueryJson(by_category_);
+  auto cells = Cells(j);
+  EXPECT_FALSE(cells.count("shared")) << j.dump();
+  EXPECT_TRUE(cells.count("cloud")) << j.dump();
+  json shared = QueryJson(
+      "SELECT COUNT(DISTINCT line_id) AS lines, SUM(amount) AS s FROM spend WHERE category = "
+      "'shared'");
+  EXPECT_TRUE(shared["rows"].empty()) << shared.dump();
+  // bank-d takes its copy back: its new part meets nobody's lines, bank-e's
+  // (ingested before) still says no, so the room still counts exactly.
+  auto r = Contribute("bank-d", WriteCsv("bank-d", kSpend, "-again"), "bank-d-again.crpkg");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(InOneRow(), (std::vector<bool>{true, true, true, true, false}));
+  shared = QueryJson(
+      "SELECT COUNT(DISTINCT line_id) AS lines, SUM(amount) AS s FROM spend WHERE category = "
+      "'shared'");
+  EXPECT_TRUE(shared["rows"].empty()) << shared.dump();
+}
+
 
 }  // namespace
 }  // namespace cr::testing
