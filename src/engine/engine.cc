@@ -300,41 +300,41 @@ Status Database::ForEachList(std::string_view sql, const ListFn& fn, ErrorCode c
   return Ok();
 }
 
-Status Database::RegisterUuidFunction(const std::string& name,
-                                          std::shared_ptr<const StringMapper> mapper) {
+namespace {
+
+// One scalar function of one parameter on `conn`; `info` (owned by DuckDB
+// from here, freed by `destroy`) reaches `fn` as its extra info.
+Status RegisterScalar(duckdb_connection conn, const std::string& name, duckdb_type in,
+                      duckdb_type out, duckdb_scalar_function_t fn, void* info,
+                      duckdb_delete_callback_t destroy) {
   duckdb_scalar_function f = duckdb_create_scalar_function();
   duckdb_scalar_function_set_name(f, name.c_str());
-  duckdb_logical_type varchar = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
-  duckdb_logical_type uuid = duckdb_create_logical_type(DUCKDB_TYPE_UUID);
-  duckdb_scalar_function_add_parameter(f, varchar);
-  duckdb_scalar_function_set_return_type(f, uuid);
-  duckdb_destroy_logical_type(&varchar);
-  duckdb_destroy_logical_type(&uuid);
-  auto* info = new MapperInfo{std::move(mapper)};
-  duckdb_scalar_function_set_extra_info(
-      f, info, [](void* p) { delete static_cast<MapperInfo*>(p); });
-  duckdb_scalar_function_set_function(f, UuidFunction);
-  duckdb_state st = duckdb_register_scalar_function(h_->conn, f);
+  duckdb_logical_type in_type = duckdb_create_logical_type(in);
+  duckdb_logical_type out_type = duckdb_create_logical_type(out);
+  duckdb_scalar_function_add_parameter(f, in_type);
+  duckdb_scalar_function_set_return_type(f, out_type);
+  duckdb_destroy_logical_type(&in_type);
+  duckdb_destroy_logical_type(&out_type);
+  duckdb_scalar_function_set_extra_info(f, info, destroy);
+  duckdb_scalar_function_set_function(f, fn);
+  duckdb_state st = duckdb_register_scalar_function(conn, f);
   duckdb_destroy_scalar_function(&f);
   if (st == DuckDBError) return Fail(ErrorCode::INTERNAL, "cannot register function {}", name);
   return Ok();
 }
 
+}  // namespace
+
+Status Database::RegisterUuidFunction(const std::string& name,
+                                          std::shared_ptr<const StringMapper> mapper) {
+  return RegisterScalar(h_->conn, name, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_UUID, UuidFunction,
+                        new MapperInfo{std::move(mapper)},
+                        [](void* p) { delete static_cast<MapperInfo*>(p); });
+}
+
 Status Database::RegisterUnitHashFunction(const std::string& name, UnitHashFn fn) {
-  duckdb_scalar_function f = duckdb_create_scalar_function();
-  duckdb_scalar_function_set_name(f, name.c_str());
-  duckdb_logical_type uuid = duckdb_create_logical_type(DUCKDB_TYPE_UUID);
-  duckdb_logical_type ubigint = duckdb_create_logical_type(DUCKDB_TYPE_UBIGINT);
-  duckdb_scalar_function_add_parameter(f, uuid);
-  duckdb_scalar_function_set_return_type(f, ubigint);
-  duckdb_destroy_logical_type(&uuid);
-  duckdb_destroy_logical_type(&ubigint);
-  duckdb_scalar_function_set_extra_info(f, reinterpret_cast<void*>(fn), nullptr);
-  duckdb_scalar_function_set_function(f, UnitHashFunction);
-  duckdb_state st = duckdb_register_scalar_function(h_->conn, f);
-  duckdb_destroy_scalar_function(&f);
-  if (st == DuckDBError) return Fail(ErrorCode::INTERNAL, "cannot register function {}", name);
-  return Ok();
+  return RegisterScalar(h_->conn, name, DUCKDB_TYPE_UUID, DUCKDB_TYPE_UBIGINT, UnitHashFunction,
+                        reinterpret_cast<void*>(fn), [](void*) {});
 }
 
 double Database::Progress() const {
